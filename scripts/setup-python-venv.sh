@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Creates <source>/.venv with the real clients our tests check files against:
+# tensorboard (event files), safetensors (checkpoints) and numpy. The product never
+# needs Python; only the tests in tests/cli do. Re-running is cheap: an existing venv
+# that already imports every package is left alone.
+set -euo pipefail
+
+src_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${DT_VENV:-$src_dir/.venv}"
+packages=(tensorboard safetensors numpy)
+modules="tensorboard, safetensors, numpy"
+
+if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c "import $modules" 2>/dev/null; then
+  echo "setup-python-venv: $venv is ready"
+  exit 0
+fi
+
+# Prefer the python3 on PATH; fall back to Debian's if that one cannot make a venv.
+made=0
+for py in python3 /usr/bin/python3; do
+  if command -v "$py" >/dev/null 2>&1 && "$py" -m venv "$venv" 2>/dev/null; then
+    made=1
+    break
+  fi
+  rm -rf "$venv"
+done
+if [[ $made -ne 1 ]]; then
+  echo "setup-python-venv: could not create $venv with python3 -m venv" >&2
+  exit 1
+fi
+
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet "${packages[@]}"
+"$venv/bin/python" -c "import $modules; print('setup-python-venv: ready:', tensorboard.__version__, safetensors.__version__, numpy.__version__)"

@@ -1,0 +1,108 @@
+/* The layer interface.
+ *
+ * A layer reads its hyperparameters from its config section, computes its output
+ * shape from its input shape and declares its parameter tensors. It owns no
+ * parameter memory: the model places every declared tensor in one flat parameter
+ * buffer (and the gradient at the same offset of one flat gradient buffer) and
+ * hands the layer pointers into them. Activations and per-batch scratch come from
+ * the model's arena, sized once for the largest batch, so forward and backward
+ * never allocate.
+ *
+ * Data are batch-major: x is (batch, in_size), y is (batch, out_size), where the
+ * sizes are the products of the per-sample shapes. */
+#ifndef DTRAIN_LAYER_H
+#define DTRAIN_LAYER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dtrain/config.h"
+#include "dtrain/error.h"
+#include "dtrain/rng.h"
+
+enum { DT_MAX_DIMS = 4, DT_MAX_LAYER_PARAMS = 4, DT_NAME_MAX = 64 };
+
+/* A per-sample shape, e.g. (784) or (28, 28, 1); parameter shapes may use 4 dims. */
+typedef struct {
+  int ndim;
+  int dims[DT_MAX_DIMS];
+} dt_shape_t;
+
+dt_shape_t dt_shape_1d(int a);
+dt_shape_t dt_shape_3d(int a, int b, int c);
+size_t dt_shape_size(const dt_shape_t *s);
+/* "(28, 28, 1)" into buf; returns buf. */
+const char *dt_shape_str(const dt_shape_t *s, char *buf, size_t cap);
+
+typedef enum {
+  DT_INIT_ZEROS,
+  DT_INIT_ONES,
+  DT_INIT_HE_NORMAL,
+  DT_INIT_HE_UNIFORM,
+  DT_INIT_GLOROT_NORMAL,
+  DT_INIT_GLOROT_UNIFORM
+} dt_init_kind;
+
+/* Config names of the initializers, indexed by dt_init_kind, NULL-terminated. */
+extern const char *const dt_init_names[];
+
+/* One parameter tensor: where it lives in the flat buffers and how it starts. */
+typedef struct {
+  char name[DT_NAME_MAX]; /* "dense_1.kernel": unique, used in checkpoints and logs */
+  dt_shape_t shape;
+  size_t offset; /* into the flat parameter (and gradient) buffer */
+  size_t count;
+  dt_init_kind init;
+  int fan_in, fan_out;
+  bool decay; /* weight decay applies (kernels), or not (biases) */
+} dt_param_info_t;
+
+/* Per-call context of a forward pass. */
+typedef struct {
+  bool training; /* dropout active, batch statistics... */
+  dt_rng_t *rng; /* for stochastic layers; the model's own stream */
+} dt_fwd_ctx_t;
+
+typedef struct dt_layer dt_layer_t;
+
+typedef struct {
+  const char *type; /* the config name, e.g. "dense" */
+  /* Reads keys from cfg's section, checks in_shape, sets out_shape, declares params
+   * with dt_layer_declare_param. May allocate l->priv (freed with free()). */
+  int (*build)(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_t *err);
+  /* Floats of scratch the layer needs for a batch of the given size (optional). */
+  size_t (*scratch_floats)(const dt_layer_t *l, int batch);
+  /* y = f(x) for `batch` samples. */
+  void (*forward)(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x, float *y);
+  /* Given dy = dL/dy, writes (overwrites) the parameter gradients and, if dx is not
+   * NULL, dx = dL/dx. x and y are the values of the last forward pass. */
+  void (*backward)(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
+                   float *dx);
+} dt_layer_ops_t;
+
+struct dt_layer {
+  const dt_layer_ops_t *ops;
+  char name[DT_NAME_MAX / 2]; /* "dense_1"; half of a param name, which adds a suffix */
+  dt_shape_t in_shape, out_shape;
+  int nparams;
+  dt_param_info_t param_decl[DT_MAX_LAYER_PARAMS]; /* filled by build, placed by the model */
+  float *w[DT_MAX_LAYER_PARAMS];                   /* parameter views into the flat buffer */
+  float *g[DT_MAX_LAYER_PARAMS];                   /* gradient views */
+  float *scratch;                                  /* scratch_floats(capacity) floats */
+  void *priv;                                      /* layer-specific settings */
+};
+
+/* Declares parameter tensor number l->nparams ("kernel", "bias", ...). */
+void dt_layer_declare_param(dt_layer_t *l, const char *suffix, dt_shape_t shape,
+                            dt_init_kind init, int fan_in, int fan_out, bool decay);
+
+/* Reads "kernel_initializer"-style keys with a default. */
+int dt_layer_get_init(dt_config_t *cfg, const char *section, const char *key, dt_init_kind def,
+                      dt_init_kind *out, dt_error_t *err);
+
+/* The registry of layer types. */
+const dt_layer_ops_t *dt_layer_find(const char *type);
+/* "dense, relu, ..." into buf, for error messages; returns buf. */
+const char *dt_layer_type_list(char *buf, size_t cap);
+
+#endif

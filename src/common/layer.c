@@ -1,0 +1,68 @@
+/* Shapes, parameter declaration and the registry of layer types. */
+#include "dtrain/layer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+extern const dt_layer_ops_t dt_layer_dense, dt_layer_relu, dt_layer_leaky_relu, dt_layer_sigmoid,
+    dt_layer_tanh, dt_layer_softmax, dt_layer_dropout;
+
+/* Adding a layer type: write layers/<type>.c defining its ops, and list it here. */
+static const dt_layer_ops_t *const registry[] = {
+    &dt_layer_dense,   &dt_layer_relu,    &dt_layer_leaky_relu, &dt_layer_sigmoid,
+    &dt_layer_tanh,    &dt_layer_softmax, &dt_layer_dropout,
+};
+
+const char *const dt_init_names[] = {"zeros",         "ones",           "he_normal", "he_uniform",
+                                     "glorot_normal", "glorot_uniform", NULL};
+
+dt_shape_t dt_shape_1d(int a) { return (dt_shape_t){1, {a, 1, 1, 1}}; }
+dt_shape_t dt_shape_3d(int a, int b, int c) { return (dt_shape_t){3, {a, b, c, 1}}; }
+
+size_t dt_shape_size(const dt_shape_t *s) {
+  size_t n = 1;
+  for (int i = 0; i < s->ndim; i++) n *= (size_t)s->dims[i];
+  return n;
+}
+
+const char *dt_shape_str(const dt_shape_t *s, char *buf, size_t cap) {
+  size_t used = (size_t)snprintf(buf, cap, "(");
+  for (int i = 0; i < s->ndim && used < cap; i++)
+    used += (size_t)snprintf(buf + used, cap - used, i ? ", %d" : "%d", s->dims[i]);
+  if (used < cap) snprintf(buf + used, cap - used, ")");
+  return buf;
+}
+
+void dt_layer_declare_param(dt_layer_t *l, const char *suffix, dt_shape_t shape,
+                            dt_init_kind init, int fan_in, int fan_out, bool decay) {
+  dt_param_info_t *p = &l->param_decl[l->nparams++];
+  snprintf(p->name, sizeof p->name, "%s.%.24s", l->name, suffix);
+  p->shape = shape;
+  p->count = dt_shape_size(&shape);
+  p->init = init;
+  p->fan_in = fan_in;
+  p->fan_out = fan_out;
+  p->decay = decay;
+}
+
+int dt_layer_get_init(dt_config_t *cfg, const char *section, const char *key, dt_init_kind def,
+                      dt_init_kind *out, dt_error_t *err) {
+  int idx;
+  int rc = dt_config_get_choice(cfg, section, key, dt_init_names[def], dt_init_names, &idx, err);
+  if (rc == 0) *out = (dt_init_kind)idx;
+  return rc;
+}
+
+const dt_layer_ops_t *dt_layer_find(const char *type) {
+  for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
+    if (strcmp(registry[i]->type, type) == 0) return registry[i];
+  return NULL;
+}
+
+const char *dt_layer_type_list(char *buf, size_t cap) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < sizeof registry / sizeof registry[0] && used < cap; i++)
+    used += (size_t)snprintf(buf + used, cap - used, i ? ", %s" : "%s", registry[i]->type);
+  return buf;
+}

@@ -1,0 +1,53 @@
+/* Inverted dropout: in training each input is kept with probability 1 - rate and
+ * scaled by 1 / (1 - rate), so evaluation is the identity. The mask (already
+ * scaled) lives in the layer's scratch for backward. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "activation_common.h"
+
+static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_t *err) {
+  double rate;
+  int rc = dt_config_get_double(cfg, section, "rate", 0.5, 0.0, 0.999, &rate, err);
+  if (rc) return rc;
+  float *r = malloc(sizeof *r);
+  if (!r) return dt_error_set(err, DT_ERR_NOMEM, "out of memory building %s", l->name);
+  *r = (float)rate;
+  l->priv = r;
+  return dt_activation_build(l, cfg, section, err);
+}
+
+static size_t scratch_floats(const dt_layer_t *l, int batch) {
+  return (size_t)batch * dt_shape_size(&l->in_shape);
+}
+
+static void forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x, float *y) {
+  const float rate = *(const float *)l->priv;
+  size_t n = (size_t)batch * dt_shape_size(&l->in_shape);
+  float *mask = l->scratch;
+  if (!ctx->training || rate == 0.0f) {
+    memcpy(y, x, n * sizeof(float));
+    for (size_t i = 0; i < n; i++) mask[i] = 1.0f;
+    return;
+  }
+  const float keep_scale = 1.0f / (1.0f - rate);
+  for (size_t i = 0; i < n; i++) {
+    mask[i] = dt_rng_uniform(ctx->rng) >= rate ? keep_scale : 0.0f;
+    y[i] = x[i] * mask[i];
+  }
+}
+
+static void backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
+                     float *dx) {
+  (void)x;
+  (void)y;
+  if (!dx) return;
+  size_t n = (size_t)batch * dt_shape_size(&l->in_shape);
+  for (size_t i = 0; i < n; i++) dx[i] = dy[i] * l->scratch[i];
+}
+
+const dt_layer_ops_t dt_layer_dropout = {.type = "dropout",
+                                         .build = build,
+                                         .scratch_floats = scratch_floats,
+                                         .forward = forward,
+                                         .backward = backward};

@@ -1,0 +1,47 @@
+/* Rank-aware logging (see log.h). */
+#include "dtrain/log.h"
+
+#include <stdarg.h>
+
+dt_log_t dt_log_make(int rank, int world) {
+  return (dt_log_t){.rank = rank, .world = world, .out = stdout, .err = stderr};
+}
+
+bool dt_log_enabled(const dt_log_t *log) { return !log->quiet && (log->rank == 0 || log->all_ranks); }
+
+static void emit(const dt_log_t *log, FILE *f, const char *level, const char *fmt, va_list ap) {
+  if (log->world > 1) fprintf(f, "[rank %d] ", log->rank);
+  if (level) fprintf(f, "%s: ", level);
+  vfprintf(f, fmt, ap);
+  fputc('\n', f);
+  fflush(f);
+}
+
+void dt_log_info(const dt_log_t *log, const char *fmt, ...) {
+  if (!dt_log_enabled(log)) return;
+  va_list ap;
+  va_start(ap, fmt);
+  /* Info lines from rank 0 carry no rank tag: they speak for the job. */
+  if (log->rank == 0) {
+    vfprintf(log->out, fmt, ap);
+    fputc('\n', log->out);
+    fflush(log->out);
+  } else {
+    emit(log, log->out, NULL, fmt, ap);
+  }
+  va_end(ap);
+}
+
+void dt_log_warn(const dt_log_t *log, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  emit(log, log->err, "warning", fmt, ap);
+  va_end(ap);
+}
+
+void dt_log_error(const dt_log_t *log, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  emit(log, log->err, "error", fmt, ap);
+  va_end(ap);
+}

@@ -1,0 +1,282 @@
+/* Building a sequential model from its config, placing its parameters in the flat
+ * buffers, and running forward and backward over the layer stack. */
+#include "dtrain/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Activations and scratch are aligned so that vector loads on them are whole lines. */
+enum { ARENA_ALIGN_FLOATS = 16 };
+
+static size_t round_up(size_t n) {
+  return (n + ARENA_ALIGN_FLOATS - 1) / ARENA_ALIGN_FLOATS * ARENA_ALIGN_FLOATS;
+}
+
+/* Layer types that `activation = ...` may name. */
+static const char *const activation_layers[] = {"relu", "leaky_relu", "sigmoid", "tanh", "softmax",
+                                                NULL};
+
+static int add_layer(dt_model_t *m, dt_config_t *cfg, const char *section, const char *type,
+                     dt_shape_t in, dt_error_t *err) {
+  const dt_layer_ops_t *ops = dt_layer_find(type);
+  if (!ops) {
+    char list[512];
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: [%s] unknown layer type '%s' (known: %s)",
+                        dt_config_where(cfg, section, "type"), section, type,
+                        dt_layer_type_list(list, sizeof list));
+  }
+  if (m->nlayers >= DT_MAX_LAYERS)
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: more than %d layers",
+                        dt_config_where(cfg, section, NULL), DT_MAX_LAYERS);
+  dt_layer_t *l = &m->layers[m->nlayers];
+  memset(l, 0, sizeof *l);
+  l->ops = ops;
+  l->in_shape = in;
+  /* Keras-style names: dense_1, dense_2, relu_1... */
+  int idx = 0;
+  for (int i = 0; i < m->nlayers; i++) idx += m->layers[i].ops == ops;
+  snprintf(l->name, sizeof l->name, "%s_%d", ops->type, idx + 1);
+  int rc = ops->build(l, cfg, section, err);
+  if (rc) return dt_error_prefix(err, "%s: [%s] ", dt_config_where(cfg, section, "type"), section);
+  m->nlayers++;
+  return 0;
+}
+
+static int check_loss_fits(dt_model_t *m, dt_config_t *cfg, dt_error_t *err) {
+  if (m->out_shape.ndim != 1) {
+    char s[64];
+    return dt_error_set(err, DT_ERR_SHAPE,
+                        "%s: the last layer's output %s must be a flat vector for loss '%s'",
+                        dt_config_where(cfg, "model", "loss"),
+                        dt_shape_str(&m->out_shape, s, sizeof s), dt_loss_names[m->loss]);
+  }
+  if (m->loss == DT_LOSS_SOFTMAX_CE && m->out_shape.dims[0] < 2)
+    return dt_error_set(err, DT_ERR_SHAPE,
+                        "%s: cross-entropy over classes needs at least 2 outputs, the last "
+                        "layer has %d",
+                        dt_config_where(cfg, "model", "loss"), m->out_shape.dims[0]);
+  return 0;
+}
+
+int dt_model_build(dt_model_t *m, dt_config_t *cfg, dt_shape_t in_shape, dt_error_t *err) {
+  memset(m, 0, sizeof *m);
+  int loss, rc, nsections;
+  if ((rc = dt_config_get_choice(cfg, "model", "loss", "sparse_categorical_crossentropy",
+                                 dt_loss_names, &loss, err)))
+    return rc;
+  m->loss = (dt_loss_kind)loss;
+  m->in_shape = in_shape;
+
+  const char *sections[DT_MAX_LAYERS];
+  if ((rc = dt_config_numbered_sections(cfg, "layer.", sections, DT_MAX_LAYERS, &nsections, err)))
+    return rc;
+  if (nsections == 0)
+    return dt_error_set(err, DT_ERR_CONFIG, "the config has no [layer.1], [layer.2], ... sections");
+  if (nsections > DT_MAX_LAYERS / 2)
+    return dt_error_set(err, DT_ERR_CONFIG, "too many layer sections (%d, at most %d)", nsections,
+                        DT_MAX_LAYERS / 2);
+  if (!(m->layers = calloc(DT_MAX_LAYERS, sizeof *m->layers)))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory building the model");
+
+  dt_shape_t shape = in_shape;
+  for (int s = 0; s < nsections; s++) {
+    const char *type, *activation;
+    if (!dt_config_has_key(cfg, sections[s], "type"))
+      return dt_error_set(err, DT_ERR_CONFIG, "%s: [%s] has no 'type'",
+                          dt_config_where(cfg, sections[s], NULL), sections[s]);
+    if ((rc = dt_config_get_string(cfg, sections[s], "type", "", &type, err)) ||
+        (rc = add_layer(m, cfg, sections[s], type, shape, err)))
+      return rc;
+    shape = m->layers[m->nlayers - 1].out_shape;
+    if ((rc = dt_config_get_string(cfg, sections[s], "activation", "", &activation, err)))
+      return rc;
+    if (activation[0] && strcmp(activation, "linear") != 0) {
+      bool known = false;
+      for (int a = 0; activation_layers[a]; a++) known |= strcmp(activation, activation_layers[a]) == 0;
+      if (!known)
+        return dt_error_set(err, DT_ERR_CONFIG,
+                            "%s: [%s] activation = '%s': expected one of linear, relu, "
+                            "leaky_relu, sigmoid, tanh, softmax",
+                            dt_config_where(cfg, sections[s], "activation"), sections[s],
+                            activation);
+      if ((rc = add_layer(m, cfg, sections[s], activation, shape, err))) return rc;
+      shape = m->layers[m->nlayers - 1].out_shape;
+    }
+  }
+
+  /* A final softmax (or sigmoid) before a cross-entropy is folded into the loss. */
+  m->nrun = m->nlayers;
+  const char *last = m->layers[m->nlayers - 1].ops->type;
+  if ((m->loss == DT_LOSS_SOFTMAX_CE && strcmp(last, "softmax") == 0) ||
+      (m->loss == DT_LOSS_BCE_LOGITS && strcmp(last, "sigmoid") == 0))
+    m->nrun = m->nlayers - 1;
+  m->out_shape = m->nrun > 0 ? m->layers[m->nrun - 1].out_shape : in_shape;
+  if ((rc = check_loss_fits(m, cfg, err))) return rc;
+
+  /* Place every parameter tensor in the flat buffers, in layer order. */
+  int total = 0;
+  for (int i = 0; i < m->nlayers; i++) total += m->layers[i].nparams;
+  m->params = calloc(total ? (size_t)total : 1, sizeof *m->params);
+  if (!m->params) return dt_error_set(err, DT_ERR_NOMEM, "out of memory building the model");
+  size_t offset = 0;
+  for (int i = 0; i < m->nlayers; i++) {
+    dt_layer_t *l = &m->layers[i];
+    for (int p = 0; p < l->nparams; p++) {
+      l->param_decl[p].offset = offset;
+      offset += l->param_decl[p].count;
+      m->params[m->nparams++] = l->param_decl[p];
+    }
+  }
+  m->num_params = offset;
+  m->param_buf = calloc(offset ? offset : 1, sizeof(float));
+  m->grad_buf = calloc(offset ? offset : 1, sizeof(float));
+  if (!m->param_buf || !m->grad_buf)
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for %zu parameters", offset);
+  for (int i = 0; i < m->nlayers; i++) {
+    dt_layer_t *l = &m->layers[i];
+    for (int p = 0; p < l->nparams; p++) {
+      l->w[p] = m->param_buf + l->param_decl[p].offset;
+      l->g[p] = m->grad_buf + l->param_decl[p].offset;
+    }
+  }
+  return 0;
+}
+
+int dt_model_prepare(dt_model_t *m, int capacity, dt_error_t *err) {
+  free(m->arena);
+  free(m->acts);
+  m->arena = NULL;
+  m->capacity = capacity;
+  if (!(m->acts = calloc((size_t)m->nlayers + 1, sizeof *m->acts)))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory preparing the model");
+
+  /* One allocation: input, every layer output, dout, two backward buffers, scratch. */
+  /* The backward buffers hold dL/dx of layers 1..nrun-1, i.e. the outputs of layers
+   * 0..nrun-2; the first layer's input gradient is never computed. */
+  size_t cap = (size_t)capacity, max_act = 1;
+  size_t total = round_up(cap * dt_shape_size(&m->in_shape));
+  for (int i = 0; i < m->nlayers; i++) {
+    size_t out = dt_shape_size(&m->layers[i].out_shape);
+    if (i < m->nrun - 1) max_act = out > max_act ? out : max_act;
+    total += round_up(cap * out);
+    if (m->layers[i].ops->scratch_floats)
+      total += round_up(m->layers[i].ops->scratch_floats(&m->layers[i], capacity));
+  }
+  total += round_up(cap * dt_shape_size(&m->out_shape)) + 2 * round_up(cap * max_act);
+  float *arena = aligned_alloc(64, total * sizeof(float));
+  if (!arena)
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for activations (%zu MB)",
+                        total * sizeof(float) >> 20);
+  /* Zeroed so that a layer reading scratch before writing it is deterministic. */
+  memset(arena, 0, total * sizeof(float));
+  m->arena = arena;
+  float *p = arena;
+  m->acts[0] = p;
+  p += round_up(cap * dt_shape_size(&m->in_shape));
+  for (int i = 0; i < m->nlayers; i++) {
+    m->acts[i + 1] = p;
+    p += round_up(cap * dt_shape_size(&m->layers[i].out_shape));
+    if (m->layers[i].ops->scratch_floats) {
+      m->layers[i].scratch = p;
+      p += round_up(m->layers[i].ops->scratch_floats(&m->layers[i], capacity));
+    }
+  }
+  m->dout = p;
+  p += round_up(cap * dt_shape_size(&m->out_shape));
+  m->dbuf[0] = p;
+  p += round_up(cap * max_act);
+  m->dbuf[1] = p;
+  return 0;
+}
+
+void dt_model_free(dt_model_t *m) {
+  if (m->layers)
+    for (int i = 0; i < m->nlayers; i++) free(m->layers[i].priv);
+  free(m->layers);
+  free(m->params);
+  free(m->param_buf);
+  free(m->grad_buf);
+  free(m->acts);
+  free(m->arena);
+  memset(m, 0, sizeof *m);
+}
+
+static void init_tensor(const dt_param_info_t *p, float *w, dt_rng_t *rng) {
+  double fan_in = p->fan_in > 0 ? p->fan_in : 1, fan_avg = (p->fan_in + p->fan_out) / 2.0;
+  if (fan_avg <= 0) fan_avg = 1;
+  switch (p->init) {
+    case DT_INIT_ZEROS:
+      memset(w, 0, p->count * sizeof(float));
+      return;
+    case DT_INIT_ONES:
+      for (size_t i = 0; i < p->count; i++) w[i] = 1.0f;
+      return;
+    case DT_INIT_HE_NORMAL:
+    case DT_INIT_GLOROT_NORMAL: {
+      float sd = (float)sqrt((p->init == DT_INIT_HE_NORMAL ? 2.0 / fan_in : 1.0 / fan_avg));
+      for (size_t i = 0; i < p->count; i++) w[i] = sd * dt_rng_normal(rng);
+      return;
+    }
+    case DT_INIT_HE_UNIFORM:
+    case DT_INIT_GLOROT_UNIFORM: {
+      float lim = (float)sqrt((p->init == DT_INIT_HE_UNIFORM ? 6.0 / fan_in : 3.0 / fan_avg));
+      for (size_t i = 0; i < p->count; i++) w[i] = lim * (2.0f * dt_rng_uniform(rng) - 1.0f);
+      return;
+    }
+  }
+}
+
+void dt_model_init_params(dt_model_t *m, dt_rng_t *rng) {
+  for (int i = 0; i < m->nparams; i++)
+    init_tensor(&m->params[i], m->param_buf + m->params[i].offset, rng);
+}
+
+const float *dt_model_forward(dt_model_t *m, int batch, bool training, dt_rng_t *rng) {
+  dt_fwd_ctx_t ctx = {.training = training, .rng = rng};
+  for (int i = 0; i < m->nrun; i++)
+    m->layers[i].ops->forward(&m->layers[i], &ctx, batch, m->acts[i], m->acts[i + 1]);
+  return m->acts[m->nrun];
+}
+
+void dt_model_backward(dt_model_t *m, int batch) {
+  const float *dy = m->dout;
+  for (int i = m->nrun - 1; i >= 0; i--) {
+    dt_layer_t *l = &m->layers[i];
+    float *dx = i > 0 ? m->dbuf[i & 1] : NULL;
+    l->ops->backward(l, batch, m->acts[i], m->acts[i + 1], dy, dx);
+    if (l->nparams && m->on_grads_ready) {
+      size_t begin = l->param_decl[0].offset;
+      size_t end = l->param_decl[l->nparams - 1].offset + l->param_decl[l->nparams - 1].count;
+      m->on_grads_ready(m->grads_ready_ctx, begin, end);
+    }
+    dy = dx;
+  }
+}
+
+size_t dt_model_input_size(const dt_model_t *m) { return dt_shape_size(&m->in_shape); }
+size_t dt_model_output_size(const dt_model_t *m) { return dt_shape_size(&m->out_shape); }
+
+size_t dt_model_summary(const dt_model_t *m, char *buf, size_t cap) {
+  size_t used = 0;
+#define EMIT(...)                                                                     \
+  do {                                                                                \
+    int n_ = snprintf(buf ? buf + (used < cap ? used : cap) : NULL,                   \
+                      used < cap ? cap - used : 0, __VA_ARGS__);                      \
+    used += n_ > 0 ? (size_t)n_ : 0;                                                  \
+  } while (0)
+  char s[64];
+  EMIT("%-20s %-16s %12s\n", "Layer", "Output shape", "Params");
+  EMIT("%-20s %-16s %12s\n", "input", dt_shape_str(&m->in_shape, s, sizeof s), "");
+  for (int i = 0; i < m->nlayers; i++) {
+    const dt_layer_t *l = &m->layers[i];
+    size_t n = 0;
+    for (int p = 0; p < l->nparams; p++) n += l->param_decl[p].count;
+    EMIT("%-20s %-16s %12zu%s\n", l->name, dt_shape_str(&l->out_shape, s, sizeof s), n,
+         i >= m->nrun ? "  (fused into the loss)" : "");
+  }
+  EMIT("Total params: %zu (%.2f MB)\n", m->num_params, m->num_params * 4.0 / (1 << 20));
+#undef EMIT
+  return used;
+}

@@ -1,0 +1,153 @@
+/* dtrain-worker: reads a run config, trains, evaluates, and turns any error into a
+ * message and an exit status (0 success, 1 the run failed, 2 bad command line or
+ * config). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "dtrain/comm.h"
+#include "dtrain/config.h"
+#include "dtrain/log.h"
+#include "trainer.h"
+
+enum { EXIT_RUN_FAILED = 1, EXIT_USAGE = 2 };
+
+static void usage(FILE *out) {
+  fputs(
+      "Usage: dtrain-worker --config FILE [--set SECTION.KEY=VALUE]... [options]\n"
+      "\n"
+      "Trains the model described by an INI run config (data, [layer.N] stack, optimizer,\n"
+      "schedule, epochs, batch size, seed) and evaluates it on the test set.\n"
+      "\n"
+      "Options:\n"
+      "  -c, --config FILE         the run config, e.g. examples/fmnist-mlp.ini\n"
+      "  -s, --set SEC.KEY=VALUE   override one config value (repeatable),\n"
+      "                            e.g. --set train.lr=0.01 --set layer.2.units=512\n"
+      "      --print-config        print the effective config after overrides and exit\n"
+      "      --no-progress         no live progress bar, even on a terminal\n"
+      "  -q, --quiet               print only errors and the final test result\n"
+      "  -h, --help                show this help and exit\n"
+      "  -V, --version             show the version and exit\n"
+      "\n"
+      "Keys are documented in docs/configuration.md. Unknown keys are errors.\n"
+      "Exit status: 0 success, 1 the run failed (data, I/O, numerics), 2 bad usage or config.\n",
+      out);
+}
+
+typedef struct {
+  const char *config_path;
+  bool print_config, no_progress, quiet;
+} cli_t;
+
+/* Fills cli and the list of --set assignments (*sets, malloc'd, caller frees). */
+static int parse_cli(int argc, char **argv, cli_t *cli, char ***sets, int *nsets) {
+  static const struct option longopts[] = {{"config", required_argument, 0, 'c'},
+                                           {"set", required_argument, 0, 's'},
+                                           {"print-config", no_argument, 0, 'P'},
+                                           {"no-progress", no_argument, 0, 'N'},
+                                           {"quiet", no_argument, 0, 'q'},
+                                           {"help", no_argument, 0, 'h'},
+                                           {"version", no_argument, 0, 'V'},
+                                           {0, 0, 0, 0}};
+  *sets = calloc((size_t)argc, sizeof **sets);
+  *nsets = 0;
+  if (!*sets) return EXIT_RUN_FAILED;
+  int c;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":c:s:qhV", longopts, NULL)) != -1) {
+    switch (c) {
+      case 'c': cli->config_path = optarg; break;
+      case 's': (*sets)[(*nsets)++] = optarg; break;
+      case 'P': cli->print_config = true; break;
+      case 'N': cli->no_progress = true; break;
+      case 'q': cli->quiet = true; break;
+      case 'h': usage(stdout); exit(0);
+      case 'V': printf("dtrain-worker %s\n", DT_VERSION); exit(0);
+      case ':':
+        fprintf(stderr, "dtrain-worker: option '%s' needs a value\n", argv[optind - 1]);
+        return EXIT_USAGE;
+      default:
+        fprintf(stderr, "dtrain-worker: unknown option '%s' (see --help)\n", argv[optind - 1]);
+        return EXIT_USAGE;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "dtrain-worker: unexpected argument '%s' (see --help)\n", argv[optind]);
+    return EXIT_USAGE;
+  }
+  if (!cli->config_path) {
+    fprintf(stderr, "dtrain-worker: --config FILE is required (see --help)\n");
+    return EXIT_USAGE;
+  }
+  return 0;
+}
+
+/* Errors in the config or its fit to the data are the user's to fix: exit 2. */
+static int exit_code_for(int rc) {
+  return rc == DT_ERR_CONFIG || rc == DT_ERR_SHAPE || rc == DT_ERR_ARG ? EXIT_USAGE
+                                                                       : EXIT_RUN_FAILED;
+}
+
+int main(int argc, char **argv) {
+  cli_t cli = {0};
+  char **sets;
+  int nsets, rc;
+  dt_error_t err = {0};
+  dt_config_t *cfg = dt_config_new();
+  if (!cfg) return EXIT_RUN_FAILED;
+  if ((rc = parse_cli(argc, argv, &cli, &sets, &nsets))) {
+    free(sets);
+    dt_config_free(cfg);
+    return rc;
+  }
+  dt_comm_t comm;
+  dt_comm_init_single(&comm);
+  dt_log_t log = dt_log_make(comm.rank, comm.world);
+  log.quiet = cli.quiet;
+
+  rc = dt_config_load_file(cfg, cli.config_path, &err);
+  for (int i = 0; rc == 0 && i < nsets; i++) rc = dt_config_override(cfg, sets[i], &err);
+  free(sets);
+  if (rc) {
+    dt_log_error(&log, "%s", err.msg);
+    dt_config_free(cfg);
+    return exit_code_for(rc);
+  }
+  if (cli.print_config) {
+    size_t need = dt_config_to_string(cfg, NULL, 0);
+    char *text = malloc(need + 1);
+    if (text) {
+      dt_config_to_string(cfg, text, need + 1);
+      fputs(text, stdout);
+      free(text);
+    }
+    dt_config_free(cfg);
+    return text ? 0 : EXIT_RUN_FAILED;
+  }
+
+  trainer_t t;
+  rc = trainer_setup(&t, cfg, &comm, log, !cli.no_progress, &err);
+  if (rc == 0) {
+    char summary[8192];
+    dt_model_summary(&t.model, summary, sizeof summary);
+    dt_log_info(&log, "dtrain-worker %s: %s, %d rank(s), %zu training / %zu validation / %zu "
+                "test samples", DT_VERSION, cli.config_path, comm.world, t.train.n, t.val.n,
+                t.test.n);
+    dt_log_info(&log, "%s", summary);
+    rc = trainer_run(&t, &err);
+  }
+  if (rc == 0) {
+    /* Reported so that memory use is visible in every run's output. */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    dt_log_info(&log, "Peak RSS: %.1f MB", (double)ru.ru_maxrss / 1024.0);
+  } else {
+    dt_log_error(&log, "%s", err.msg);
+  }
+  trainer_free(&t);
+  dt_comm_finalize(&comm);
+  dt_config_free(cfg);
+  return rc ? exit_code_for(rc) : 0;
+}

@@ -1,0 +1,30 @@
+/* The run settings of the worker that are not the model: data files, training
+ * length, batch, learning rate, seed, threads. Read from [data] and [train]. */
+#ifndef DTRAIN_WORKER_OPTIONS_H
+#define DTRAIN_WORKER_OPTIONS_H
+
+#include <stdint.h>
+
+#include "dtrain/config.h"
+#include "dtrain/error.h"
+
+enum { OPT_PATH_MAX = 4096 };
+
+typedef struct {
+  char train_images[OPT_PATH_MAX], train_labels[OPT_PATH_MAX];
+  char test_images[OPT_PATH_MAX], test_labels[OPT_PATH_MAX];
+  double validation_split; /* tail fraction of the training file held out */
+  long train_limit;        /* use only the first N training samples (0: all) */
+  long test_limit;         /* evaluate on the first N test samples (0: all) */
+
+  long epochs;
+  long batch_size;         /* per rank */
+  double lr;
+  uint64_t seed;
+  long threads;            /* BLAS threads per process */
+} run_options_t;
+
+/* Reads [data] and [train]; file names are relative to data.dir unless absolute. */
+int run_options_read(dt_config_t *cfg, run_options_t *o, dt_error_t *err);
+
+#endif

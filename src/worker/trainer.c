@@ -1,0 +1,263 @@
+/* The training loop (see trainer.h). */
+#include "trainer.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const target_names[] = {"labels", "one_hot", "input", NULL};
+
+static int load_data(trainer_t *t, dt_error_t *err) {
+  const run_options_t *o = &t->opt;
+  int rc;
+  if ((rc = dt_dataset_load_idx(&t->train_file, o->train_images, o->train_labels, err)) ||
+      (rc = dt_dataset_load_idx(&t->test_file, o->test_images, o->test_labels, err)))
+    return rc;
+  if (o->train_limit > 0) dt_dataset_truncate(&t->train_file, (size_t)o->train_limit);
+  if (o->test_limit > 0) dt_dataset_truncate(&t->test_file, (size_t)o->test_limit);
+  dt_dataset_split(&t->train_file, o->validation_split, &t->train, &t->val);
+  t->test = t->test_file;
+  t->test.owned_x = t->test.owned_labels = NULL;
+  return 0;
+}
+
+/* The model's input must take the data's samples, and its output must fit the labels. */
+static int check_model_fits_data(trainer_t *t, dt_error_t *err) {
+  const dt_model_t *m = &t->model;
+  char a[64], b[64];
+  if (dt_model_input_size(m) != t->train.dim)
+    return dt_error_set(err, DT_ERR_SHAPE,
+                        "%s: [model] input %s has %zu values but the samples of '%s' are %s",
+                        dt_config_where(t->cfg, "model", "input"),
+                        dt_shape_str(&m->in_shape, a, sizeof a), dt_model_input_size(m),
+                        t->opt.train_images,
+                        dt_shape_str(&(dt_shape_t){t->train.ndim, {t->train.shape[0],
+                                                                    t->train.shape[1],
+                                                                    t->train.shape[2], 1}},
+                                     b, sizeof b));
+  size_t out = dt_model_output_size(m);
+  int classes = t->train_file.num_classes;
+  if ((t->target == TARGET_LABELS || t->target == TARGET_ONE_HOT) && out != (size_t)classes)
+    return dt_error_set(err, DT_ERR_SHAPE,
+                        "the last layer has %zu outputs but the labels of '%s' have %d classes: "
+                        "set units = %d in the last dense layer",
+                        out, t->opt.train_labels, classes, classes);
+  if (t->target == TARGET_INPUT && out != t->train.dim)
+    return dt_error_set(err, DT_ERR_SHAPE,
+                        "the last layer has %zu outputs but reconstructing the input needs %zu",
+                        out, t->train.dim);
+  return 0;
+}
+
+static int read_model(trainer_t *t, dt_error_t *err) {
+  int shape[3], ndim = 0, target, rc;
+  dt_shape_t in = {t->train.ndim, {t->train.shape[0], t->train.shape[1], t->train.shape[2], 1}};
+  /* A 3-d image shape whose channel is 1 is given to flat layers as is; the dense
+   * layer flattens whatever it gets. An explicit input shape must match the data. */
+  if (dt_config_has_key(t->cfg, "model", "input")) {
+    if ((rc = dt_config_get_int_list(t->cfg, "model", "input", shape, 3, &ndim, err))) return rc;
+    in.ndim = ndim;
+    for (int i = 0; i < 4; i++) in.dims[i] = i < ndim ? shape[i] : 1;
+  }
+  if ((rc = dt_model_build(&t->model, t->cfg, in, err))) return rc;
+  const char *def = dt_loss_uses_labels(t->model.loss) ? "labels" : "one_hot";
+  if ((rc = dt_config_get_choice(t->cfg, "model", "target", def, target_names, &target, err)))
+    return rc;
+  t->target = (target_kind)target;
+  if ((t->target == TARGET_LABELS) != (bool)dt_loss_uses_labels(t->model.loss))
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: [model] target = %s does not fit loss '%s'%s",
+                        dt_config_where(t->cfg, "model", "target"), target_names[t->target],
+                        dt_loss_names[t->model.loss],
+                        t->target == TARGET_LABELS ? " (use one_hot or input)" : " (use labels)");
+  return check_model_fits_data(t, err);
+}
+
+int trainer_setup(trainer_t *t, dt_config_t *cfg, dt_comm_t *comm, dt_log_t log,
+                  bool show_progress, dt_error_t *err) {
+  memset(t, 0, sizeof *t);
+  t->cfg = cfg;
+  t->comm = comm;
+  t->log = log;
+  int rc;
+  if ((rc = run_options_read(cfg, &t->opt, err))) return rc;
+  dt_optim_config_t ocfg;
+  if ((rc = dt_optim_config_read(cfg, &ocfg, err))) return rc;
+  if ((rc = load_data(t, err))) return rc;
+  if ((rc = read_model(t, err))) return rc;
+
+  t->steps_per_epoch = (long)dt_batches_per_epoch(t->train.n, (size_t)t->opt.batch_size,
+                                                  comm->world);
+  if (t->steps_per_epoch == 0)
+    return dt_error_set(err, DT_ERR_CONFIG,
+                        "%s: [train] batch_size = %ld x %d rank(s) is larger than the %zu "
+                        "training samples",
+                        dt_config_where(cfg, "train", "batch_size"), t->opt.batch_size,
+                        comm->world, t->train.n);
+  if ((rc = dt_schedule_read(cfg, t->opt.lr, t->steps_per_epoch,
+                             t->steps_per_epoch * t->opt.epochs, &t->schedule, err)))
+    return rc;
+  /* Everything has been read: anything left over is a typo or a misplaced key. */
+  if ((rc = dt_config_check_unused(cfg, err))) return rc;
+
+  /* Evaluation reuses the training batch's arena in chunks of the same size: a larger
+   * chunk would be a little faster but cost memory for the whole run. */
+  int capacity = (int)t->opt.batch_size;
+  if ((rc = dt_model_prepare(&t->model, capacity, err)) ||
+      (rc = dt_optim_init(&t->optim, &ocfg, t->model.num_params, err)))
+    return rc;
+  t->perm = malloc(sizeof *t->perm * (t->train.n ? t->train.n : 1));
+  t->labels = malloc(sizeof *t->labels * (size_t)capacity);
+  if (t->target != TARGET_LABELS)
+    t->targets = malloc(sizeof *t->targets * (size_t)capacity * dt_model_output_size(&t->model));
+  if (!t->perm || !t->labels || (t->target != TARGET_LABELS && !t->targets))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory setting up training");
+
+  /* Every rank initializes from the same seed; rank 0's values are broadcast anyway so
+   * that ranks agree even if their initial values differed. */
+  dt_rng_t init_rng;
+  dt_rng_seed(&init_rng, dt_rng_mix(t->opt.seed, 0x1417));
+  dt_model_init_params(&t->model, &init_rng);
+  if ((rc = dt_comm_broadcast(comm, t->model.param_buf, t->model.num_params * sizeof(float), 0,
+                              err)))
+    return rc;
+  dt_rng_seed(&t->rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xd20b), (uint64_t)comm->rank));
+  openblas_set_num_threads((int)t->opt.threads);
+  progress_init(&t->progress, log.out, show_progress && dt_log_enabled(&log));
+  return 0;
+}
+
+/* Fills t->targets for a batch whose inputs are in acts[0] and labels in t->labels. */
+static void fill_targets(trainer_t *t, int batch) {
+  size_t out = dt_model_output_size(&t->model);
+  if (t->target == TARGET_ONE_HOT) {
+    memset(t->targets, 0, sizeof(float) * out * (size_t)batch);
+    for (int b = 0; b < batch; b++) t->targets[(size_t)b * out + (size_t)t->labels[b]] = 1.0f;
+  } else if (t->target == TARGET_INPUT) {
+    memcpy(t->targets, t->model.acts[0], sizeof(float) * out * (size_t)batch);
+  }
+}
+
+int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, dt_error_t *err) {
+  dt_model_t *m = &t->model;
+  int world = t->comm->world, rank = t->comm->rank;
+  /* Each rank evaluates a contiguous share; the sums are added up across ranks. */
+  size_t begin = ds->n * (size_t)rank / (size_t)world;
+  size_t end = ds->n * (size_t)(rank + 1) / (size_t)world;
+  double sums[4] = {0.0, 0.0, 0.0, 0.0}; /* loss * samples, correct, accuracy total, samples */
+  uint32_t idx[1024];
+  for (size_t pos = begin; pos < end;) {
+    int chunk = (int)(end - pos < (size_t)m->capacity ? end - pos : (size_t)m->capacity);
+    if (chunk > 1024) chunk = 1024;
+    for (int i = 0; i < chunk; i++) idx[i] = (uint32_t)(pos + (size_t)i);
+    dt_dataset_gather(ds, idx, (size_t)chunk, m->acts[0], t->labels);
+    fill_targets(t, chunk);
+    const float *y = dt_model_forward(m, chunk, false, &t->rng);
+    int dim = (int)dt_model_output_size(m);
+    sums[0] += dt_loss_compute(m->loss, y, chunk, dim, t->labels, t->targets, NULL) * chunk;
+    size_t total;
+    sums[1] += (double)dt_loss_count_correct(m->loss, y, chunk, dim, t->labels, t->targets, &total);
+    sums[2] += (double)total;
+    sums[3] += chunk;
+    pos += (size_t)chunk;
+  }
+  int rc = dt_comm_allreduce_sum_f64(t->comm, sums, 4, err);
+  if (rc) return rc;
+  out->samples = (size_t)sums[3];
+  out->loss = sums[3] > 0 ? sums[0] / sums[3] : NAN;
+  out->accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
+  return 0;
+}
+
+/* One optimization step on global batch g of the current epoch; returns the batch's
+ * mean loss and adds to the correct/total counters. */
+static int train_step(trainer_t *t, size_t g, double *loss, double *correct, double *total,
+                      dt_error_t *err) {
+  dt_model_t *m = &t->model;
+  int batch = (int)t->opt.batch_size;
+  const uint32_t *idx =
+      dt_shard_batch(t->perm, g, (size_t)batch, t->comm->rank, t->comm->world);
+  dt_dataset_gather(&t->train, idx, (size_t)batch, m->acts[0], t->labels);
+  fill_targets(t, batch);
+  const float *y = dt_model_forward(m, batch, true, &t->rng);
+  int dim = (int)dt_model_output_size(m);
+  *loss = dt_loss_compute(m->loss, y, batch, dim, t->labels, t->targets, m->dout);
+  size_t n;
+  *correct += (double)dt_loss_count_correct(m->loss, y, batch, dim, t->labels, t->targets, &n);
+  *total += (double)n;
+  dt_model_backward(m, batch);
+  int rc = dt_comm_allreduce_avg(t->comm, m->grad_buf, m->num_params, err);
+  if (rc) return rc;
+  float lr = (float)dt_schedule_lr(&t->schedule, t->step);
+  dt_optim_begin_step(&t->optim);
+  dt_optim_update(&t->optim, m->param_buf, m->grad_buf, 0, m->num_params, lr, m->params,
+                  m->nparams);
+  t->step++;
+  return 0;
+}
+
+static void print_epoch(trainer_t *t, long epoch, double seconds, double loss, double acc,
+                        const eval_result_t *val) {
+  char line[512];
+  size_t used = (size_t)snprintf(line, sizeof line, "Epoch %ld/%ld - %ld steps - %.1fs - loss: %.4f",
+                                 epoch, t->opt.epochs, t->steps_per_epoch, seconds, loss);
+  if (!isnan(acc)) used += (size_t)snprintf(line + used, sizeof line - used, " - accuracy: %.4f", acc);
+  if (val && val->samples) {
+    used += (size_t)snprintf(line + used, sizeof line - used, " - val_loss: %.4f", val->loss);
+    if (!isnan(val->accuracy))
+      used += (size_t)snprintf(line + used, sizeof line - used, " - val_accuracy: %.4f",
+                               val->accuracy);
+  }
+  double samples = (double)t->steps_per_epoch * (double)t->opt.batch_size * t->comm->world;
+  snprintf(line + used, sizeof line - used, " - %.0f samples/s", samples / seconds);
+  dt_log_info(&t->log, "%s", line);
+}
+
+int trainer_run(trainer_t *t, dt_error_t *err) {
+  int rc;
+  for (long epoch = 0; epoch < t->opt.epochs; epoch++) {
+    dt_epoch_permutation(t->opt.seed, (uint64_t)epoch, t->perm, t->train.n);
+    progress_begin(&t->progress, t->steps_per_epoch);
+    double start = progress_now(), loss_sum = 0.0, correct = 0.0, total = 0.0;
+    for (long g = 0; g < t->steps_per_epoch; g++) {
+      double loss;
+      if ((rc = train_step(t, (size_t)g, &loss, &correct, &total, err))) return rc;
+      if (!isfinite(loss))
+        return dt_error_set(err, DT_ERR_STATE,
+                            "the training loss became %s at step %ld (epoch %ld); lower "
+                            "train.lr or check the data",
+                            isnan(loss) ? "NaN" : "infinite", t->step, epoch + 1);
+      loss_sum += loss;
+      progress_update(&t->progress, g + 1, loss_sum / (double)(g + 1),
+                      total > 0 ? correct / total : NAN);
+    }
+    double seconds = progress_now() - start;
+    progress_end(&t->progress);
+    /* Training metrics are the mean over this rank's batches, averaged across ranks. */
+    double sums[3] = {loss_sum / (double)t->steps_per_epoch, correct, total};
+    if ((rc = dt_comm_allreduce_sum_f64(t->comm, sums, 3, err))) return rc;
+    eval_result_t val = {0};
+    if (t->val.n && (rc = trainer_evaluate(t, &t->val, &val, err))) return rc;
+    print_epoch(t, epoch + 1, seconds, sums[0] / t->comm->world,
+                sums[2] > 0 ? sums[1] / sums[2] : NAN, &val);
+  }
+  if ((rc = trainer_evaluate(t, &t->test, &t->test_result, err))) return rc;
+  if (isnan(t->test_result.accuracy))
+    dt_log_info(&t->log, "Test: loss: %.4f (%zu samples)", t->test_result.loss,
+                t->test_result.samples);
+  else
+    dt_log_info(&t->log, "Test: loss: %.4f - accuracy: %.4f (%zu samples)", t->test_result.loss,
+                t->test_result.accuracy, t->test_result.samples);
+  return 0;
+}
+
+void trainer_free(trainer_t *t) {
+  dt_model_free(&t->model);
+  dt_optim_free(&t->optim);
+  dt_dataset_free(&t->train_file);
+  dt_dataset_free(&t->test_file);
+  free(t->perm);
+  free(t->labels);
+  free(t->targets);
+  memset(t, 0, sizeof *t);
+}

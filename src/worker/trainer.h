@@ -1,0 +1,67 @@
+/* The training loop: data, model, optimizer, schedule and communicator put together.
+ *
+ * One step: gather the rank's slice of the global batch into the model's input,
+ * forward, loss, backward, average the gradients across ranks, optimizer update.
+ * Nothing in the step allocates. */
+#ifndef DTRAIN_WORKER_TRAINER_H
+#define DTRAIN_WORKER_TRAINER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dtrain/comm.h"
+#include "dtrain/config.h"
+#include "dtrain/data.h"
+#include "dtrain/log.h"
+#include "dtrain/model.h"
+#include "dtrain/optim.h"
+#include "dtrain/schedule.h"
+#include "options.h"
+#include "progress.h"
+
+/* What a loss with float targets is trained against. */
+typedef enum { TARGET_LABELS, TARGET_ONE_HOT, TARGET_INPUT } target_kind;
+
+typedef struct {
+  double loss, accuracy; /* accuracy is NaN for losses without one */
+  size_t samples;
+} eval_result_t;
+
+typedef struct {
+  dt_config_t *cfg;
+  run_options_t opt;
+  dt_log_t log;
+  dt_comm_t *comm;
+  progress_t progress;
+
+  dt_dataset_t train_file, test_file; /* own the loaded data */
+  dt_dataset_t train, val, test;      /* views */
+
+  dt_model_t model;
+  target_kind target;
+  dt_optim_t optim;
+  dt_schedule_t schedule;
+
+  uint32_t *perm;   /* (train.n) this epoch's order */
+  int32_t *labels;  /* (capacity) labels of the current batch */
+  float *targets;   /* (capacity, out) float targets, or NULL */
+  dt_rng_t rng;     /* the rank's stream for dropout and other noise */
+  long steps_per_epoch;
+  long step;        /* global steps done */
+  eval_result_t test_result;
+} trainer_t;
+
+/* Reads the whole config (errors are DT_ERR_CONFIG/DT_ERR_SHAPE), loads the data and
+ * builds everything; fails on any config key that nothing read. */
+int trainer_setup(trainer_t *t, dt_config_t *cfg, dt_comm_t *comm, dt_log_t log,
+                  bool show_progress, dt_error_t *err);
+
+/* Trains for the configured epochs, then evaluates on the test set (t->test_result). */
+int trainer_run(trainer_t *t, dt_error_t *err);
+
+/* Loss and accuracy of the model on ds, with this rank's share reduced across ranks. */
+int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, dt_error_t *err);
+
+void trainer_free(trainer_t *t);
+
+#endif
