@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "dtrain/data.h"
+#include "dtrain/hot.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -319,7 +320,7 @@ void dt_dataset_free(dt_dataset_t *ds) {
 
 /* The inner loops are kept separate and restrict-qualified so the compiler can
  * vectorize each sample's row (this runs once per batch on every step). */
-static void gather_u8(const uint8_t *restrict base, size_t dim, const uint32_t *restrict idx,
+DT_HOT_LOOP static void gather_u8(const uint8_t *restrict base, size_t dim, const uint32_t *restrict idx,
                       size_t count, float *restrict x) {
   const float scale = 1.0f / 255.0f;
   for (size_t i = 0; i < count; i++) {

@@ -48,17 +48,22 @@ void dt_histogram_free(dt_histogram_t *h) {
 }
 
 /* The index of the first limit greater than x (std::upper_bound), as TensorFlow's
- * Histogram::Add: bucket i holds limits[i-1] <= x < limits[i]. */
-static size_t bucket_of(const double *limits, size_t n, double x) {
-  size_t lo = 0, hi = n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (limits[mid] <= x)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo < n ? lo : n - 1;
+ * Histogram::Add: bucket i holds limits[i-1] <= x < limits[i]. The edges are
+ * +-1e-12 * 1.1^k, so a logarithm lands on (or next to) the right one and a short
+ * walk along the table makes it exact; that is several times faster than a binary
+ * search, which matters for histograms of millions of weights. */
+static size_t bucket_of(const dt_histogram_t *h, double x) {
+  const double *limits = h->limits;
+  size_t n = h->nlimits, zero = n / 2, npos = zero - 1;
+  double a = fabs(x);
+  double kf = a >= 1e-12 ? floor(log(a * 1e12) * 10.492058687257062) : -1.0; /* 1 / ln 1.1 */
+  if (kf > (double)npos) kf = (double)npos;
+  long k = (long)kf;
+  size_t i = x > 0 ? (size_t)((long)zero + 2 + k) : (size_t)((long)zero - 1 - k);
+  if (i > n) i = n;
+  while (i > 0 && limits[i - 1] > x) i--;
+  while (i < n && limits[i] <= x) i++;
+  return i < n ? i : n - 1;
 }
 
 void dt_histogram_compute(dt_histogram_t *h, const float *values, size_t n) {
@@ -72,7 +77,7 @@ void dt_histogram_compute(dt_histogram_t *h, const float *values, size_t n) {
     num += 1;
     sum += x;
     sumsq += x * x;
-    h->counts[bucket_of(h->limits, h->nlimits, x)] += 1;
+    h->counts[bucket_of(h, x)] += 1;
   }
   h->num = num;
   h->sum = sum;

@@ -3,6 +3,7 @@
 #include "dtrain/model.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ static int add_layer(dt_model_t *m, dt_config_t *cfg, const char *section, const
   dt_layer_t *l = &m->layers[m->nlayers];
   memset(l, 0, sizeof *l);
   l->ops = ops;
+  l->section = section;
   l->in_shape = in;
   /* Keras-style names: dense_1, dense_2, relu_1... */
   int idx = 0;
@@ -258,25 +260,33 @@ void dt_model_backward(dt_model_t *m, int batch) {
 size_t dt_model_input_size(const dt_model_t *m) { return dt_shape_size(&m->in_shape); }
 size_t dt_model_output_size(const dt_model_t *m) { return dt_shape_size(&m->out_shape); }
 
+/* snprintf at buf + *used that keeps counting the length once buf is full. */
+static void append(char *buf, size_t cap, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *buf, size_t cap, size_t *used, const char *fmt, ...) {
+  char none[1];
+  bool room = buf && *used < cap;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(room ? buf + *used : none, room ? cap - *used : sizeof none, fmt, ap);
+  va_end(ap);
+  *used += n > 0 ? (size_t)n : 0;
+}
+
 size_t dt_model_summary(const dt_model_t *m, char *buf, size_t cap) {
   size_t used = 0;
-#define EMIT(...)                                                                     \
-  do {                                                                                \
-    int n_ = snprintf(buf ? buf + (used < cap ? used : cap) : NULL,                   \
-                      used < cap ? cap - used : 0, __VA_ARGS__);                      \
-    used += n_ > 0 ? (size_t)n_ : 0;                                                  \
-  } while (0)
   char s[64];
-  EMIT("%-20s %-16s %12s\n", "Layer", "Output shape", "Params");
-  EMIT("%-20s %-16s %12s\n", "input", dt_shape_str(&m->in_shape, s, sizeof s), "");
+  append(buf, cap, &used, "%-20s %-16s %12s\n", "Layer", "Output shape", "Params");
+  append(buf, cap, &used, "%-20s %-16s %12s\n", "input", dt_shape_str(&m->in_shape, s, sizeof s), "");
   for (int i = 0; i < m->nlayers; i++) {
     const dt_layer_t *l = &m->layers[i];
     size_t n = 0;
     for (int p = 0; p < l->nparams; p++) n += l->param_decl[p].count;
-    EMIT("%-20s %-16s %12zu%s\n", l->name, dt_shape_str(&l->out_shape, s, sizeof s), n,
-         i >= m->nrun ? "  (fused into the loss)" : "");
+    append(buf, cap, &used, "%-20s %-16s %12zu%s\n", l->name,
+           dt_shape_str(&l->out_shape, s, sizeof s), n,
+           i >= m->nrun ? "  (fused into the loss)" : "");
   }
-  EMIT("Total params: %zu (%.2f MB)\n", m->num_params, m->num_params * 4.0 / (1 << 20));
-#undef EMIT
+  append(buf, cap, &used, "Total params: %zu (%.2f MB)\n", m->num_params,
+         m->num_params * 4.0 / (1 << 20));
   return used;
 }

@@ -1,6 +1,8 @@
 /* Optimizer update rules over ranges of the flat parameter vector (see optim.h). */
 #include "dtrain/optim.h"
 
+#include "dtrain/hot.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +83,7 @@ void dt_optim_free(dt_optim_t *o) {
 void dt_optim_begin_step(dt_optim_t *o) { o->step++; }
 
 /* One contiguous segment with a single weight-decay value. */
-static void update_segment(dt_optim_t *o, float *w, const float *g, size_t begin, size_t end,
+DT_HOT_LOOP static void update_segment(dt_optim_t *o, float *w, const float *g, size_t begin, size_t end,
                            float lr, float wd) {
   const dt_optim_config_t *c = &o->cfg;
   switch (c->kind) {

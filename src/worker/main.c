@@ -111,9 +111,10 @@ int main(int argc, char **argv) {
   for (int i = 0; rc == 0 && i < nsets; i++) rc = dt_config_override(cfg, sets[i], &err);
   free(sets);
   if (rc) {
+    /* A config that cannot be read is a usage error, whatever the cause. */
     dt_log_error(&log, "%s", err.msg);
     dt_config_free(cfg);
-    return exit_code_for(rc);
+    return EXIT_USAGE;
   }
   if (cli.print_config) {
     size_t need = dt_config_to_string(cfg, NULL, 0);

@@ -38,15 +38,18 @@ static int check_model_fits_data(trainer_t *t, dt_error_t *err) {
                                      b, sizeof b));
   size_t out = dt_model_output_size(m);
   int classes = t->train_file.num_classes;
+  const char *last = m->layers[m->nrun - 1].section;
   if ((t->target == TARGET_LABELS || t->target == TARGET_ONE_HOT) && out != (size_t)classes)
     return dt_error_set(err, DT_ERR_SHAPE,
-                        "the last layer has %zu outputs but the labels of '%s' have %d classes: "
-                        "set units = %d in the last dense layer",
-                        out, t->opt.train_labels, classes, classes);
+                        "%s: [%s] the last layer has %zu outputs but the labels of '%s' have %d "
+                        "classes: set its units = %d",
+                        dt_config_where(t->cfg, last, "units"), last, out, t->opt.train_labels,
+                        classes, classes);
   if (t->target == TARGET_INPUT && out != t->train.dim)
     return dt_error_set(err, DT_ERR_SHAPE,
-                        "the last layer has %zu outputs but reconstructing the input needs %zu",
-                        out, t->train.dim);
+                        "%s: [%s] the last layer has %zu outputs but reconstructing the input "
+                        "needs %zu",
+                        dt_config_where(t->cfg, last, "units"), last, out, t->train.dim);
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtrain/hot.h"
 #include "dtrain/layer.h"
 
 typedef struct {
@@ -44,7 +45,7 @@ static void forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const flo
               l->w[0], d->units, 1.0f, y, d->units);
 }
 
-static void backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
+DT_HOT_LOOP static void backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
                      float *dx) {
   (void)y;
   const dense_t *d = l->priv;

@@ -1,13 +1,14 @@
 /* ReLU: y = max(x, 0). */
 #include "activation_common.h"
+#include "dtrain/hot.h"
 
-static void forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x, float *y) {
+DT_HOT_LOOP static void forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x, float *y) {
   (void)ctx;
   size_t n = (size_t)batch * dt_shape_size(&l->in_shape);
   for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-static void backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
+DT_HOT_LOOP static void backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
                      float *dx) {
   (void)x;
   if (!dx) return;

@@ -83,6 +83,7 @@ typedef struct {
 struct dt_layer {
   const dt_layer_ops_t *ops;
   char name[DT_NAME_MAX / 2]; /* "dense_1"; half of a param name, which adds a suffix */
+  const char *section;        /* the config section it came from (owned by the config) */
   dt_shape_t in_shape, out_shape;
   int nparams;
   dt_param_info_t param_decl[DT_MAX_LAYER_PARAMS]; /* filled by build, placed by the model */

@@ -1,0 +1,61 @@
+# Shared helpers for the script tests. Each test sources this with $1 = build dir,
+# $2 = source dir, and ends with `finish`, which prints the counts and sets the status.
+set -u
+BUILD=$(cd "$1" && pwd)
+SRC=$(cd "$2" && pwd)
+WORKER="$BUILD/src/worker/dtrain-worker"
+FMNIST=/usr/share/datasets/fashion-mnist
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+passed=0
+failed=0
+
+pass() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+
+# expect_exit CODE NEEDLE NAME -- command...: the command exits with CODE and its
+# stderr contains NEEDLE (a fixed string).
+expect_exit() {
+  local code=$1 needle=$2 name=$3
+  shift 4
+  local out rc
+  out=$("$@" 2>&1 >/dev/null)
+  rc=$?
+  if [ "$rc" -ne "$code" ]; then
+    fail "$name: exit status $rc, expected $code; stderr: $out"
+  elif ! grep -qF -- "$needle" <<<"$out"; then
+    fail "$name: stderr does not contain '$needle'; stderr: $out"
+  else
+    pass
+  fi
+}
+
+# write_be32 FILE OFFSET VALUE: overwrites 4 bytes with VALUE, big-endian.
+write_be32() {
+  printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($3 >> 24 & 255)) $(($3 >> 16 & 255)) \
+    $(($3 >> 8 & 255)) $(($3 & 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+# make_subset DIR N: the first N Fashion-MNIST training and test samples as plain IDX
+# files in DIR (train-images, train-labels, test-images, test-labels).
+make_subset() {
+  local dir=$1 n=$2
+  mkdir -p "$dir"
+  zcat "$FMNIST/train-images-idx3-ubyte.gz" | head -c $((16 + 784 * n)) >"$dir/train-images"
+  zcat "$FMNIST/train-labels-idx1-ubyte.gz" | head -c $((8 + n)) >"$dir/train-labels"
+  zcat "$FMNIST/t10k-images-idx3-ubyte.gz" | head -c $((16 + 784 * n)) >"$dir/test-images"
+  zcat "$FMNIST/t10k-labels-idx1-ubyte.gz" | head -c $((8 + n)) >"$dir/test-labels"
+  for f in train-images train-labels test-images test-labels; do write_be32 "$dir/$f" 4 "$n"; done
+}
+
+# A config that trains on the files in DIR.
+data_args() {
+  echo --set data.dir="$1" --set data.train_images=train-images --set data.train_labels=train-labels \
+    --set data.test_images=test-images --set data.test_labels=test-labels
+}
+
+finish() {
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+  exit $?
+}
