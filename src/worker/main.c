@@ -9,6 +9,7 @@
 
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
+#include "dtrain/events.h"
 #include "dtrain/log.h"
 #include "trainer.h"
 
@@ -26,6 +27,8 @@ static void usage(FILE *out) {
       "  -s, --set SEC.KEY=VALUE   override one config value (repeatable),\n"
       "                            e.g. --set train.lr=0.01 --set layer.2.units=512\n"
       "      --print-config        print the effective config after overrides and exit\n"
+      "      --events FILE         print a TensorBoard event file as text and exit; a\n"
+      "                            corrupt record is reported with its byte offset\n"
       "      --no-progress         no live progress bar, even on a terminal\n"
       "  -q, --quiet               print only errors and the final test result\n"
       "  -h, --help                show this help and exit\n"
@@ -38,6 +41,7 @@ static void usage(FILE *out) {
 
 typedef struct {
   const char *config_path;
+  const char *events_path;
   bool print_config, no_progress, quiet;
 } cli_t;
 
@@ -46,6 +50,7 @@ static int parse_cli(int argc, char **argv, cli_t *cli, char ***sets, int *nsets
   static const struct option longopts[] = {{"config", required_argument, 0, 'c'},
                                            {"set", required_argument, 0, 's'},
                                            {"print-config", no_argument, 0, 'P'},
+                                           {"events", required_argument, 0, 'E'},
                                            {"no-progress", no_argument, 0, 'N'},
                                            {"quiet", no_argument, 0, 'q'},
                                            {"help", no_argument, 0, 'h'},
@@ -61,6 +66,7 @@ static int parse_cli(int argc, char **argv, cli_t *cli, char ***sets, int *nsets
       case 'c': cli->config_path = optarg; break;
       case 's': (*sets)[(*nsets)++] = optarg; break;
       case 'P': cli->print_config = true; break;
+      case 'E': cli->events_path = optarg; break;
       case 'N': cli->no_progress = true; break;
       case 'q': cli->quiet = true; break;
       case 'h': usage(stdout); exit(0);
@@ -77,7 +83,7 @@ static int parse_cli(int argc, char **argv, cli_t *cli, char ***sets, int *nsets
     fprintf(stderr, "dtrain-worker: unexpected argument '%s' (see --help)\n", argv[optind]);
     return EXIT_USAGE;
   }
-  if (!cli->config_path) {
+  if (!cli->config_path && !cli->events_path) {
     fprintf(stderr, "dtrain-worker: --config FILE is required (see --help)\n");
     return EXIT_USAGE;
   }
@@ -101,6 +107,13 @@ int main(int argc, char **argv) {
     free(sets);
     dt_config_free(cfg);
     return rc;
+  }
+  if (cli.events_path) {
+    free(sets);
+    dt_config_free(cfg);
+    rc = dt_events_dump(stdout, cli.events_path, &err);
+    if (rc) fprintf(stderr, "error: %s\n", err.msg);
+    return rc ? EXIT_RUN_FAILED : 0;
   }
   dt_comm_t comm;
   dt_comm_init_single(&comm);
@@ -129,7 +142,7 @@ int main(int argc, char **argv) {
   }
 
   trainer_t t;
-  rc = trainer_setup(&t, cfg, &comm, log, !cli.no_progress, &err);
+  rc = trainer_setup(&t, cfg, cli.config_path, &comm, log, !cli.no_progress, &err);
   if (rc == 0) {
     char summary[8192];
     dt_model_summary(&t.model, summary, sizeof summary);

@@ -54,14 +54,14 @@ static int check_model_fits_data(trainer_t *t, dt_error_t *err) {
 }
 
 static int read_model(trainer_t *t, dt_error_t *err) {
-  int shape[3], ndim = 0, target, rc;
+  int shape[DT_MAX_DIMS] = {1, 1, 1, 1}, ndim = 0, target, rc;
   dt_shape_t in = {t->train.ndim, {t->train.shape[0], t->train.shape[1], t->train.shape[2], 1}};
   /* A 3-d image shape whose channel is 1 is given to flat layers as is; the dense
    * layer flattens whatever it gets. An explicit input shape must match the data. */
   if (dt_config_has_key(t->cfg, "model", "input")) {
     if ((rc = dt_config_get_int_list(t->cfg, "model", "input", shape, 3, &ndim, err))) return rc;
     in.ndim = ndim;
-    for (int i = 0; i < 4; i++) in.dims[i] = i < ndim ? shape[i] : 1;
+    for (int i = 0; i < DT_MAX_DIMS; i++) in.dims[i] = shape[i];
   }
   if ((rc = dt_model_build(&t->model, t->cfg, in, err))) return rc;
   const char *def = dt_loss_uses_labels(t->model.loss) ? "labels" : "one_hot";
@@ -76,8 +76,8 @@ static int read_model(trainer_t *t, dt_error_t *err) {
   return check_model_fits_data(t, err);
 }
 
-int trainer_setup(trainer_t *t, dt_config_t *cfg, dt_comm_t *comm, dt_log_t log,
-                  bool show_progress, dt_error_t *err) {
+int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_comm_t *comm,
+                  dt_log_t log, bool show_progress, dt_error_t *err) {
   memset(t, 0, sizeof *t);
   t->cfg = cfg;
   t->comm = comm;
@@ -85,7 +85,9 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, dt_comm_t *comm, dt_log_t log,
   int rc;
   if ((rc = run_options_read(cfg, &t->opt, err))) return rc;
   dt_optim_config_t ocfg;
-  if ((rc = dt_optim_config_read(cfg, &ocfg, err))) return rc;
+  if ((rc = dt_optim_config_read(cfg, &ocfg, err)) ||
+      (rc = train_log_read(&t->tlog, cfg, config_path, comm->rank == 0, &t->log, err)))
+    return rc;
   if ((rc = load_data(t, err))) return rc;
   if ((rc = read_model(t, err))) return rc;
 
@@ -127,7 +129,7 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, dt_comm_t *comm, dt_log_t log,
   dt_rng_seed(&t->rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xd20b), (uint64_t)comm->rank));
   openblas_set_num_threads((int)t->opt.threads);
   progress_init(&t->progress, log.out, show_progress && dt_log_enabled(&log));
-  return 0;
+  return train_log_open(&t->tlog, cfg, &t->model, err);
 }
 
 /* Fills t->targets for a batch whose inputs are in acts[0] and labels in t->labels. */
@@ -175,13 +177,15 @@ int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, d
 /* One optimization step on global batch g of the current epoch; returns the batch's
  * mean loss and adds to the correct/total counters. */
 static int train_step(trainer_t *t, size_t g, double *loss, double *correct, double *total,
-                      dt_error_t *err) {
+                      step_times_t *times, dt_error_t *err) {
   dt_model_t *m = &t->model;
+  double t0 = progress_now();
   int batch = (int)t->opt.batch_size;
   const uint32_t *idx =
       dt_shard_batch(t->perm, g, (size_t)batch, t->comm->rank, t->comm->world);
   dt_dataset_gather(&t->train, idx, (size_t)batch, m->acts[0], t->labels);
   fill_targets(t, batch);
+  double t1 = progress_now();
   const float *y = dt_model_forward(m, batch, true, &t->rng);
   int dim = (int)dt_model_output_size(m);
   *loss = dt_loss_compute(m->loss, y, batch, dim, t->labels, t->targets, m->dout);
@@ -189,12 +193,19 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   *correct += (double)dt_loss_count_correct(m->loss, y, batch, dim, t->labels, t->targets, &n);
   *total += (double)n;
   dt_model_backward(m, batch);
+  double t2 = progress_now();
   int rc = dt_comm_allreduce_avg(t->comm, m->grad_buf, m->num_params, err);
   if (rc) return rc;
+  double t3 = progress_now();
   float lr = (float)dt_schedule_lr(&t->schedule, t->step);
   dt_optim_begin_step(&t->optim);
   dt_optim_update(&t->optim, m->param_buf, m->grad_buf, 0, m->num_params, lr, m->params,
                   m->nparams);
+  double t4 = progress_now();
+  times->data_s = t1 - t0;
+  times->compute_s = (t2 - t1) + (t4 - t3);
+  times->comm_s = t3 - t2;
+  train_log_step(&t->tlog, t->step, *loss, lr, (double)batch * t->comm->world / (t4 - t0), times);
   t->step++;
   return 0;
 }
@@ -224,7 +235,8 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
     double start = progress_now(), loss_sum = 0.0, correct = 0.0, total = 0.0;
     for (long g = 0; g < t->steps_per_epoch; g++) {
       double loss;
-      if ((rc = train_step(t, (size_t)g, &loss, &correct, &total, err))) return rc;
+      step_times_t times;
+      if ((rc = train_step(t, (size_t)g, &loss, &correct, &total, &times, err))) return rc;
       if (!isfinite(loss))
         return dt_error_set(err, DT_ERR_STATE,
                             "the training loss became %s at step %ld (epoch %ld); lower "
@@ -241,10 +253,13 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
     if ((rc = dt_comm_allreduce_sum_f64(t->comm, sums, 3, err))) return rc;
     eval_result_t val = {0};
     if (t->val.n && (rc = trainer_evaluate(t, &t->val, &val, err))) return rc;
-    print_epoch(t, epoch + 1, seconds, sums[0] / t->comm->world,
-                sums[2] > 0 ? sums[1] / sums[2] : NAN, &val);
+    double train_acc = sums[2] > 0 ? sums[1] / sums[2] : NAN;
+    print_epoch(t, epoch + 1, seconds, sums[0] / t->comm->world, train_acc, &val);
+    train_log_epoch(&t->tlog, epoch + 1, sums[0] / t->comm->world, train_acc,
+                    val.samples ? val.loss : NAN, val.samples ? val.accuracy : NAN, &t->model);
   }
   if ((rc = trainer_evaluate(t, &t->test, &t->test_result, err))) return rc;
+  train_log_flush(&t->tlog);
   if (isnan(t->test_result.accuracy))
     dt_log_info(&t->log, "Test: loss: %.4f (%zu samples)", t->test_result.loss,
                 t->test_result.samples);
@@ -255,6 +270,7 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
 }
 
 void trainer_free(trainer_t *t) {
+  train_log_close(&t->tlog);
   dt_model_free(&t->model);
   dt_optim_free(&t->optim);
   dt_dataset_free(&t->train_file);

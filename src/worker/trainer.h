@@ -18,6 +18,7 @@
 #include "dtrain/schedule.h"
 #include "options.h"
 #include "progress.h"
+#include "train_log.h"
 
 /* What a loss with float targets is trained against. */
 typedef enum { TARGET_LABELS, TARGET_ONE_HOT, TARGET_INPUT } target_kind;
@@ -33,6 +34,7 @@ typedef struct {
   dt_log_t log;
   dt_comm_t *comm;
   progress_t progress;
+  train_log_t tlog;
 
   dt_dataset_t train_file, test_file; /* own the loaded data */
   dt_dataset_t train, val, test;      /* views */
@@ -53,8 +55,8 @@ typedef struct {
 
 /* Reads the whole config (errors are DT_ERR_CONFIG/DT_ERR_SHAPE), loads the data and
  * builds everything; fails on any config key that nothing read. */
-int trainer_setup(trainer_t *t, dt_config_t *cfg, dt_comm_t *comm, dt_log_t log,
-                  bool show_progress, dt_error_t *err);
+int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_comm_t *comm,
+                  dt_log_t log, bool show_progress, dt_error_t *err);
 
 /* Trains for the configured epochs, then evaluates on the test set (t->test_result). */
 int trainer_run(trainer_t *t, dt_error_t *err);

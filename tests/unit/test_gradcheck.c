@@ -10,14 +10,23 @@
  *    kernel's gradient is only right if every later layer's dx is right.
  *
  * Shapes, inputs, targets and parameters are drawn from a fixed seed, so a failure
- * reproduces. Tolerance: the forward pass runs in float32, so a loss difference over
- * 2 * eps (eps = 1e-3) carries float rounding of about 1e-7 * |L| / 2e-3, i.e. roughly
- * 1e-4 relative to gradients of order one, and truncation error O(eps^2) on top. We
- * accept a relative error |a - n| / max(|a| + |n|, 1e-4) below 2e-2: far above that
- * noise, far below the error of any real mistake (a wrong sign or a missing factor
- * gives 1 or more). The loss itself is accumulated in double (dt_loss_compute and the
- * standalone functional do so), and the step uses the float-rounded perturbation
- * (x + eps) - (x - eps) as the denominator. */
+ * reproduces.
+ *
+ * Tolerance. eps = 1e-3, and the step is the float-rounded perturbation
+ * (w + eps) - (w - eps). The loss is accumulated in double (dt_loss_compute and the
+ * standalone functional do so), but the forward pass runs in float32, so the loss
+ * carries rounding of about one float ulp, FLT_EPSILON * |L| (measured: a deep stack
+ * with L = 2.83 jitters by +-8e-8 between neighbouring parameter values). Divided by
+ * the step 2 * eps that is noise of up to NOISE = FLT_EPSILON * max(|L|, 1) / (2 eps),
+ * about 6e-5 for a loss of order one, in the numeric derivative. A coordinate passes
+ * if its relative error |a - n| / max(|a| + |n|, 1e-4) is below 2e-2, or, for small
+ * gradients where that ratio measures the noise rather than the gradient, if
+ * |a - n| <= NOISE. A relative error of 2e-2 is far above the O(eps^2) truncation and
+ * the noise on gradients of ordinary size, and far below what a real mistake gives (a
+ * wrong sign, a missing factor or a dropped term give 0.3 to 2). The pure relative
+ * test with floor 1e-4 and no noise term is not usable in float32 at eps = 1e-3: it
+ * fails on gradients of 1e-5..1e-3 whose numeric estimate is off by 1e-5..7e-5, and
+ * the same coordinates pass at eps = 1e-2 (checked when this test was written). */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,12 +45,13 @@
 #define EPS 1e-3f
 #define REL_TOL 2e-2
 #define REL_FLOOR 1e-4
+#define FLT_EPS 1.1920928955078125e-07 /* FLT_EPSILON */
 /* Pre-activations of ReLU-like layers are kept this far from the kink: a parameter
  * perturbation of EPS moves them by at most EPS * max|x| (inputs are in [-1, 1]) plus
  * the effect through earlier layers, so 10 * EPS leaves a wide margin. */
 #define KINK_MARGIN (10.0f * EPS)
 
-static int coords_checked, worst_line;
+static int coords_checked, coords_small, worst_line;
 static double worst_rel;
 static char worst_what[160];
 
@@ -50,23 +60,31 @@ static double rel_err(double a, double n) {
   return fabs(a - n) / (d > REL_FLOOR ? d : REL_FLOOR);
 }
 
-/* One comparison; on failure prints which case, tensor and coordinate. */
+/* One comparison (loss = the value of the function differentiated, for the noise
+ * allowance); on failure prints which case, tensor and coordinate. */
 static void check_grad(const char *what, const char *tensor, size_t idx, double analytic,
-                       double numeric, int line) {
-  double r = rel_err(analytic, numeric);
+                       double numeric, double loss, int line) {
+  const double r = rel_err(analytic, numeric);
+  const double noise = FLT_EPS * fmax(fabs(loss), 1.0) / (2.0 * EPS);
+  const bool rel_ok = r < REL_TOL, noise_ok = fabs(analytic - numeric) <= noise;
+  /* Below this size the noise allowance is the looser of the two criteria. */
+  const bool small = fabs(analytic) + fabs(numeric) < noise / REL_TOL;
   coords_checked++;
-  if (r > worst_rel) {
+  coords_small += small;
+  if (!small && r > worst_rel) {
     worst_rel = r;
     worst_line = line;
     snprintf(worst_what, sizeof worst_what, "%s %s[%zu]", what, tensor, idx);
   }
-  if (r < REL_TOL) {
+  if (rel_ok || noise_ok) {
     test_passed_count++;
   } else {
     test_failed_count++;
     fprintf(stderr,
-            "%s:%d: %s: %s[%zu]: analytic %.8g, numeric %.8g, relative error %.3g >= %.3g\n",
-            __FILE__, line, what, tensor, idx, analytic, numeric, r, REL_TOL);
+            "%s:%d: %s: %s[%zu]: analytic %.8g, numeric %.8g, relative error %.3g >= %.3g "
+            "and difference %.3g > float noise %.3g\n",
+            __FILE__, line, what, tensor, idx, analytic, numeric, r, REL_TOL,
+            fabs(analytic - numeric), noise);
   }
 }
 
@@ -174,7 +192,7 @@ static void net_targets(net_t *n, dt_rng_t *rng) {
 /* Checks every parameter gradient of the model against central differences. */
 static void net_check_params(net_t *n, const char *what, int line) {
   dt_model_t *m = &n->m;
-  net_loss(n, m->dout);
+  const double loss = net_loss(n, m->dout);
   dt_model_backward(m, n->batch);
   float *analytic = malloc(sizeof(float) * m->num_params);
   memcpy(analytic, m->grad_buf, sizeof(float) * m->num_params);
@@ -195,7 +213,8 @@ static void net_check_params(net_t *n, const char *what, int line) {
       const float lo = *w;
       double lm = net_loss(n, NULL);
       *w = w0;
-      check_grad(what, pi->name, i, analytic[pi->offset + i], (lp - lm) / ((double)hi - lo), line);
+      check_grad(what, pi->name, i, analytic[pi->offset + i], (lp - lm) / ((double)hi - lo), loss,
+                 line);
     }
   }
   free(analytic);
@@ -352,7 +371,7 @@ static void gradcheck_layer(const char *what, const char *section, bool training
     for (size_t i = 0; i < nout; i++) c[i] = uniform(&rng, -1.0f, 1.0f);
 
     dt_layer_t *l = &n.m.layers[0];
-    net_forward(&n);
+    const double f0 = functional(&n, c);
     l->ops->backward(l, batch, n.m.acts[0], n.m.acts[1], c, dx);
     float *pg = malloc(sizeof(float) * (n.m.num_params ? n.m.num_params : 1));
     memcpy(pg, n.m.grad_buf, sizeof(float) * n.m.num_params);
@@ -368,7 +387,7 @@ static void gradcheck_layer(const char *what, const char *section, bool training
       const float lo = n.x[k];
       double lm = functional(&n, c);
       n.x[k] = x0;
-      check_grad(label, "dx", k, dx[k], (lp - lm) / ((double)hi - lo), line);
+      check_grad(label, "dx", k, dx[k], (lp - lm) / ((double)hi - lo), f0, line);
     }
     for (int p = 0; p < n.m.nparams; p++) {
       const dt_param_info_t *pi = &n.m.params[p];
@@ -382,7 +401,8 @@ static void gradcheck_layer(const char *what, const char *section, bool training
         const float lo = *w;
         double lm = functional(&n, c);
         *w = w0;
-        check_grad(label, pi->name, i, pg[pi->offset + i], (lp - lm) / ((double)hi - lo), line);
+        check_grad(label, pi->name, i, pg[pi->offset + i], (lp - lm) / ((double)hi - lo), f0,
+                   line);
       }
     }
     free(c);
@@ -487,7 +507,7 @@ static void gradcheck_loss(dt_loss_kind kind, uint64_t seed, int line) {
       const float lo = out[i];
       double lm = dt_loss_compute(kind, out, batch, dim, lab, tg, NULL);
       out[i] = o;
-      check_grad(what, "dout", i, dout[i], (lp - lm) / ((double)hi - lo), line);
+      check_grad(what, "dout", i, dout[i], (lp - lm) / ((double)hi - lo), l0, line);
     }
     free(out);
     free(tg);
@@ -629,7 +649,8 @@ int main(void) {
   test_layers();
   test_dropout_modes();
   test_models();
-  printf("gradcheck: %d coordinates compared; worst relative error %.3g at %s (line %d)\n",
-         coords_checked, worst_rel, worst_what, worst_line);
+  printf("gradcheck: %d coordinates compared, %d of them small (checked against the float noise);\n"
+         "worst relative error of the others %.3g at %s (line %d)\n",
+         coords_checked, coords_small, worst_rel, worst_what, worst_line);
   return test_summary("test_gradcheck");
 }
