@@ -40,8 +40,9 @@ static int add_layer(dt_model_t *m, dt_config_t *cfg, const char *section, const
   int idx = 0;
   for (int i = 0; i < m->nlayers; i++) idx += m->layers[i].ops == ops;
   snprintf(l->name, sizeof l->name, "%s_%d", ops->type, idx + 1);
+  /* Build errors already name their location (the getters and layers add it). */
   int rc = ops->build(l, cfg, section, err);
-  if (rc) return dt_error_prefix(err, "%s: [%s] ", dt_config_where(cfg, section, "type"), section);
+  if (rc) return rc;
   m->nlayers++;
   return 0;
 }
@@ -86,8 +87,8 @@ int dt_model_build(dt_model_t *m, dt_config_t *cfg, dt_shape_t in_shape, dt_erro
   for (int s = 0; s < nsections; s++) {
     const char *type, *activation;
     if (!dt_config_has_key(cfg, sections[s], "type"))
-      return dt_error_set(err, DT_ERR_CONFIG, "%s: [%s] has no 'type'",
-                          dt_config_where(cfg, sections[s], NULL), sections[s]);
+      return dt_error_set(err, DT_ERR_CONFIG, "%s: the layer has no 'type'",
+                          dt_config_where(cfg, sections[s], NULL));
     if ((rc = dt_config_get_string(cfg, sections[s], "type", "", &type, err)) ||
         (rc = add_layer(m, cfg, sections[s], type, shape, err)))
       return rc;

@@ -27,6 +27,7 @@
  * test with floor 1e-4 and no noise term is not usable in float32 at eps = 1e-3: it
  * fails on gradients of 1e-5..1e-3 whose numeric estimate is off by 1e-5..7e-5, and
  * the same coordinates pass at eps = 1e-2 (checked when this test was written). */
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -45,7 +46,6 @@
 #define EPS 1e-3f
 #define REL_TOL 2e-2
 #define REL_FLOOR 1e-4
-#define FLT_EPS 1.1920928955078125e-07 /* FLT_EPSILON */
 /* Pre-activations of ReLU-like layers are kept this far from the kink: a parameter
  * perturbation of EPS moves them by at most EPS * max|x| (inputs are in [-1, 1]) plus
  * the effect through earlier layers, so 10 * EPS leaves a wide margin. */
@@ -53,7 +53,7 @@
 
 static int coords_checked, coords_small, worst_line;
 static double worst_rel;
-static char worst_what[160];
+static char worst_what[256];
 
 static double rel_err(double a, double n) {
   double d = fabs(a) + fabs(n);
@@ -65,7 +65,7 @@ static double rel_err(double a, double n) {
 static void check_grad(const char *what, const char *tensor, size_t idx, double analytic,
                        double numeric, double loss, int line) {
   const double r = rel_err(analytic, numeric);
-  const double noise = FLT_EPS * fmax(fabs(loss), 1.0) / (2.0 * EPS);
+  const double noise = FLT_EPSILON * fmax(fabs(loss), 1.0) / (2.0 * EPS);
   const bool rel_ok = r < REL_TOL, noise_ok = fabs(analytic - numeric) <= noise;
   /* Below this size the noise allowance is the looser of the two criteria. */
   const bool small = fabs(analytic) + fabs(numeric) < noise / REL_TOL;
@@ -74,7 +74,7 @@ static void check_grad(const char *what, const char *tensor, size_t idx, double 
   if (!small && r > worst_rel) {
     worst_rel = r;
     worst_line = line;
-    snprintf(worst_what, sizeof worst_what, "%s %s[%zu]", what, tensor, idx);
+    snprintf(worst_what, sizeof worst_what, "%.150s %.64s[%zu]", what, tensor, idx);
   }
   if (rel_ok || noise_ok) {
     test_passed_count++;
@@ -89,7 +89,9 @@ static void check_grad(const char *what, const char *tensor, size_t idx, double 
 }
 
 static float uniform(dt_rng_t *r, float lo, float hi) { return lo + (hi - lo) * dt_rng_uniform(r); }
-static int irange(dt_rng_t *r, int lo, int hi) { return lo + (int)dt_rng_below(r, (uint64_t)(hi - lo + 1)); }
+static int irange(dt_rng_t *r, int lo, int hi) {
+  return lo + (int)dt_rng_below(r, (uint64_t)(hi - lo + 1));
+}
 
 /* ---- model helpers ---- */
 
@@ -153,7 +155,8 @@ static void net_init(net_t *n, dt_rng_t *rng) {
   for (int p = 0; p < n->m.nparams; p++) {
     const dt_param_info_t *pi = &n->m.params[p];
     if (!pi->decay)
-      for (size_t i = 0; i < pi->count; i++) n->m.param_buf[pi->offset + i] += uniform(rng, -0.5f, 0.5f);
+      for (size_t i = 0; i < pi->count; i++)
+        n->m.param_buf[pi->offset + i] += uniform(rng, -0.5f, 0.5f);
   }
 }
 
@@ -231,10 +234,18 @@ static void gradcheck_model(const char *what, const char *fmt, int nwidths, bool
     for (int i = 0; i < 4; i++) w[i] = irange(&rng, 2, 9);
     char text[1024];
     switch (nwidths) {
-      case 1: snprintf(text, sizeof text, fmt, w[0]); break;
-      case 2: snprintf(text, sizeof text, fmt, w[0], w[1]); break;
-      case 3: snprintf(text, sizeof text, fmt, w[0], w[1], w[2]); break;
-      default: snprintf(text, sizeof text, fmt, w[0], w[1], w[2], w[3]); break;
+      case 1:
+        snprintf(text, sizeof text, fmt, w[0]);
+        break;
+      case 2:
+        snprintf(text, sizeof text, fmt, w[0], w[1]);
+        break;
+      case 3:
+        snprintf(text, sizeof text, fmt, w[0], w[1], w[2]);
+        break;
+      default:
+        snprintf(text, sizeof text, fmt, w[0], w[1], w[2], w[3]);
+        break;
     }
     net_t n;
     int in = irange(&rng, 2, 9), batch = irange(&rng, 2, 5);
@@ -252,8 +263,8 @@ static void gradcheck_model(const char *what, const char *fmt, int nwidths, bool
     } while (near_kink(&n) && ++tries < 1000);
     CHECK(tries < 1000);
     net_targets(&n, &rng);
-    char label[96];
-    snprintf(label, sizeof label, "%s (trial %d, batch %d, in %d)", what, t, batch, in);
+    char label[192];
+    snprintf(label, sizeof label, "%.64s (trial %d, batch %d, in %d)", what, t, batch, in);
     net_check_params(&n, label, line);
     net_free(&n);
   }
@@ -261,14 +272,20 @@ static void gradcheck_model(const char *what, const char *fmt, int nwidths, bool
 
 static void test_models(void) {
   /* Single dense layer under every loss. */
-  gradcheck_model("dense mse", "[model]\nloss = mse\n[layer.1]\ntype = dense\nunits = %d\n"
-                  "kernel_initializer = he_normal\n", 1, false, 3, 101, __LINE__);
-  gradcheck_model("dense mae", "[model]\nloss = mae\n[layer.1]\ntype = dense\nunits = %d\n"
-                  "kernel_initializer = glorot_normal\n", 1, false, 3, 102, __LINE__);
-  gradcheck_model("dense ce", "[model]\nloss = sparse_categorical_crossentropy\n[layer.1]\n"
+  gradcheck_model("dense mse",
+                  "[model]\nloss = mse\n[layer.1]\ntype = dense\nunits = %d\n"
+                  "kernel_initializer = he_normal\n",
+                  1, false, 3, 101, __LINE__);
+  gradcheck_model("dense mae",
+                  "[model]\nloss = mae\n[layer.1]\ntype = dense\nunits = %d\n"
+                  "kernel_initializer = glorot_normal\n",
+                  1, false, 3, 102, __LINE__);
+  gradcheck_model("dense ce",
+                  "[model]\nloss = sparse_categorical_crossentropy\n[layer.1]\n"
                   "type = dense\nunits = %d\nkernel_initializer = he_uniform\n",
                   1, false, 3, 103, __LINE__);
-  gradcheck_model("dense bce", "[model]\nloss = binary_crossentropy\n[layer.1]\n"
+  gradcheck_model("dense bce",
+                  "[model]\nloss = binary_crossentropy\n[layer.1]\n"
                   "type = dense\nunits = %d\nkernel_initializer = he_uniform\n",
                   1, false, 3, 104, __LINE__);
 
@@ -376,8 +393,8 @@ static void gradcheck_layer(const char *what, const char *section, bool training
     float *pg = malloc(sizeof(float) * (n.m.num_params ? n.m.num_params : 1));
     memcpy(pg, n.m.grad_buf, sizeof(float) * n.m.num_params);
 
-    char label[96];
-    snprintf(label, sizeof label, "%s (trial %d, batch %d, in %d)", what, t, batch, in);
+    char label[192];
+    snprintf(label, sizeof label, "%.64s (trial %d, batch %d, in %d)", what, t, batch, in);
     for (size_t k = 0; k < nin; k++) {
       const float x0 = n.x[k];
       n.x[k] = x0 + EPS;
@@ -401,8 +418,7 @@ static void gradcheck_layer(const char *what, const char *section, bool training
         const float lo = *w;
         double lm = functional(&n, c);
         *w = w0;
-        check_grad(label, pi->name, i, pg[pi->offset + i], (lp - lm) / ((double)hi - lo), f0,
-                   line);
+        check_grad(label, pi->name, i, pg[pi->offset + i], (lp - lm) / ((double)hi - lo), f0, line);
       }
     }
     free(c);
@@ -413,8 +429,8 @@ static void gradcheck_layer(const char *what, const char *section, bool training
 }
 
 static void test_layers(void) {
-  gradcheck_layer("dense", "type = dense\nunits = %d\nkernel_initializer = he_normal\n", false,
-                  11, 3, __LINE__);
+  gradcheck_layer("dense", "type = dense\nunits = %d\nkernel_initializer = he_normal\n", false, 11,
+                  3, __LINE__);
   gradcheck_layer("relu", "type = relu\n", false, 12, 3, __LINE__);
   gradcheck_layer("leaky_relu", "type = leaky_relu\nalpha = 0.2\n", false, 13, 3, __LINE__);
   gradcheck_layer("sigmoid", "type = sigmoid\n", false, 14, 3, __LINE__);
@@ -496,7 +512,7 @@ static void gradcheck_loss(dt_loss_kind kind, uint64_t seed, int line) {
     CHECK(isfinite(l0) && l0 >= 0.0);
     /* dout NULL gives the same value. */
     CHECK(dt_loss_compute(kind, out, batch, dim, lab, tg, NULL) == l0);
-    char what[96];
+    char what[192];
     snprintf(what, sizeof what, "loss %s (batch %d, dim %d)", dt_loss_names[kind], batch, dim);
     for (size_t i = 0; i < n; i++) {
       const float o = out[i];
@@ -546,8 +562,10 @@ static void test_loss_values(void) {
   /* Through a model: dense -> softmax with CE runs only the dense layer; the output is
    * logits, and the loss on them is the fused softmax CE. */
   net_t n;
-  if (net_build(&n, "[model]\nloss = sparse_categorical_crossentropy\n[layer.1]\ntype = dense\n"
-                    "units = 3\nactivation = softmax\n", 2, 1)) {
+  if (net_build(&n,
+                "[model]\nloss = sparse_categorical_crossentropy\n[layer.1]\ntype = dense\n"
+                "units = 3\nactivation = softmax\n",
+                2, 1)) {
     CHECK_INT_EQ(n.m.nlayers, 2);
     CHECK_INT_EQ(n.m.nrun, 1);
     /* kernel (2, 3) = 0, bias = [1, 2, 3]: logits [1, 2, 3] whatever the input. */
@@ -649,8 +667,9 @@ int main(void) {
   test_layers();
   test_dropout_modes();
   test_models();
-  printf("gradcheck: %d coordinates compared, %d of them small (checked against the float noise);\n"
-         "worst relative error of the others %.3g at %s (line %d)\n",
-         coords_checked, coords_small, worst_rel, worst_what, worst_line);
+  printf(
+      "gradcheck: %d coordinates compared, %d of them small (checked against the float noise);\n"
+      "worst relative error of the others %.3g at %s (line %d)\n",
+      coords_checked, coords_small, worst_rel, worst_what, worst_line);
   return test_summary("test_gradcheck");
 }

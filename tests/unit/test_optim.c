@@ -5,9 +5,10 @@
  * a few of them are also pinned to numbers computed independently with python3 (noted
  * where they appear). The library updates in float32, so parameters are compared with
  * |got - want| <= 1e-6 * max(1, |want|): after three steps on values of order one,
- * float rounding is a few ulps (~2e-7), while any wrong term moves a parameter by at
- * least 1e-4 here. Moment buffers, whose values span 1e-5..1, are compared relatively
- * with 1e-5 (a few float ulps of accumulated rounding). */
+ * float rounding is a few ulps (~2e-7), while the steps are 1e-3..1e-1, so a wrong or
+ * missing term shows (epsilon is set large in extra cases, where its placement matters).
+ * Moment buffers, whose values span 1e-5..1, are compared relatively with 1e-5 (a few
+ * float ulps of accumulated rounding). */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -44,8 +45,8 @@ static void check_moment(const char *what, const char *name, int i, float got, d
     test_passed_count++;
   } else {
     test_failed_count++;
-    fprintf(stderr, "%s:%d: %s %s[%d] = %.9g, expected %.9g (tolerance %.3g)\n", __FILE__,
-            __LINE__, what, name, i, got, want, tol);
+    fprintf(stderr, "%s:%d: %s %s[%d] = %.9g, expected %.9g (tolerance %.3g)\n", __FILE__, __LINE__,
+            what, name, i, got, want, tol);
   }
 }
 
@@ -65,7 +66,7 @@ static void ref_step(const dt_optim_config_t *c, ref_state_t *s, double g, doubl
       if (c->momentum == 0.0) {
         s->w = s->w - lr * g;
       } else {
-        s->m1 = c->momentum * s->m1 + g;                       /* buf */
+        s->m1 = c->momentum * s->m1 + g; /* buf */
         double dir = c->nesterov ? g + c->momentum * s->m1 : s->m1;
         s->w = s->w - lr * dir;
       }
@@ -187,8 +188,11 @@ static void test_defaults(void) {
     dt_optim_kind kind;
     double momentum;
     int moments;
-  } cases[] = {{DT_OPT_SGD, 0.0, 0},    {DT_OPT_SGD, 0.9, 1},      {DT_OPT_RMSPROP, 0, 1},
-               {DT_OPT_ADAM, 0.0, 2},   {DT_OPT_ADADELTA, 0.0, 2}};
+  } cases[] = {{DT_OPT_SGD, 0.0, 0},
+               {DT_OPT_SGD, 0.9, 1},
+               {DT_OPT_RMSPROP, 0, 1},
+               {DT_OPT_ADAM, 0.0, 2},
+               {DT_OPT_ADADELTA, 0.0, 2}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     dt_optim_config_t cc = dt_optim_defaults(cases[i].kind);
     cc.momentum = cases[i].momentum;
@@ -330,8 +334,10 @@ static void test_ranges(void) {
     ref_state_t ref[N];
     for (int i = 0; i < N; i++) ref[i] = (ref_state_t){(double)w0[i], 0.0, 0.0};
     for (int t = 1; t <= NSTEPS; t++)
-      for (int i = 0; i < N; i++) ref_step(&c, &ref[i], g[i], 0.1, tensors[i < 3 ? 0 : i < 6 ? 1 : 2].decay, t);
-    for (int i = 0; i < N; i++) check_w(dt_optim_names[kinds[k % 4]], NSTEPS, i, wr[0][i], ref[i].w);
+      for (int i = 0; i < N; i++)
+        ref_step(&c, &ref[i], g[i], 0.1, tensors[i < 3 ? 0 : i < 6 ? 1 : 2].decay, t);
+    for (int i = 0; i < N; i++)
+      check_w(dt_optim_names[kinds[k % 4]], NSTEPS, i, wr[0][i], ref[i].w);
     for (int s = 0; s < 3; s++) dt_optim_free(&os[s]);
   }
 }
@@ -365,8 +371,9 @@ static void test_config_read(void) {
   dt_config_free(cfg);
 
   /* sgd reads momentum and nesterov, and the shared keys. */
-  cfg = load("[optimizer]\ntype = sgd\nmomentum = 0.9\nnesterov = true\nweight_decay = 1e-4\n"
-             "epsilon = 1e-8\n");
+  cfg = load(
+      "[optimizer]\ntype = sgd\nmomentum = 0.9\nnesterov = true\nweight_decay = 1e-4\n"
+      "epsilon = 1e-8\n");
   CHECK_INT_EQ(dt_optim_config_read(cfg, &c, &err), 0);
   CHECK_INT_EQ(c.kind, DT_OPT_SGD);
   CHECK_NEAR(c.momentum, 0.9, 0);
@@ -414,8 +421,8 @@ static void test_config_read(void) {
 
 static void test_schedules(void) {
   const double base = 0.1, min_lr = 0.01;
-  dt_schedule_t s = {.kind = DT_SCHED_CONSTANT, .base_lr = base, .steps_per_epoch = 10,
-                     .total_steps = 100};
+  dt_schedule_t s = {
+      .kind = DT_SCHED_CONSTANT, .base_lr = base, .steps_per_epoch = 10, .total_steps = 100};
   CHECK_NEAR(dt_schedule_lr(&s, 0), base, 0);
   CHECK_NEAR(dt_schedule_lr(&s, 99), base, 0);
   CHECK_NEAR(dt_schedule_lr(&s, 100000), base, 0);
@@ -436,8 +443,11 @@ static void test_schedules(void) {
 
   /* Cosine over 100 steps: base at the start, the midpoint halfway, min at the end
    * (and after it). */
-  s = (dt_schedule_t){.kind = DT_SCHED_COSINE, .base_lr = base, .min_lr = min_lr,
-                      .steps_per_epoch = 10, .total_steps = 100};
+  s = (dt_schedule_t){.kind = DT_SCHED_COSINE,
+                      .base_lr = base,
+                      .min_lr = min_lr,
+                      .steps_per_epoch = 10,
+                      .total_steps = 100};
   CHECK_NEAR(dt_schedule_lr(&s, 0), base, 1e-12);
   CHECK_NEAR(dt_schedule_lr(&s, 50), (base + min_lr) / 2, 1e-12);
   CHECK_NEAR(dt_schedule_lr(&s, 100), min_lr, 1e-12);
@@ -450,8 +460,11 @@ static void test_schedules(void) {
   CHECK(mono);
 
   /* Warmup: a linear ramp base/5, 2 base/5, ..., base over 5 steps, then the schedule. */
-  s = (dt_schedule_t){.kind = DT_SCHED_CONSTANT, .base_lr = base, .warmup_steps = 5,
-                      .steps_per_epoch = 10, .total_steps = 100};
+  s = (dt_schedule_t){.kind = DT_SCHED_CONSTANT,
+                      .base_lr = base,
+                      .warmup_steps = 5,
+                      .steps_per_epoch = 10,
+                      .total_steps = 100};
   for (long t = 0; t < 5; t++) CHECK_NEAR(dt_schedule_lr(&s, t), base * (t + 1) / 5.0, 1e-15);
   CHECK_NEAR(dt_schedule_lr(&s, 5), base, 0);
   CHECK_NEAR(dt_schedule_lr(&s, 50), base, 0);

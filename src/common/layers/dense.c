@@ -16,8 +16,8 @@ static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_
   dt_init_kind kinit, binit;
   int rc;
   if (!dt_config_has_key(cfg, section, "units"))
-    return dt_error_set(err, DT_ERR_CONFIG, "%s: [%s] dense layer needs 'units'",
-                        dt_config_where(cfg, section, NULL), section);
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: a dense layer needs 'units'",
+                        dt_config_where(cfg, section, NULL));
   if ((rc = dt_config_get_int(cfg, section, "units", 0, 1, 1 << 24, &units, err)) ||
       (rc = dt_layer_get_init(cfg, section, "kernel_initializer", DT_INIT_GLOROT_UNIFORM, &kinit,
                               err)) ||

@@ -52,6 +52,7 @@ typedef struct {
  * in_shape; checks that layers, input and loss fit together. Each [layer.N] may also
  * say activation = relu|... to append that activation layer after it. */
 int dt_model_build(dt_model_t *m, dt_config_t *cfg, dt_shape_t in_shape, dt_error_t *err);
+/* (After a failed build, dt_model_free releases what was built so far.) */
 
 /* Allocates activations and scratch for batches of up to `capacity` samples. */
 int dt_model_prepare(dt_model_t *m, int capacity, dt_error_t *err);
