@@ -60,5 +60,6 @@ void dt_comm_init_single(dt_comm_t *c) {
   c->rank = 0;
   c->world = 1;
   c->timeout_s = DT_COMM_DEFAULT_TIMEOUT_S;
+  c->allreduce = DT_ALLREDUCE_RING;
   c->impl = NULL;
 }

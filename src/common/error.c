@@ -47,6 +47,7 @@ const char *dt_err_name(int code) {
     case DT_ERR_COMM: return "communication error";
     case DT_ERR_TIMEOUT: return "timeout";
     case DT_ERR_STATE: return "invalid state";
+    case DT_ERR_MISMATCH: return "ranks disagree";
     default: return "unknown error";
   }
 }

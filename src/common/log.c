@@ -2,6 +2,7 @@
 #include "dtrain/log.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 
 dt_log_t dt_log_make(int rank, int world) {
   return (dt_log_t){.rank = rank, .world = world, .out = stdout, .err = stderr};
@@ -9,11 +10,18 @@ dt_log_t dt_log_make(int rank, int world) {
 
 bool dt_log_enabled(const dt_log_t *log) { return !log->quiet && (log->rank == 0 || log->all_ranks); }
 
+/* The line is built first and written with one call: stderr is unbuffered, and
+ * piecewise writes from several ranks would interleave in mpirun's output. */
 static void emit(const dt_log_t *log, FILE *f, const char *level, const char *fmt, va_list ap) {
-  if (log->world > 1) fprintf(f, "[rank %d] ", log->rank);
-  if (level) fprintf(f, "%s: ", level);
-  vfprintf(f, fmt, ap);
-  fputc('\n', f);
+  char line[4096];
+  size_t used = 0;
+  int n = 0;
+  if (log->world > 1) n = snprintf(line, sizeof line, "[rank %d] ", log->rank);
+  used += n > 0 ? (size_t)n : 0;
+  if (level && used < sizeof line) n = snprintf(line + used, sizeof line - used, "%s: ", level);
+  used += level && n > 0 ? (size_t)n : 0;
+  if (used < sizeof line) vsnprintf(line + used, sizeof line - used, fmt, ap);
+  fprintf(f, "%s\n", line);
   fflush(f);
 }
 

@@ -1,6 +1,11 @@
 /* dtrain-worker: reads a run config, trains, evaluates, and turns any error into a
  * message and an exit status (0 success, 1 the run failed, 2 bad command line or
- * config). */
+ * config).
+ *
+ * Started by mpirun/srun it is one rank of a synchronous job (MPI communicator);
+ * started on its own it trains alone (single-process communicator). An error that
+ * the other ranks cannot know about ends the whole job through the communicator's
+ * abort, so that no rank is left waiting for one that has gone. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,12 +34,19 @@ static void usage(FILE *out) {
       "      --print-config        print the effective config after overrides and exit\n"
       "      --events FILE         print a TensorBoard event file as text and exit; a\n"
       "                            corrupt record is reported with its byte offset\n"
-      "      --no-progress         no live progress bar, even on a terminal\n"
+      "      --no-progress         no live progress bar, even on a terminal (under\n"
+      "                            mpirun there is none: its output is a pseudo-terminal)\n"
       "  -q, --quiet               print only errors and the final test result\n"
+      "  -v, --all-ranks           in a multi-rank job, every rank prints its info lines\n"
+      "                            (by default only rank 0 does; errors always print)\n"
+      "      --save-params FILE    at the end, write the parameters (raw little-endian\n"
+      "                            float32, flat buffer order) to FILE (rank 0)\n"
       "  -h, --help                show this help and exit\n"
       "  -V, --version             show the version and exit\n"
       "\n"
       "Keys are documented in docs/configuration.md. Unknown keys are errors.\n"
+      "Several ranks: mpirun -np N dtrain-worker --config FILE (or srun); the rank and\n"
+      "world size come from MPI, each rank trains on its shard of every global batch.\n"
       "Exit status: 0 success, 1 the run failed (data, I/O, numerics), 2 bad usage or config.\n",
       out);
 }
@@ -42,7 +54,8 @@ static void usage(FILE *out) {
 typedef struct {
   const char *config_path;
   const char *events_path;
-  bool print_config, no_progress, quiet;
+  const char *save_params_path;
+  bool print_config, no_progress, quiet, all_ranks;
 } cli_t;
 
 /* Fills cli and the list of --set assignments (*sets, malloc'd, caller frees). */
@@ -53,6 +66,9 @@ static int parse_cli(int argc, char **argv, cli_t *cli, char ***sets, int *nsets
                                            {"events", required_argument, 0, 'E'},
                                            {"no-progress", no_argument, 0, 'N'},
                                            {"quiet", no_argument, 0, 'q'},
+                                           {"all-ranks", no_argument, 0, 'v'},
+                                           {"verbose", no_argument, 0, 'v'},
+                                           {"save-params", required_argument, 0, 'S'},
                                            {"help", no_argument, 0, 'h'},
                                            {"version", no_argument, 0, 'V'},
                                            {0, 0, 0, 0}};
@@ -61,7 +77,7 @@ static int parse_cli(int argc, char **argv, cli_t *cli, char ***sets, int *nsets
   if (!*sets) return EXIT_RUN_FAILED;
   int c;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":c:s:qhV", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":c:s:qvhV", longopts, NULL)) != -1) {
     switch (c) {
       case 'c': cli->config_path = optarg; break;
       case 's': (*sets)[(*nsets)++] = optarg; break;
@@ -69,6 +85,8 @@ static int parse_cli(int argc, char **argv, cli_t *cli, char ***sets, int *nsets
       case 'E': cli->events_path = optarg; break;
       case 'N': cli->no_progress = true; break;
       case 'q': cli->quiet = true; break;
+      case 'v': cli->all_ranks = true; break;
+      case 'S': cli->save_params_path = optarg; break;
       case 'h': usage(stdout); exit(0);
       case 'V': printf("dtrain-worker %s\n", DT_VERSION); exit(0);
       case ':':
@@ -92,8 +110,21 @@ static int parse_cli(int argc, char **argv, cli_t *cli, char ***sets, int *nsets
 
 /* Errors in the config or its fit to the data are the user's to fix: exit 2. */
 static int exit_code_for(int rc) {
-  return rc == DT_ERR_CONFIG || rc == DT_ERR_SHAPE || rc == DT_ERR_ARG ? EXIT_USAGE
-                                                                       : EXIT_RUN_FAILED;
+  return rc == DT_ERR_CONFIG || rc == DT_ERR_SHAPE || rc == DT_ERR_ARG || rc == DT_ERR_MISMATCH
+             ? EXIT_USAGE
+             : EXIT_RUN_FAILED;
+}
+
+/* Writes the flat parameter buffer as raw little-endian float32. */
+static int save_params(const char *path, const float *p, size_t n, dt_error_t *err) {
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "save_params writes the host's floats as they are: little-endian hosts only"
+#endif
+  FILE *f = fopen(path, "wb");
+  if (!f) return dt_error_set(err, DT_ERR_IO, "cannot create '%s' for --save-params", path);
+  bool ok = fwrite(p, sizeof *p, n, f) == n;
+  ok = fclose(f) == 0 && ok;
+  return ok ? 0 : dt_error_set(err, DT_ERR_IO, "cannot write the parameters to '%s'", path);
 }
 
 int main(int argc, char **argv) {
@@ -115,11 +146,10 @@ int main(int argc, char **argv) {
     if (rc) fprintf(stderr, "error: %s\n", err.msg);
     return rc ? EXIT_RUN_FAILED : 0;
   }
-  dt_comm_t comm;
-  dt_comm_init_single(&comm);
-  dt_log_t log = dt_log_make(comm.rank, comm.world);
+  /* The config is read before MPI starts: a rank that cannot read it exits at once,
+   * and mpirun ends the job. */
+  dt_log_t log = dt_log_make(0, 1);
   log.quiet = cli.quiet;
-
   rc = dt_config_load_file(cfg, cli.config_path, &err);
   for (int i = 0; rc == 0 && i < nsets; i++) rc = dt_config_override(cfg, sets[i], &err);
   free(sets);
@@ -141,8 +171,26 @@ int main(int argc, char **argv) {
     return text ? 0 : EXIT_RUN_FAILED;
   }
 
+  dt_comm_t comm;
+  bool launched = dt_comm_mpi_launched();
+  if (launched) {
+    if ((rc = dt_comm_init_mpi(&comm, &argc, &argv, &err))) {
+      dt_log_error(&log, "%s", err.msg);
+      dt_config_free(cfg);
+      return EXIT_RUN_FAILED;
+    }
+  } else {
+    dt_comm_init_single(&comm);
+  }
+  log = dt_log_make(comm.rank, comm.world);
+  log.quiet = cli.quiet;
+  log.all_ranks = cli.all_ranks;
+
+  /* No live bar under an MPI launcher: mpirun hands each rank a pseudo-terminal even
+   * when its own output goes to a file, so the bar would end up in logs; several
+   * ranks drawing would garble it anyway. The epoch lines say the same. */
   trainer_t t;
-  rc = trainer_setup(&t, cfg, cli.config_path, &comm, log, !cli.no_progress, &err);
+  rc = trainer_setup(&t, cfg, cli.config_path, &comm, log, !cli.no_progress && !launched, &err);
   if (rc == 0) {
     char summary[8192];
     dt_model_summary(&t.model, summary, sizeof summary);
@@ -152,6 +200,8 @@ int main(int argc, char **argv) {
     dt_log_info(&log, "%s", summary);
     rc = trainer_run(&t, &err);
   }
+  if (rc == 0 && cli.save_params_path && comm.rank == 0)
+    rc = save_params(cli.save_params_path, t.model.param_buf, t.model.num_params, &err);
   if (rc == 0) {
     /* Reported so that memory use is visible in every run's output. */
     struct rusage ru;
@@ -161,7 +211,11 @@ int main(int argc, char **argv) {
     dt_log_error(&log, "%s", err.msg);
   }
   trainer_free(&t);
-  dt_comm_finalize(&comm);
   dt_config_free(cfg);
-  return rc ? exit_code_for(rc) : 0;
+  int code = rc ? exit_code_for(rc) : 0;
+  /* Only a disagreement found by the agreement check is known to every rank; after
+   * any other error the others may be waiting in a collective for this rank. */
+  if (rc && rc != DT_ERR_MISMATCH && comm.world > 1) dt_comm_abort(&comm, code);
+  dt_comm_finalize(&comm);
+  return code;
 }

@@ -1,10 +1,17 @@
-/* Reading [data] and [train] (see options.h). */
+/* Reading [data], [train] and [sync] (see options.h). */
 #include "options.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
+/* 1 MiB buckets: the per-bucket cost (a few microseconds of latency on one host) is
+ * small next to the transfer, and a model of more than a few MB gets several buckets
+ * whose exchange overlaps the backward of the layers before them. A model under 1 MB
+ * (the MLP example: 0.9 MB) is one bucket exchanged after backward; smaller buckets
+ * do not help it, since its first layer holds 85% of the gradient and finishes last
+ * (bench/bench_sync.sh measures it). */
+#define DEFAULT_BUCKET_MB 1.0
 
 static int read_path(dt_config_t *cfg, const char *dir, const char *key, const char *def,
                      char *out, dt_error_t *err) {
@@ -39,7 +46,14 @@ int run_options_read(dt_config_t *cfg, run_options_t *o, dt_error_t *err) {
       (rc = dt_config_get_int(cfg, "train", "batch_size", 64, 1, 1 << 20, &o->batch_size, err)) ||
       (rc = dt_config_get_double(cfg, "train", "lr", 0.01, 0.0, 1e6, &o->lr, err)) ||
       (rc = dt_config_get_int(cfg, "train", "seed", 1, 0, (1L << 62), &seed, err)) ||
-      (rc = dt_config_get_int(cfg, "train", "threads", 1, 1, 1024, &o->threads, err)))
+      (rc = dt_config_get_int(cfg, "train", "threads", 1, 1, 1024, &o->threads, err)) ||
+      (rc = dt_config_get_bool(cfg, "train", "scale_lr", false, &o->scale_lr, err)) ||
+      (rc = dt_config_get_double(cfg, "sync", "bucket_mb", DEFAULT_BUCKET_MB, 0.0, 4096.0,
+                                 &o->bucket_mb, err)) ||
+      (rc = dt_config_get_choice(cfg, "sync", "allreduce", "ring", dt_allreduce_names,
+                                 &o->allreduce, err)) ||
+      (rc = dt_config_get_double(cfg, "sync", "timeout_s", DT_COMM_DEFAULT_TIMEOUT_S, 0.1,
+                                 1e7, &o->timeout_s, err)))
     return rc;
   o->seed = (uint64_t)seed;
   return 0;

@@ -1,10 +1,13 @@
 /* The run settings of the worker that are not the model: data files, training
- * length, batch, learning rate, seed, threads. Read from [data] and [train]. */
+ * length, batch, learning rate, seed, threads, and the gradient exchange between
+ * ranks. Read from [data], [train] and [sync]. */
 #ifndef DTRAIN_WORKER_OPTIONS_H
 #define DTRAIN_WORKER_OPTIONS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "dtrain/comm.h"
 #include "dtrain/config.h"
 #include "dtrain/error.h"
 
@@ -22,9 +25,15 @@ typedef struct {
   double lr;
   uint64_t seed;
   long threads;            /* BLAS threads per process */
+  bool scale_lr;           /* linear scaling rule: lr *= number of ranks */
+
+  double bucket_mb;        /* [sync] gradient bucket size in MiB (0: one all-reduce) */
+  int allreduce;           /* [sync] a dt_allreduce_algo */
+  double timeout_s;        /* [sync] watchdog: longest wait for one collective */
 } run_options_t;
 
-/* Reads [data] and [train]; file names are relative to data.dir unless absolute. */
+/* Reads [data], [train] and [sync]; file names are relative to data.dir unless
+ * absolute. */
 int run_options_read(dt_config_t *cfg, run_options_t *o, dt_error_t *err);
 
 #endif

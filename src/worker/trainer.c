@@ -1,10 +1,14 @@
 /* The training loop (see trainer.h). */
+#define _POSIX_C_SOURCE 200809L
 #include "trainer.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "agreement.h"
 
 static const char *const target_names[] = {"labels", "one_hot", "input", NULL};
 
@@ -84,6 +88,8 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   t->log = log;
   int rc;
   if ((rc = run_options_read(cfg, &t->opt, err))) return rc;
+  comm->timeout_s = t->opt.timeout_s;
+  comm->allreduce = (dt_allreduce_algo)t->opt.allreduce;
   dt_optim_config_t ocfg;
   if ((rc = dt_optim_config_read(cfg, &ocfg, err)) ||
       (rc = train_log_read(&t->tlog, cfg, config_path, comm->rank == 0, &t->log, err)))
@@ -99,9 +105,15 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
                         "training samples",
                         dt_config_where(cfg, "train", "batch_size"), t->opt.batch_size,
                         comm->world, t->train.n);
-  if ((rc = dt_schedule_read(cfg, t->opt.lr, t->steps_per_epoch,
-                             t->steps_per_epoch * t->opt.epochs, &t->schedule, err)))
+  /* The linear scaling rule (Goyal et al.): N ranks take steps N times as large on a
+   * global batch N times as large; schedule.warmup_steps ramps up to it. */
+  double lr = t->opt.scale_lr ? t->opt.lr * comm->world : t->opt.lr;
+  if ((rc = dt_schedule_read(cfg, lr, t->steps_per_epoch, t->steps_per_epoch * t->opt.epochs,
+                             &t->schedule, err)))
     return rc;
+  if (t->opt.scale_lr && comm->world > 1)
+    dt_log_info(&t->log, "train.scale_lr: lr %g x %d ranks = %g (warmup %ld steps)", t->opt.lr,
+                comm->world, lr, t->schedule.warmup_steps);
   /* Everything has been read: anything left over is a typo or a misplaced key. */
   if ((rc = dt_config_check_unused(cfg, err))) return rc;
 
@@ -117,6 +129,20 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
     t->targets = malloc(sizeof *t->targets * (size_t)capacity * dt_model_output_size(&t->model));
   if (!t->perm || !t->labels || (t->target != TARGET_LABELS && !t->targets))
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory setting up training");
+  if ((rc = dt_grad_sync_init(&t->sync, comm, t->model.grad_buf, t->model.num_params,
+                              t->opt.bucket_mb, err)))
+    return rc;
+  if (comm->world > 1) {
+    t->model.on_grads_ready = dt_grad_sync_ready;
+    t->model.grads_ready_ctx = &t->sync;
+    run_shape_t shape = {t->model.num_params, t->steps_per_epoch, t->sync.nbuckets};
+    if ((rc = agreement_check(comm, cfg, &shape, err))) return rc;
+  }
+  /* The watchdog test's fault switch (see trainer.h). */
+  const char *stall_rank = getenv("DT_TEST_STALL_RANK");
+  const char *stall_step = getenv("DT_TEST_STALL_AT_STEP");
+  if (stall_rank && stall_step && atoi(stall_rank) == comm->rank)
+    t->stall_at_step = atol(stall_step);
 
   /* Every rank initializes from the same seed; rank 0's values are broadcast anyway so
    * that ranks agree even if their initial values differed. */
@@ -125,7 +151,7 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   dt_model_init_params(&t->model, &init_rng);
   if ((rc = dt_comm_broadcast(comm, t->model.param_buf, t->model.num_params * sizeof(float), 0,
                               err)))
-    return rc;
+    return dt_error_prefix(err, "sending the initial parameters from rank 0: ");
   dt_rng_seed(&t->rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xd20b), (uint64_t)comm->rank));
   openblas_set_num_threads((int)t->opt.threads);
   progress_init(&t->progress, log.out, show_progress && dt_log_enabled(&log));
@@ -180,6 +206,12 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
                       step_times_t *times, dt_error_t *err) {
   dt_model_t *m = &t->model;
   double t0 = progress_now();
+  dt_grad_sync_begin(&t->sync, t->step + 1);
+  if (t->stall_at_step == t->step + 1) {
+    dt_log_warn(&t->log, "DT_TEST_STALL_RANK/DT_TEST_STALL_AT_STEP: this rank stops answering "
+                "at step %ld (a fault switch for tests)", t->step + 1);
+    for (;;) pause();
+  }
   int batch = (int)t->opt.batch_size;
   const uint32_t *idx =
       dt_shard_batch(t->perm, g, (size_t)batch, t->comm->rank, t->comm->world);
@@ -194,7 +226,7 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   *total += (double)n;
   dt_model_backward(m, batch);
   double t2 = progress_now();
-  int rc = dt_comm_allreduce_avg(t->comm, m->grad_buf, m->num_params, err);
+  int rc = dt_grad_sync_finish(&t->sync, err);
   if (rc) return rc;
   double t3 = progress_now();
   float lr = (float)dt_schedule_lr(&t->schedule, t->step);
@@ -205,6 +237,8 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   times->data_s = t1 - t0;
   times->compute_s = (t2 - t1) + (t4 - t3);
   times->comm_s = t3 - t2;
+  t->comm_wait_s += t3 - t2;
+  t->step_s += t4 - t0;
   train_log_step(&t->tlog, t->step, *loss, lr, (double)batch * t->comm->world / (t4 - t0), times);
   t->step++;
   return 0;
@@ -250,7 +284,8 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
     progress_end(&t->progress);
     /* Training metrics are the mean over this rank's batches, averaged across ranks. */
     double sums[3] = {loss_sum / (double)t->steps_per_epoch, correct, total};
-    if ((rc = dt_comm_allreduce_sum_f64(t->comm, sums, 3, err))) return rc;
+    if ((rc = dt_comm_allreduce_sum_f64(t->comm, sums, 3, err)))
+      return dt_error_prefix(err, "epoch %ld metrics: ", epoch + 1);
     eval_result_t val = {0};
     if (t->val.n && (rc = trainer_evaluate(t, &t->val, &val, err))) return rc;
     double train_acc = sums[2] > 0 ? sums[1] / sums[2] : NAN;
@@ -258,6 +293,11 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
     train_log_epoch(&t->tlog, epoch + 1, sums[0] / t->comm->world, train_acc,
                     val.samples ? val.loss : NAN, val.samples ? val.accuracy : NAN, &t->model);
   }
+  if (t->comm->world > 1 && t->step > 0)
+    dt_log_info(&t->log, "Sync: %d ranks, %d gradient bucket(s) of up to %.2f MB; waiting for "
+                "gradients after backward: %.3f ms/step, %.1f%% of step time", t->comm->world,
+                t->sync.nbuckets, (double)t->sync.bucket * sizeof(float) / (1 << 20),
+                1e3 * t->comm_wait_s / (double)t->step, 100.0 * t->comm_wait_s / t->step_s);
   if ((rc = trainer_evaluate(t, &t->test, &t->test_result, err))) return rc;
   train_log_flush(&t->tlog);
   if (isnan(t->test_result.accuracy))

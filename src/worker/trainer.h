@@ -1,7 +1,8 @@
 /* The training loop: data, model, optimizer, schedule and communicator put together.
  *
  * One step: gather the rank's slice of the global batch into the model's input,
- * forward, loss, backward, average the gradients across ranks, optimizer update.
+ * forward, loss, backward (which starts the gradient buckets' all-reduces as their
+ * gradients become final), wait for the averaged gradients, optimizer update.
  * Nothing in the step allocates. */
 #ifndef DTRAIN_WORKER_TRAINER_H
 #define DTRAIN_WORKER_TRAINER_H
@@ -12,6 +13,7 @@
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
 #include "dtrain/data.h"
+#include "dtrain/grad_sync.h"
 #include "dtrain/log.h"
 #include "dtrain/model.h"
 #include "dtrain/optim.h"
@@ -43,6 +45,10 @@ typedef struct {
   target_kind target;
   dt_optim_t optim;
   dt_schedule_t schedule;
+  dt_grad_sync_t sync; /* the bucketed gradient exchange, hooked into backward */
+  /* Test-only fault switch: this rank stops answering at this step (1-based; 0:
+   * never), from DT_TEST_STALL_RANK and DT_TEST_STALL_AT_STEP. */
+  long stall_at_step;
 
   uint32_t *perm;   /* (train.n) this epoch's order */
   int32_t *labels;  /* (capacity) labels of the current batch */
@@ -50,6 +56,8 @@ typedef struct {
   dt_rng_t rng;     /* the rank's stream for dropout and other noise */
   long steps_per_epoch;
   long step;        /* global steps done */
+  double comm_wait_s, step_s; /* over the run: waiting for gradients after backward, and
+                               * whole steps; their ratio is the exposed communication */
   eval_result_t test_result;
 } trainer_t;
 

@@ -52,10 +52,25 @@ typedef struct {
   void (*finalize)(dt_comm_t *c);
 } dt_comm_ops_t;
 
+/* How start_allreduce_avg moves data between ranks (the single communicator has
+ * nothing to move). */
+typedef enum {
+  /* Our ring over point-to-point messages (reduce-scatter, then all-gather), advanced
+   * by every progress/wait call: bandwidth-optimal, 0.75-1.0x the bus bandwidth of
+   * Open MPI's blocking MPI_Allreduce on one host, where Open MPI 4.1's
+   * MPI_Iallreduce reaches about 0.5x (bench/bench_sync.sh). */
+  DT_ALLREDUCE_RING,
+  /* The MPI library's MPI_Iallreduce. */
+  DT_ALLREDUCE_MPI
+} dt_allreduce_algo;
+
+extern const char *const dt_allreduce_names[]; /* "ring", "mpi", NULL */
+
 struct dt_comm {
   const dt_comm_ops_t *ops;
   int rank, world;
-  double timeout_s; /* watchdog: longest wait for one collective (default 300) */
+  double timeout_s;            /* watchdog: longest wait for one collective (default 300) */
+  dt_allreduce_algo allreduce; /* every rank must use the same */
   void *impl;
 };
 

@@ -18,7 +18,8 @@ typedef enum {
   DT_ERR_ARG = -6,     /* a bad argument from the command line or a caller */
   DT_ERR_COMM = -7,    /* communication between processes failed */
   DT_ERR_TIMEOUT = -8, /* something did not finish in time */
-  DT_ERR_STATE = -9    /* an operation that is not valid in the current state */
+  DT_ERR_STATE = -9,   /* an operation that is not valid in the current state */
+  DT_ERR_MISMATCH = -10 /* the ranks of a job disagree (model, config); all of them know */
 } dt_err;
 
 enum { DT_ERROR_MSG_MAX = 1024 };
