@@ -54,6 +54,20 @@ data_args() {
     --set data.test_images=test-images --set data.test_labels=test-labels
 }
 
+# expect_test_accuracy OUTPUT SAMPLES MIN: the worker's "Test:" line over SAMPLES
+# samples shows an accuracy above MIN.
+expect_test_accuracy() {
+  local acc
+  acc=$(sed -nE "s/^Test: loss: [0-9.]+ - accuracy: ([0-9.]+) \\($2 samples\\)$/\\1/p" <<<"$1")
+  if [ -z "$acc" ]; then
+    fail "no test accuracy over $2 samples in the output"
+  elif awk -v a="$acc" -v m="$3" 'BEGIN { exit !(a > m) }'; then
+    pass
+  else
+    fail "test accuracy $acc, expected > $3"
+  fi
+}
+
 finish() {
   echo "$passed passed, $failed failed"
   [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

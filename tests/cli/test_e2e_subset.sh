@@ -5,12 +5,5 @@ source "$(dirname "$0")/lib.sh"
 out=$("$WORKER" --config "$SRC/examples/fmnist-mlp.ini" --no-progress \
   --set data.train_limit=6000 --set train.epochs=1 2>&1)
 echo "$out"
-acc=$(sed -nE 's/^Test: loss: [0-9.]+ - accuracy: ([0-9.]+) \(10000 samples\)$/\1/p' <<<"$out")
-if [ -z "$acc" ]; then
-  fail "no test accuracy in the output"
-elif awk -v a="$acc" 'BEGIN { exit !(a > 0.70) }'; then
-  pass
-else
-  fail "test accuracy $acc, expected > 0.70"
-fi
+expect_test_accuracy "$out" 10000 0.70
 finish

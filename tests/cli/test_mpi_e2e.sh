@@ -22,14 +22,7 @@ grep -q "2 rank(s), 5400 training / 600 validation / 6000 test samples" <<<"$out
 [ "$(grep -c '^Epoch [12]/2 - 42 steps - ' <<<"$out")" -eq 2 ] && pass ||
   fail "expected 2 epoch lines of 42 steps (5400 / (2 x 64))"
 grep -q "^\[rank 1\]" <<<"$out" && fail "rank 1 printed info lines without --all-ranks" || pass
-acc=$(sed -nE 's/^Test: loss: [0-9.]+ - accuracy: ([0-9.]+) \(6000 samples\)$/\1/p' <<<"$out")
-if [ -z "$acc" ]; then
-  fail "no test accuracy in the output"
-elif awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }'; then
-  pass
-else
-  fail "test accuracy $acc, expected > 0.75"
-fi
+expect_test_accuracy "$out" 6000 0.75
 
 out=$("${MPIEXEC[@]}" -n 2 "$WORKER" "${args[@]}" --set train.epochs=1 --all-ranks 2>&1)
 grep -q "^\[rank 1\] Epoch 1/1 - 42 steps" <<<"$out" && pass ||
