@@ -450,16 +450,6 @@ static int wait_all(dt_comm_t *c, int *stuck, dt_error_t *err) {
   return 0;
 }
 
-static int allreduce_avg(dt_comm_t *c, float *buf, size_t count, dt_error_t *err) {
-  /* Chunks below INT_MAX floats; one wait for all of them. */
-  const size_t chunk = (size_t)1 << 30;
-  for (size_t off = 0; off < count; off += chunk) {
-    int rc = start_allreduce_avg(c, buf + off, count - off < chunk ? count - off : chunk, err);
-    if (rc) return rc;
-  }
-  return wait_all(c, NULL, err);
-}
-
 static void set_step(dt_comm_t *c, long step) {
   impl(c)->step = step;
   publish(impl(c));
@@ -487,7 +477,6 @@ static void finalize(dt_comm_t *c) {
 
 static const dt_comm_ops_t mpi_ops = {.name = "mpi",
                                       .broadcast = broadcast,
-                                      .allreduce_avg = allreduce_avg,
                                       .allreduce_sum_f64 = allreduce_sum_f64,
                                       .allgather = allgather,
                                       .barrier = barrier,

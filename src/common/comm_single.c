@@ -8,10 +8,6 @@ static int broadcast(dt_comm_t *c, void *buf, size_t bytes, int root, dt_error_t
   (void)c, (void)buf, (void)bytes, (void)err;
   return root == 0 ? 0 : dt_error_set(err, DT_ERR_ARG, "broadcast from rank %d of 1", root);
 }
-static int allreduce_avg(dt_comm_t *c, float *buf, size_t count, dt_error_t *err) {
-  (void)c, (void)buf, (void)count, (void)err;
-  return 0;
-}
 static int allreduce_sum_f64(dt_comm_t *c, double *buf, size_t count, dt_error_t *err) {
   (void)c, (void)buf, (void)count, (void)err;
   return 0;
@@ -44,7 +40,6 @@ static void finalize(dt_comm_t *c) { (void)c; }
 
 static const dt_comm_ops_t single_ops = {.name = "single",
                                          .broadcast = broadcast,
-                                         .allreduce_avg = allreduce_avg,
                                          .allreduce_sum_f64 = allreduce_sum_f64,
                                          .allgather = allgather,
                                          .barrier = barrier,

@@ -25,8 +25,6 @@ typedef struct dt_comm dt_comm_t;
 typedef struct {
   const char *name;
   int (*broadcast)(dt_comm_t *c, void *buf, size_t bytes, int root, dt_error_t *err);
-  /* buf[0..count) becomes the average over ranks of everyone's buf. */
-  int (*allreduce_avg)(dt_comm_t *c, float *buf, size_t count, dt_error_t *err);
   /* buf[0..count) becomes the sum over ranks (metrics: loss sums, correct counts). */
   int (*allreduce_sum_f64)(dt_comm_t *c, double *buf, size_t count, dt_error_t *err);
   /* all[r*bytes .. (r+1)*bytes) becomes rank r's `mine`, for every rank r. */
@@ -92,9 +90,6 @@ static inline int dt_comm_broadcast(dt_comm_t *c, void *buf, size_t bytes, int r
                                     dt_error_t *err) {
   return c->ops->broadcast(c, buf, bytes, root, err);
 }
-static inline int dt_comm_allreduce_avg(dt_comm_t *c, float *buf, size_t count, dt_error_t *err) {
-  return c->ops->allreduce_avg(c, buf, count, err);
-}
 static inline int dt_comm_allreduce_sum_f64(dt_comm_t *c, double *buf, size_t count,
                                             dt_error_t *err) {
   return c->ops->allreduce_sum_f64(c, buf, count, err);
@@ -113,6 +108,17 @@ static inline int dt_comm_progress(dt_comm_t *c, dt_error_t *err) {
 }
 static inline int dt_comm_wait_all(dt_comm_t *c, int *stuck, dt_error_t *err) {
   return c->ops->wait_all(c, stuck, err);
+}
+/* Blocking form: buf[0..count) becomes the average over ranks of everyone's buf. Started
+ * in chunks that one MPI call takes, then one wait for all of them. */
+static inline int dt_comm_allreduce_avg(dt_comm_t *c, float *buf, size_t count, dt_error_t *err) {
+  const size_t chunk = (size_t)1 << 30;
+  for (size_t off = 0; off < count; off += chunk) {
+    int rc = c->ops->start_allreduce_avg(c, buf + off, count - off < chunk ? count - off : chunk,
+                                         err);
+    if (rc) return rc;
+  }
+  return c->ops->wait_all(c, NULL, err);
 }
 static inline void dt_comm_set_step(dt_comm_t *c, long step) { c->ops->set_step(c, step); }
 static inline void dt_comm_abort(dt_comm_t *c, int code) { c->ops->abort(c, code); }
