@@ -806,6 +806,21 @@ int dt_config_check_unused(const dt_config_t *cfg, dt_error_t *err) {
                       s->name);
 }
 
+int dt_config_foreach(const dt_config_t *cfg,
+                      int (*fn)(void *ctx, const char *section, const char *key,
+                                const char *value),
+                      void *ctx) {
+  for (size_t i = 0; i < cfg->n_sections; i++) {
+    const section_t *s = &cfg->sections[i];
+    for (size_t k = 0; k < s->n_entries; k++) {
+      const entry_t *e = &cfg->entries[s->entries[k]];
+      int rc = fn(ctx, s->name, e->key, e->value);
+      if (rc) return rc;
+    }
+  }
+  return 0;
+}
+
 size_t dt_config_to_string(const dt_config_t *cfg, char *buf, size_t cap) {
   sink_t sink = {buf, buf ? cap : 0, 0};
   if (sink.cap) buf[0] = '\0';

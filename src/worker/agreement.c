@@ -39,51 +39,54 @@ static int cmp_lines(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The checked entries as "section.key=value" lines, collected by collect_entry. */
+typedef struct {
+  char **lines;
+  size_t n, cap;
+  size_t total; /* bytes of all lines with their newlines, plus the final NUL */
+} entries_t;
+
+static int collect_entry(void *ctx, const char *section, const char *key, const char *value) {
+  entries_t *e = ctx;
+  size_t len = strlen(section) + strlen(key) + strlen(value) + 3;
+  char *entry = malloc(len);
+  if (!entry) return -1;
+  snprintf(entry, len, "%s.%s", section, key);
+  if (!checked(section, entry)) {
+    free(entry);
+    return 0;
+  }
+  snprintf(entry, len, "%s.%s=%s", section, key, value);
+  if (e->n == e->cap) {
+    size_t cap = e->cap ? 2 * e->cap : 64;
+    char **lines = realloc(e->lines, cap * sizeof *lines);
+    if (!lines) {
+      free(entry);
+      return -1;
+    }
+    e->lines = lines;
+    e->cap = cap;
+  }
+  e->lines[e->n++] = entry;
+  e->total += len;
+  return 0;
+}
+
 /* The checked entries as sorted "section.key=value" lines, so that the same settings
  * give the same text whatever their order in the file or on the command line. */
 static char *canonical_text(const dt_config_t *cfg, dt_error_t *err) {
-  size_t need = dt_config_to_string(cfg, NULL, 0);
-  char *ini = malloc(need + 1), *out = NULL;
-  char **lines = calloc(need / 2 + 1, sizeof *lines); /* an entry line has at least "k =" */
-  size_t nlines = 0, total = 1;
-  if (!ini || !lines) goto nomem;
-  dt_config_to_string(cfg, ini, need + 1);
-  const char *section = "";
-  for (char *line = strtok(ini, "\n"); line; line = strtok(NULL, "\n")) {
-    if (line[0] == '[') {
-      char *close = strchr(line, ']');
-      if (close) *close = '\0';
-      section = line + 1;
-      continue;
-    }
-    char *eq = strstr(line, " =");
-    if (!eq) continue;
-    *eq = '\0';
-    const char *value = eq[2] == ' ' ? eq + 3 : eq + 2;
-    size_t len = strlen(section) + strlen(line) + strlen(value) + 3;
-    char *entry = malloc(len);
-    if (!entry) goto nomem;
-    snprintf(entry, len, "%s.%s", section, line);
-    if (!checked(section, entry)) {
-      free(entry);
-      continue;
-    }
-    snprintf(entry, len, "%s.%s=%s", section, line, value);
-    lines[nlines++] = entry;
-    total += len;
+  entries_t e = {.total = 1};
+  char *out = NULL;
+  if (dt_config_foreach(cfg, collect_entry, &e) == 0 && (out = malloc(e.total))) {
+    qsort(e.lines, e.n, sizeof *e.lines, cmp_lines);
+    size_t used = 0;
+    for (size_t i = 0; i < e.n; i++) used += (size_t)sprintf(out + used, "%s\n", e.lines[i]);
+    out[used] = '\0';
+  } else {
+    dt_error_set(err, DT_ERR_NOMEM, "out of memory describing the run for the agreement check");
   }
-  qsort(lines, nlines, sizeof *lines, cmp_lines);
-  if (!(out = malloc(total))) goto nomem;
-  size_t used = 0;
-  for (size_t i = 0; i < nlines; i++) used += (size_t)sprintf(out + used, "%s\n", lines[i]);
-  out[used] = '\0';
-  goto done;
-nomem:
-  dt_error_set(err, DT_ERR_NOMEM, "out of memory describing the run for the agreement check");
-done:
-  for (size_t i = 0; i < nlines; i++) free(lines[i]);
-  free(lines);
-  free(ini);
+  for (size_t i = 0; i < e.n; i++) free(e.lines[i]);
+  free(e.lines);
   return out;
 }
 

@@ -448,6 +448,46 @@ static void test_to_string(void) {
   dt_config_free(cfg);
 }
 
+/* Records what dt_config_foreach visits as "section.key=value;" and stops after `limit`. */
+typedef struct {
+  char seen[256];
+  int calls, limit;
+} visit_t;
+
+static int visit(void *ctx, const char *section, const char *key, const char *value) {
+  visit_t *v = ctx;
+  size_t used = strlen(v->seen);
+  snprintf(v->seen + used, sizeof v->seen - used, "%s.%s=%s;", section, key, value);
+  return ++v->calls == v->limit ? 7 : 0;
+}
+
+static void test_foreach(void) {
+  dt_config_t *cfg = load(
+      "[train]\n"
+      "lr = 0.1\n"
+      "[layer.1]\n"
+      "units = 8\n"
+      "[train]\n"
+      "epochs = 4\n");
+  dt_error_t err = {0};
+  CHECK_INT_EQ(dt_config_override(cfg, "train.lr=0.5", &err), 0);
+  /* Section by section in order of first appearance, overrides in place. */
+  visit_t v = {.limit = -1};
+  CHECK_INT_EQ(dt_config_foreach(cfg, visit, &v), 0);
+  CHECK_INT_EQ(v.calls, 3);
+  CHECK(strcmp(v.seen, "train.lr=0.5;train.epochs=4;layer.1.units=8;") == 0);
+  if (strcmp(v.seen, "train.lr=0.5;train.epochs=4;layer.1.units=8;") != 0)
+    fprintf(stderr, "foreach visited: %s\n", v.seen);
+  /* A non-zero result stops the walk and is returned. */
+  visit_t stop = {.limit = 2};
+  CHECK_INT_EQ(dt_config_foreach(cfg, visit, &stop), 7);
+  CHECK_INT_EQ(stop.calls, 2);
+  /* Visiting marks nothing as used. */
+  CHECK(dt_config_check_unused(cfg, &err) != 0);
+  CHECK_STR_CONTAINS(err.msg, "unknown");
+  dt_config_free(cfg);
+}
+
 static void test_syntax_errors(void) {
   check_load_error("[train]\nlr = 1\n\n\n\n\nthis is not an entry\n", DT_ERR_CONFIG,
                    "x.ini:7: expected 'key = value' or '[section]', got 'this is not an entry'");
@@ -776,6 +816,7 @@ int main(void) {
   test_numbered_sections();
   test_check_unused();
   test_to_string();
+  test_foreach();
   test_syntax_errors();
   test_value_errors();
   test_override_errors();

@@ -67,6 +67,14 @@ const char *dt_config_where(const dt_config_t *cfg, const char *section, const c
  * "file.ini:7: unknown key 'unit' in [layer.2]". */
 int dt_config_check_unused(const dt_config_t *cfg, dt_error_t *err);
 
+/* Calls fn(ctx, section, key, value) for every entry, section by section in order of
+ * first appearance (the order dt_config_to_string writes). Stops at the first non-zero
+ * result of fn and returns it; 0 after the last entry. Marks nothing as used. */
+int dt_config_foreach(const dt_config_t *cfg,
+                      int (*fn)(void *ctx, const char *section, const char *key,
+                                const char *value),
+                      void *ctx);
+
 /* Writes the effective config (after overrides) as INI text into buf; returns the length
  * it needs (like snprintf), so a NULL/0 call sizes it. */
 size_t dt_config_to_string(const dt_config_t *cfg, char *buf, size_t cap);
