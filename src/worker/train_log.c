@@ -2,12 +2,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train_log.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 /* The weight picture shows at most this many units of the first layer. */
@@ -100,22 +98,6 @@ static void draw_image(train_log_t *tl, const dt_model_t *m) {
   }
 }
 
-static int make_dirs(const char *path, dt_error_t *err) {
-  char buf[OPT_PATH_MAX];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1;; p++) {
-    bool end = *p == '\0';
-    if (*p == '/' || end) {
-      *p = '\0';
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return dt_error_set(err, DT_ERR_IO, "cannot create log folder '%s': %s", buf,
-                            strerror(errno));
-      if (end) return 0;
-      *p = '/';
-    }
-  }
-}
-
 /* Prints the first problem the events library reports for ev; it reports each once. */
 static void report(train_log_t *tl, dt_events_t *ev) {
   dt_error_t e = {0};
@@ -128,9 +110,10 @@ int train_log_open(train_log_t *tl, const dt_config_t *cfg, const dt_model_t *m,
   char path[OPT_PATH_MAX + 16];
   int rc;
   snprintf(path, sizeof path, "%s/train", tl->dir);
-  if ((rc = make_dirs(path, err)) || (rc = dt_events_open_opts(&tl->train, path, &event_options, err))) return rc;
+  /* dt_events_open creates the folders, parents included. */
+  if ((rc = dt_events_open_opts(&tl->train, path, &event_options, err))) return rc;
   snprintf(path, sizeof path, "%s/validation", tl->dir);
-  if ((rc = make_dirs(path, err)) || (rc = dt_events_open_opts(&tl->val, path, &event_options, err))) return rc;
+  if ((rc = dt_events_open_opts(&tl->val, path, &event_options, err))) return rc;
   size_t need = dt_config_to_string(cfg, NULL, 0);
   char *text = malloc(need + 1);
   if (!text) return dt_error_set(err, DT_ERR_NOMEM, "out of memory logging the config");
