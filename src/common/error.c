@@ -48,6 +48,7 @@ const char *dt_err_name(int code) {
     case DT_ERR_TIMEOUT: return "timeout";
     case DT_ERR_STATE: return "invalid state";
     case DT_ERR_MISMATCH: return "ranks disagree";
+    case DT_ERR_NOT_FOUND: return "not found";
     default: return "unknown error";
   }
 }

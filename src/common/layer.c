@@ -45,6 +45,15 @@ void dt_layer_declare_param(dt_layer_t *l, const char *suffix, dt_shape_t shape,
   p->decay = decay;
 }
 
+void dt_layer_declare_state(dt_layer_t *l, const char *suffix, dt_shape_t shape,
+                            dt_init_kind init) {
+  dt_param_info_t *p = &l->state_decl[l->nstates++];
+  snprintf(p->name, sizeof p->name, "%s.%.24s", l->name, suffix);
+  p->shape = shape;
+  p->count = dt_shape_size(&shape);
+  p->init = init;
+}
+
 int dt_layer_get_init(dt_config_t *cfg, const char *section, const char *key, dt_init_kind def,
                       dt_init_kind *out, dt_error_t *err) {
   int idx;

@@ -133,6 +133,26 @@ int dt_model_build(dt_model_t *m, dt_config_t *cfg, dt_shape_t in_shape, dt_erro
     }
   }
   m->num_params = offset;
+  /* The same for the non-trainable state tensors, in their own buffer. */
+  int total_states = 0;
+  for (int i = 0; i < m->nlayers; i++) total_states += m->layers[i].nstates;
+  m->states = calloc(total_states ? (size_t)total_states : 1, sizeof *m->states);
+  if (!m->states) return dt_error_set(err, DT_ERR_NOMEM, "out of memory building the model");
+  size_t soffset = 0;
+  for (int i = 0; i < m->nlayers; i++) {
+    dt_layer_t *l = &m->layers[i];
+    for (int p = 0; p < l->nstates; p++) {
+      l->state_decl[p].offset = soffset;
+      soffset += l->state_decl[p].count;
+      m->states[m->nstates++] = l->state_decl[p];
+    }
+  }
+  m->num_states = soffset;
+  if (!(m->state_buf = calloc(soffset ? soffset : 1, sizeof(float))))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for %zu state values", soffset);
+  for (int i = 0; i < m->nlayers; i++)
+    for (int p = 0; p < m->layers[i].nstates; p++)
+      m->layers[i].s[p] = m->state_buf + m->layers[i].state_decl[p].offset;
   m->param_buf = calloc(offset ? offset : 1, sizeof(float));
   m->grad_buf = calloc(offset ? offset : 1, sizeof(float));
   if (!m->param_buf || !m->grad_buf)
@@ -201,6 +221,8 @@ void dt_model_free(dt_model_t *m) {
   free(m->params);
   free(m->param_buf);
   free(m->grad_buf);
+  free(m->states);
+  free(m->state_buf);
   free(m->acts);
   free(m->arena);
   memset(m, 0, sizeof *m);
@@ -234,6 +256,8 @@ static void init_tensor(const dt_param_info_t *p, float *w, dt_rng_t *rng) {
 void dt_model_init_params(dt_model_t *m, dt_rng_t *rng) {
   for (int i = 0; i < m->nparams; i++)
     init_tensor(&m->params[i], m->param_buf + m->params[i].offset, rng);
+  for (int i = 0; i < m->nstates; i++)
+    init_tensor(&m->states[i], m->state_buf + m->states[i].offset, rng);
 }
 
 const float *dt_model_forward(dt_model_t *m, int batch, bool training, dt_rng_t *rng) {
@@ -289,5 +313,7 @@ size_t dt_model_summary(const dt_model_t *m, char *buf, size_t cap) {
   }
   append(buf, cap, &used, "Total params: %zu (%.2f MB)\n", m->num_params,
          m->num_params * 4.0 / (1 << 20));
+  if (m->num_states)
+    append(buf, cap, &used, "Non-trainable state: %zu values\n", m->num_states);
   return used;
 }

@@ -19,7 +19,8 @@ typedef enum {
   DT_ERR_COMM = -7,    /* communication between processes failed */
   DT_ERR_TIMEOUT = -8, /* something did not finish in time */
   DT_ERR_STATE = -9,   /* an operation that is not valid in the current state */
-  DT_ERR_MISMATCH = -10 /* the ranks of a job disagree (model, config); all of them know */
+  DT_ERR_MISMATCH = -10, /* the ranks of a job disagree (model, config); all of them know */
+  DT_ERR_NOT_FOUND = -11 /* a file, key or checkpoint that was looked for does not exist */
 } dt_err;
 
 enum { DT_ERROR_MSG_MAX = 1024 };

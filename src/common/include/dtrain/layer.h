@@ -20,7 +20,8 @@
 #include "dtrain/error.h"
 #include "dtrain/rng.h"
 
-enum { DT_MAX_DIMS = 4, DT_MAX_LAYER_PARAMS = 4, DT_NAME_MAX = 64 };
+/* 8 parameters: a Bidirectional LSTM holds two (kernel, recurrent_kernel, bias) sets. */
+enum { DT_MAX_DIMS = 4, DT_MAX_LAYER_PARAMS = 8, DT_MAX_LAYER_STATES = 4, DT_NAME_MAX = 64 };
 
 /* A per-sample shape, e.g. (784) or (28, 28, 1); parameter shapes may use 4 dims. */
 typedef struct {
@@ -89,6 +90,11 @@ struct dt_layer {
   dt_param_info_t param_decl[DT_MAX_LAYER_PARAMS]; /* filled by build, placed by the model */
   float *w[DT_MAX_LAYER_PARAMS];                   /* parameter views into the flat buffer */
   float *g[DT_MAX_LAYER_PARAMS];                   /* gradient views */
+  /* Non-trainable state (batch norm's moving averages): placed by the model in its flat
+   * state buffer, saved in checkpoints, never touched by the optimizer. */
+  int nstates;
+  dt_param_info_t state_decl[DT_MAX_LAYER_STATES];
+  float *s[DT_MAX_LAYER_STATES];
   float *scratch;                                  /* scratch_floats(capacity) floats */
   void *priv;                                      /* layer-specific settings */
 };
@@ -96,6 +102,11 @@ struct dt_layer {
 /* Declares parameter tensor number l->nparams ("kernel", "bias", ...). */
 void dt_layer_declare_param(dt_layer_t *l, const char *suffix, dt_shape_t shape,
                             dt_init_kind init, int fan_in, int fan_out, bool decay);
+
+/* Declares state tensor number l->nstates ("moving_mean", ...), set to init (zeros or
+ * ones) by dt_model_init_params. */
+void dt_layer_declare_state(dt_layer_t *l, const char *suffix, dt_shape_t shape,
+                            dt_init_kind init);
 
 /* Reads "kernel_initializer"-style keys with a default. */
 int dt_layer_get_init(dt_config_t *cfg, const char *section, const char *key, dt_init_kind def,

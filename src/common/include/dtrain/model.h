@@ -36,6 +36,11 @@ typedef struct {
   float *param_buf; /* (num_params) */
   float *grad_buf;  /* (num_params) */
 
+  dt_param_info_t *states; /* every non-trainable state tensor, in buffer order */
+  int nstates;
+  size_t num_states;
+  float *state_buf; /* (num_states) moving averages and the like; not optimized */
+
   dt_shape_t in_shape, out_shape; /* per sample; out_shape is what the loss sees */
 
   int capacity;     /* largest batch the arena holds */

@@ -1,0 +1,104 @@
+/* Checkpoint directories: written atomically, verified on load.
+ *
+ * A checkpoint root holds one directory per checkpoint plus two pointer files:
+ *
+ *   ROOT/ckpt-000001200/        one checkpoint (the name is the caller's)
+ *       manifest.json           every other file's name, size and CRC32C
+ *       model.safetensors ...   whatever the caller adds
+ *   ROOT/latest                 the name of the newest committed checkpoint
+ *   ROOT/best                   (optional) the name of one checkpoint pruning keeps
+ *
+ * Writing: files go into ROOT/.tmp-NAME, each fsync'd; commit writes the manifest,
+ * fsyncs the directory, renames it to ROOT/NAME, fsyncs ROOT, then replaces `latest`
+ * by writing latest.tmp, fsyncing it and renaming it over `latest`. A crash at any
+ * point leaves `latest` naming either the old or the new checkpoint, both complete.
+ * Any failure (disk full, permission) is returned and the temporary directory is
+ * removed; `latest` is untouched.
+ *
+ * Reading: dt_ckpt_find_latest verifies the checkpoint `latest` names (the manifest,
+ * then every file's size and CRC32C); if it is missing or corrupt it says why and
+ * falls back to the newest older checkpoint that verifies. */
+#ifndef DTRAIN_CHECKPOINT_H
+#define DTRAIN_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtrain/error.h"
+#include "dtrain/layer.h"
+#include "dtrain/log.h"
+
+enum { DT_CKPT_PATH_MAX = 4096, DT_CKPT_MAX_FILES = 64 };
+
+typedef struct dt_ckpt_writer dt_ckpt_writer_t;
+
+/* Starts checkpoint NAME under ROOT (created if missing): makes ROOT/.tmp-NAME,
+ * replacing a stale one left by a crash. */
+int dt_ckpt_begin(const char *root, const char *name, dt_ckpt_writer_t **out, dt_error_t *err);
+
+/* The temporary directory, for other processes (ranks) that write their own files
+ * into it with dt_ckpt_write_file and report them with dt_ckpt_add_record. */
+const char *dt_ckpt_tmp_dir(const dt_ckpt_writer_t *w);
+
+/* Writes DIR/FILE (create, write all, fsync, close) and returns its CRC32C. */
+int dt_ckpt_write_file(const char *dir, const char *file, const void *data, size_t len,
+                       uint32_t *crc, dt_error_t *err);
+
+/* Writes FILE into the checkpoint and records it in the manifest. */
+int dt_ckpt_add_file(dt_ckpt_writer_t *w, const char *file, const void *data, size_t len,
+                     dt_error_t *err);
+
+/* Records a file some other process wrote into dt_ckpt_tmp_dir(w). */
+int dt_ckpt_add_record(dt_ckpt_writer_t *w, const char *file, uint64_t size, uint32_t crc,
+                       dt_error_t *err);
+
+/* Writes the manifest (with `info`, a JSON object's text or NULL, stored under "info"),
+ * publishes the checkpoint and points `latest` at it; then removes the oldest
+ * checkpoints beyond keep_last (0: keep all), never the one `best` names. Frees w,
+ * also on failure (the temporary directory is then removed). */
+int dt_ckpt_commit(dt_ckpt_writer_t *w, const char *info, int keep_last, dt_error_t *err);
+
+/* Gives up: removes the temporary directory and frees w. */
+void dt_ckpt_abort(dt_ckpt_writer_t *w);
+
+/* Points ROOT/best at NAME (atomically, like `latest`). */
+int dt_ckpt_set_best(const char *root, const char *name, dt_error_t *err);
+
+/* Checks DIR's manifest and every file it lists (size and CRC32C). */
+int dt_ckpt_verify(const char *dir, dt_error_t *err);
+
+/* The newest checkpoint under ROOT that verifies, as a directory path into dir (of
+ * size DT_CKPT_PATH_MAX). Each skipped checkpoint is reported through log with the
+ * reason. DT_ERR_NOT_FOUND when ROOT holds no checkpoint at all; DT_ERR_FORMAT when
+ * it holds some but none verifies. ROOT may also name a checkpoint directory itself. */
+int dt_ckpt_find_latest(const char *root, dt_log_t *log, char *dir, dt_error_t *err);
+
+/* Reads DIR/FILE whole into a malloc'd buffer. */
+int dt_ckpt_read_file(const char *dir, const char *file, void **data, size_t *len,
+                      dt_error_t *err);
+
+/* The "info" object of DIR's manifest, as JSON text into buf. */
+int dt_ckpt_read_info(const char *dir, char *buf, size_t cap, dt_error_t *err);
+
+/* ---- safetensors ---- */
+
+/* Encodes tensors (names, F32, shapes, offsets into buf) as a safetensors file:
+ * 8-byte little-endian header length, JSON header padded with spaces to a multiple of
+ * 8, then the data. meta is a NULL-terminated list of key, value string pairs for
+ * "__metadata__" (values are JSON-escaped here). *out is malloc'd. */
+int dt_safetensors_encode(const dt_param_info_t *tensors, int n, const float *buf,
+                          const char *const *meta, void **out, size_t *len, dt_error_t *err);
+
+/* Decodes a safetensors file into buf: every tensor of `tensors` must be present with
+ * dtype F32 and the same shape; `what` names the file in errors. Extra tensors in the
+ * file are an error too (a different model). */
+int dt_safetensors_decode(const void *data, size_t len, const dt_param_info_t *tensors, int n,
+                          float *buf, const char *what, dt_error_t *err);
+
+/* A __metadata__ value of a safetensors file, copied into val. DT_ERR_NOT_FOUND if
+ * absent. */
+int dt_safetensors_metadata(const void *data, size_t len, const char *key, char *val, size_t cap,
+                            dt_error_t *err);
+
+#endif
