@@ -16,6 +16,8 @@
 #include "dtrain/config.h"
 #include "dtrain/events.h"
 #include "dtrain/log.h"
+#include "inspect.h"
+#include "preempt.h"
 #include "trainer.h"
 
 enum { EXIT_RUN_FAILED = 1, EXIT_USAGE = 2 };
@@ -39,6 +41,11 @@ static void usage(FILE *out) {
       "  -q, --quiet               print only errors and the final test result\n"
       "  -v, --all-ranks           in a multi-rank job, every rank prints its info lines\n"
       "                            (by default only rank 0 does; errors always print)\n"
+      "      --resume [DIR]        continue from the newest good checkpoint in DIR (default:\n"
+      "                            checkpoint.dir); a corrupt newest one is reported and\n"
+      "                            the one before it used; none at all starts from scratch\n"
+      "      --inspect CKPT        verify a checkpoint (directory, or a root: its newest)\n"
+      "                            and print what it holds, then exit\n"
       "      --save-params FILE    at the end, write the parameters (raw little-endian\n"
       "                            float32, flat buffer order) to FILE (rank 0)\n"
       "  -h, --help                show this help and exit\n"
@@ -47,7 +54,10 @@ static void usage(FILE *out) {
       "Keys are documented in docs/configuration.md. Unknown keys are errors.\n"
       "Several ranks: mpirun -np N dtrain-worker --config FILE (or srun); the rank and\n"
       "world size come from MPI, each rank trains on its shard of every global batch.\n"
-      "Exit status: 0 success, 1 the run failed (data, I/O, numerics), 2 bad usage or config.\n",
+      "SIGTERM or SIGINT: finish the current step, write a checkpoint (checkpoint.dir),\n"
+      "exit 0; a second signal exits at once.\n"
+      "Exit status: 0 success (or stopped by a signal after a checkpoint), 1 the run failed\n"
+      "(data, I/O, numerics), 2 bad usage or config.\n",
       out);
 }
 
@@ -55,7 +65,9 @@ typedef struct {
   const char *config_path;
   const char *events_path;
   const char *save_params_path;
-  bool print_config, no_progress, quiet, all_ranks;
+  const char *inspect_path;
+  const char *resume_dir; /* --resume DIR; NULL with --resume alone: checkpoint.dir */
+  bool resume, print_config, no_progress, quiet, all_ranks;
 } cli_t;
 
 /* Fills cli and the list of --set assignments (*sets, malloc'd, caller frees). */
@@ -69,6 +81,8 @@ static int parse_cli(int argc, char **argv, cli_t *cli, char ***sets, int *nsets
                                            {"all-ranks", no_argument, 0, 'v'},
                                            {"verbose", no_argument, 0, 'v'},
                                            {"save-params", required_argument, 0, 'S'},
+                                           {"resume", optional_argument, 0, 'R'},
+                                           {"inspect", required_argument, 0, 'I'},
                                            {"help", no_argument, 0, 'h'},
                                            {"version", no_argument, 0, 'V'},
                                            {0, 0, 0, 0}};
@@ -87,6 +101,11 @@ static int parse_cli(int argc, char **argv, cli_t *cli, char ***sets, int *nsets
       case 'q': cli->quiet = true; break;
       case 'v': cli->all_ranks = true; break;
       case 'S': cli->save_params_path = optarg; break;
+      case 'R':
+        cli->resume = true;
+        cli->resume_dir = optarg;
+        break;
+      case 'I': cli->inspect_path = optarg; break;
       case 'h': usage(stdout); exit(0);
       case 'V': printf("dtrain-worker %s\n", DT_VERSION); exit(0);
       case ':':
@@ -97,11 +116,13 @@ static int parse_cli(int argc, char **argv, cli_t *cli, char ***sets, int *nsets
         return EXIT_USAGE;
     }
   }
+  /* "--resume DIR" (with a space): getopt leaves DIR as the one operand. */
+  if (cli->resume && !cli->resume_dir && optind == argc - 1) cli->resume_dir = argv[optind++];
   if (optind < argc) {
     fprintf(stderr, "dtrain-worker: unexpected argument '%s' (see --help)\n", argv[optind]);
     return EXIT_USAGE;
   }
-  if (!cli->config_path && !cli->events_path) {
+  if (!cli->config_path && !cli->events_path && !cli->inspect_path) {
     fprintf(stderr, "dtrain-worker: --config FILE is required (see --help)\n");
     return EXIT_USAGE;
   }
@@ -127,6 +148,20 @@ static int save_params(const char *path, const float *p, size_t n, dt_error_t *e
   return ok ? 0 : dt_error_set(err, DT_ERR_IO, "cannot write the parameters to '%s'", path);
 }
 
+/* --resume: from the given root or checkpoint, else from checkpoint.dir. A root given
+ * on the command line also receives this run's checkpoints if checkpoint.dir is unset. */
+static int resume(trainer_t *t, const cli_t *cli, dt_error_t *err) {
+  if (!cli->resume) return 0;
+  const char *from = cli->resume_dir ? cli->resume_dir : t->ckpt.dir;
+  if (!from[0])
+    return dt_error_set(err, DT_ERR_ARG, "--resume needs a directory: --resume DIR, or set "
+                        "checkpoint.dir in the config");
+  if (!t->ckpt.dir[0] && !inspect_is_checkpoint(from))
+    snprintf(t->ckpt.dir, sizeof t->ckpt.dir, "%s", from);
+  bool found;
+  return ckpt_resume(t, from, &found, err);
+}
+
 int main(int argc, char **argv) {
   cli_t cli = {0};
   char **sets;
@@ -143,6 +178,13 @@ int main(int argc, char **argv) {
     free(sets);
     dt_config_free(cfg);
     rc = dt_events_dump(stdout, cli.events_path, &err);
+    if (rc) fprintf(stderr, "error: %s\n", err.msg);
+    return rc ? EXIT_RUN_FAILED : 0;
+  }
+  if (cli.inspect_path) {
+    free(sets);
+    dt_config_free(cfg);
+    rc = inspect_checkpoint(stdout, cli.inspect_path, &err);
     if (rc) fprintf(stderr, "error: %s\n", err.msg);
     return rc ? EXIT_RUN_FAILED : 0;
   }
@@ -198,9 +240,19 @@ int main(int argc, char **argv) {
                 "test samples", DT_VERSION, cli.config_path, comm.world, t.train.n, t.val.n,
                 t.test.n);
     dt_log_info(&log, "%s", summary);
-    rc = trainer_run(&t, &err);
+    rc = resume(&t, &cli, &err);
+    if (rc == 0) {
+      preempt_install();
+      rc = trainer_run(&t, &err);
+    }
   }
-  if (rc == 0 && cli.save_params_path && comm.rank == 0)
+  if (rc == 0 && t.preempted)
+    dt_log_info(&log, "Stopped by a signal after checkpoint step %ld; continue with --resume",
+                t.step);
+  if (rc == 0 && t.ckpt_failures)
+    dt_log_warn(&log, "%d checkpoint(s) could not be written (see the errors above)",
+                t.ckpt_failures);
+  if (rc == 0 && cli.save_params_path && comm.rank == 0 && !t.preempted)
     rc = save_params(cli.save_params_path, t.model.param_buf, t.model.num_params, &err);
   if (rc == 0) {
     /* Reported so that memory use is visible in every run's output. */

@@ -4,11 +4,13 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "agreement.h"
+#include "preempt.h"
 
 static const char *const target_names[] = {"labels", "one_hot", "input", NULL};
 
@@ -87,7 +89,9 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   t->comm = comm;
   t->log = log;
   int rc;
-  if ((rc = run_options_read(cfg, &t->opt, err))) return rc;
+  t->last_ckpt_step = -1;
+  if ((rc = run_options_read(cfg, &t->opt, err)) || (rc = ckpt_options_read(cfg, &t->ckpt, err)))
+    return rc;
   comm->timeout_s = t->opt.timeout_s;
   comm->allreduce = (dt_allreduce_algo)t->opt.allreduce;
   dt_optim_config_t ocfg;
@@ -96,6 +100,12 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
     return rc;
   if ((rc = load_data(t, err))) return rc;
   if ((rc = read_model(t, err))) return rc;
+  if (t->ckpt.save_best_only && strncmp(t->ckpt.monitor, "val_", 4) == 0 && t->val.n == 0)
+    return dt_error_set(err, DT_ERR_CONFIG,
+                        "%s: [checkpoint] monitor = %s needs validation data: set "
+                        "data.validation_split > 0 or monitor the training %s",
+                        dt_config_where(cfg, "checkpoint", "monitor"), t->ckpt.monitor,
+                        t->ckpt.monitor + 4);
 
   t->steps_per_epoch = (long)dt_batches_per_epoch(t->train.n, (size_t)t->opt.batch_size,
                                                   comm->world);
@@ -241,11 +251,13 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   t->step_s += t4 - t0;
   train_log_step(&t->tlog, t->step, *loss, lr, (double)batch * t->comm->world / (t4 - t0), times);
   t->step++;
+  t->steps_run++;
   return 0;
 }
 
-static void print_epoch(trainer_t *t, long epoch, double seconds, double loss, double acc,
-                        const eval_result_t *val) {
+/* batches: those this process ran in the epoch (fewer than an epoch after a resume). */
+static void print_epoch(trainer_t *t, long epoch, long batches, double seconds, double loss,
+                        double acc, const eval_result_t *val) {
   char line[512];
   size_t used = (size_t)snprintf(line, sizeof line, "Epoch %ld/%ld - %ld steps - %.1fs - loss: %.4f",
                                  epoch, t->opt.epochs, t->steps_per_epoch, seconds, loss);
@@ -256,48 +268,148 @@ static void print_epoch(trainer_t *t, long epoch, double seconds, double loss, d
       used += (size_t)snprintf(line + used, sizeof line - used, " - val_accuracy: %.4f",
                                val->accuracy);
   }
-  double samples = (double)t->steps_per_epoch * (double)t->opt.batch_size * t->comm->world;
+  double samples = (double)batches * (double)t->opt.batch_size * t->comm->world;
   snprintf(line + used, sizeof line - used, " - %.0f samples/s", samples / seconds);
   dt_log_info(&t->log, "%s", line);
 }
 
+/* True when a SIGTERM/SIGINT asks the run to stop. In a multi-rank job the ranks
+ * agree on it, every PREEMPT_POLL_STEPS steps, so that they stop at the same step
+ * (a signal may reach them at different moments, or only some of them). */
+enum { PREEMPT_POLL_STEPS = 16 };
+static int stop_requested(trainer_t *t, bool *stop, dt_error_t *err) {
+  *stop = false;
+  if (t->comm->world == 1) {
+    *stop = preempt_signal() != 0;
+    return 0;
+  }
+  if (t->step % PREEMPT_POLL_STEPS != 0) return 0;
+  double flag = preempt_signal() != 0;
+  int rc = dt_comm_allreduce_sum_f64(t->comm, &flag, 1, err);
+  *stop = flag > 0;
+  return rc;
+}
+
+/* A checkpoint that cannot be written is reported and training goes on: the run
+ * itself is not lost, and `latest` still names the previous good checkpoint. */
+static void save_or_warn(trainer_t *t, const char *why) {
+  dt_error_t err = {0};
+  if (ckpt_save(t, why, &err)) {
+    t->ckpt_failures++;
+    dt_log_error(&t->log, "checkpoint not written, training goes on: %s", err.msg);
+  }
+}
+
+/* The value of checkpoint.monitor for this epoch; NaN if there is none. */
+static double monitored(const trainer_t *t, double loss, double acc, const eval_result_t *val) {
+  const char *m = t->ckpt.monitor;
+  if (strcmp(m, "loss") == 0) return loss;
+  if (strcmp(m, "accuracy") == 0) return acc;
+  if (!val->samples) return NAN;
+  return strcmp(m, "val_loss") == 0 ? val->loss : val->accuracy;
+}
+
+/* The end of an epoch: metrics across ranks, validation, the epoch line and log, and
+ * the epoch's checkpoint. */
+static int finish_epoch(trainer_t *t, long batches, double seconds, dt_error_t *err) {
+  long epoch = t->epoch;
+  /* Training metrics are the mean over this rank's batches, averaged across ranks. */
+  double sums[3] = {t->epoch_batches ? t->epoch_loss_sum / (double)t->epoch_batches : NAN,
+                    t->epoch_correct, t->epoch_total};
+  int rc = dt_comm_allreduce_sum_f64(t->comm, sums, 3, err);
+  if (rc) return dt_error_prefix(err, "epoch %ld metrics: ", epoch + 1);
+  eval_result_t val = {0};
+  if (t->val.n && (rc = trainer_evaluate(t, &t->val, &val, err))) return rc;
+  double train_acc = sums[2] > 0 ? sums[1] / sums[2] : NAN;
+  double loss = sums[0] / t->comm->world;
+  print_epoch(t, epoch + 1, batches, seconds, loss, train_acc, &val);
+  train_log_epoch(&t->tlog, epoch + 1, loss, train_acc, val.samples ? val.loss : NAN,
+                  val.samples ? val.accuracy : NAN, &t->model);
+
+  /* The position moves to the start of the next epoch before the checkpoint. */
+  t->epoch++;
+  t->batch_in_epoch = 0;
+  t->epoch_loss_sum = t->epoch_correct = t->epoch_total = 0.0;
+  t->epoch_batches = 0;
+  if (!t->ckpt.dir[0]) return 0;
+  double value = monitored(t, loss, train_acc, &val);
+  bool improved = !isnan(value) &&
+                  (!t->has_best || (t->ckpt.mode == MONITOR_MIN ? value < t->best_metric
+                                                                : value > t->best_metric));
+  if (improved) {
+    t->best_metric = value;
+    t->has_best = true;
+  }
+  bool due = t->ckpt.every_epochs && t->epoch % t->ckpt.every_epochs == 0;
+  if (due && (!t->ckpt.save_best_only || improved)) {
+    char why[96];
+    snprintf(why, sizeof why, improved ? "epoch %ld, best %s %.4f" : "epoch %ld", t->epoch,
+             t->ckpt.monitor, value);
+    save_or_warn(t, why);
+    /* `best` keeps the best checkpoint from pruning and tells users which it is. */
+    if (improved && t->last_ckpt_step == t->step && t->comm->rank == 0) {
+      char name[64];
+      snprintf(name, sizeof name, "ckpt-%010ld", t->step);
+      dt_error_t berr = {0};
+      if (dt_ckpt_set_best(t->ckpt.dir, name, &berr))
+        dt_log_warn(&t->log, "cannot mark the best checkpoint: %s", berr.msg);
+    }
+  }
+  return 0;
+}
+
 int trainer_run(trainer_t *t, dt_error_t *err) {
   int rc;
-  for (long epoch = 0; epoch < t->opt.epochs; epoch++) {
-    dt_epoch_permutation(t->opt.seed, (uint64_t)epoch, t->perm, t->train.n);
+  while (t->epoch < t->opt.epochs) {
+    dt_epoch_permutation(t->opt.seed, (uint64_t)t->epoch, t->perm, t->train.n);
     progress_begin(&t->progress, t->steps_per_epoch);
-    double start = progress_now(), loss_sum = 0.0, correct = 0.0, total = 0.0;
-    for (long g = 0; g < t->steps_per_epoch; g++) {
+    double start = progress_now();
+    long first = t->batch_in_epoch;
+    for (long g = first; g < t->steps_per_epoch; g++) {
       double loss;
       step_times_t times;
-      if ((rc = train_step(t, (size_t)g, &loss, &correct, &total, &times, err))) return rc;
+      if ((rc = train_step(t, (size_t)g, &loss, &t->epoch_correct, &t->epoch_total, &times, err)))
+        return rc;
       if (!isfinite(loss))
         return dt_error_set(err, DT_ERR_STATE,
                             "the training loss became %s at step %ld (epoch %ld); lower "
                             "train.lr or check the data",
-                            isnan(loss) ? "NaN" : "infinite", t->step, epoch + 1);
-      loss_sum += loss;
-      progress_update(&t->progress, g + 1, loss_sum / (double)(g + 1),
-                      total > 0 ? correct / total : NAN);
+                            isnan(loss) ? "NaN" : "infinite", t->step, t->epoch + 1);
+      t->epoch_loss_sum += loss;
+      t->epoch_batches++;
+      t->batch_in_epoch = g + 1;
+      progress_update(&t->progress, g + 1, t->epoch_loss_sum / (double)t->epoch_batches,
+                      t->epoch_total > 0 ? t->epoch_correct / t->epoch_total : NAN);
+      bool stop;
+      if ((rc = stop_requested(t, &stop, err))) return rc;
+      if (stop) {
+        progress_end(&t->progress);
+        dt_log_warn(&t->log, "%s received: stopping after step %ld (epoch %ld, batch %ld)",
+                    preempt_signal() == SIGINT ? "SIGINT" : "a stop signal (SIGTERM)", t->step,
+                    t->epoch + 1, t->batch_in_epoch);
+        if (!t->ckpt.dir[0])
+          return dt_error_set(err, DT_ERR_STATE, "stopped by a signal at step %ld without a "
+                              "checkpoint: set checkpoint.dir to keep the progress", t->step);
+        if ((rc = ckpt_save(t, "preempted", err))) return rc;
+        train_log_flush(&t->tlog);
+        t->preempted = true;
+        return 0;
+      }
+      if (t->ckpt.dir[0] && t->ckpt.every_steps && t->step % t->ckpt.every_steps == 0) {
+        char why[64];
+        snprintf(why, sizeof why, "every %ld steps", t->ckpt.every_steps);
+        save_or_warn(t, why);
+      }
     }
     double seconds = progress_now() - start;
     progress_end(&t->progress);
-    /* Training metrics are the mean over this rank's batches, averaged across ranks. */
-    double sums[3] = {loss_sum / (double)t->steps_per_epoch, correct, total};
-    if ((rc = dt_comm_allreduce_sum_f64(t->comm, sums, 3, err)))
-      return dt_error_prefix(err, "epoch %ld metrics: ", epoch + 1);
-    eval_result_t val = {0};
-    if (t->val.n && (rc = trainer_evaluate(t, &t->val, &val, err))) return rc;
-    double train_acc = sums[2] > 0 ? sums[1] / sums[2] : NAN;
-    print_epoch(t, epoch + 1, seconds, sums[0] / t->comm->world, train_acc, &val);
-    train_log_epoch(&t->tlog, epoch + 1, sums[0] / t->comm->world, train_acc,
-                    val.samples ? val.loss : NAN, val.samples ? val.accuracy : NAN, &t->model);
+    if ((rc = finish_epoch(t, t->steps_per_epoch - first, seconds, err))) return rc;
   }
-  if (t->comm->world > 1 && t->step > 0)
+  if (t->comm->world > 1 && t->steps_run > 0)
     dt_log_info(&t->log, "Sync: %d ranks, %d gradient bucket(s) of up to %.2f MB; waiting for "
                 "gradients after backward: %.3f ms/step, %.1f%% of step time", t->comm->world,
                 t->sync.nbuckets, (double)t->sync.bucket * sizeof(float) / (1 << 20),
-                1e3 * t->comm_wait_s / (double)t->step, 100.0 * t->comm_wait_s / t->step_s);
+                1e3 * t->comm_wait_s / (double)t->steps_run, 100.0 * t->comm_wait_s / t->step_s);
   if ((rc = trainer_evaluate(t, &t->test, &t->test_result, err))) return rc;
   train_log_flush(&t->tlog);
   if (isnan(t->test_result.accuracy))

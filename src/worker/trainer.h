@@ -18,6 +18,7 @@
 #include "dtrain/model.h"
 #include "dtrain/optim.h"
 #include "dtrain/schedule.h"
+#include "checkpointing.h"
 #include "options.h"
 #include "progress.h"
 #include "train_log.h"
@@ -30,9 +31,10 @@ typedef struct {
   size_t samples;
 } eval_result_t;
 
-typedef struct {
+typedef struct trainer {
   dt_config_t *cfg;
   run_options_t opt;
+  ckpt_options_t ckpt;
   dt_log_t log;
   dt_comm_t *comm;
   progress_t progress;
@@ -56,6 +58,20 @@ typedef struct {
   dt_rng_t rng;     /* the rank's stream for dropout and other noise */
   long steps_per_epoch;
   long step;        /* global steps done */
+  /* The position: the next batch to run is batch_in_epoch of epoch (both 0-based), and
+   * the running sums of this rank's training metrics over the epoch so far. They are
+   * what a checkpoint taken between two steps must hold to continue exactly. */
+  long epoch, batch_in_epoch;
+  double epoch_loss_sum, epoch_correct, epoch_total;
+  long epoch_batches; /* batches in epoch_loss_sum (fewer than batch_in_epoch after a
+                       * resume with another world size, whose sums start over) */
+  long steps_run;     /* steps this process ran (not counting those before a resume) */
+  /* The best value of checkpoint.monitor so far (save_best_only), if has_best. */
+  double best_metric;
+  bool has_best;
+  long last_ckpt_step; /* -1: none written by this run yet */
+  int ckpt_failures;   /* checkpoints that could not be written (reported, not fatal) */
+  bool preempted;      /* stopped by SIGTERM/SIGINT after writing a checkpoint */
   double comm_wait_s, step_s; /* over the run: waiting for gradients after backward, and
                                * whole steps; their ratio is the exposed communication */
   eval_result_t test_result;
@@ -66,7 +82,8 @@ typedef struct {
 int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_comm_t *comm,
                   dt_log_t log, bool show_progress, dt_error_t *err);
 
-/* Trains for the configured epochs, then evaluates on the test set (t->test_result). */
+/* Trains for the configured epochs, then evaluates on the test set (t->test_result).
+ * A SIGTERM or SIGINT ends it early after a checkpoint, with t->preempted set. */
 int trainer_run(trainer_t *t, dt_error_t *err);
 
 /* Loss and accuracy of the model on ds, with this rank's share reduced across ranks. */

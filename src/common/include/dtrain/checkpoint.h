@@ -96,6 +96,14 @@ int dt_safetensors_encode(const dt_param_info_t *tensors, int n, const float *bu
 int dt_safetensors_decode(const void *data, size_t len, const dt_param_info_t *tensors, int n,
                           float *buf, const char *what, dt_error_t *err);
 
+/* The same with tensor i's offset taken into bases[i] (tensors from several buffers:
+ * parameters and state, or one moment buffer per optimizer moment). */
+int dt_safetensors_encode_parts(const dt_param_info_t *tensors, int n, const float *const *bases,
+                                const char *const *meta, void **out, size_t *len,
+                                dt_error_t *err);
+int dt_safetensors_decode_parts(const void *data, size_t len, const dt_param_info_t *tensors,
+                                int n, float *const *bases, const char *what, dt_error_t *err);
+
 /* A __metadata__ value of a safetensors file, copied into val. DT_ERR_NOT_FOUND if
  * absent. */
 int dt_safetensors_metadata(const void *data, size_t len, const char *key, char *val, size_t cap,

@@ -1,0 +1,525 @@
+/* Atomic checkpoint directories: writing, publishing, pruning, verifying and finding
+ * the newest good one (see checkpoint.h). Safetensors is in safetensors.c. */
+#define _POSIX_C_SOURCE 200809L
+#include "dtrain/checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dtrain/crc32c.h"
+#include "dtrain/json.h"
+
+enum { FILE_NAME_MAX = 128, MANIFEST_MAX = 1 << 20, READ_CHUNK = 1 << 20 };
+
+static const char MANIFEST[] = "manifest.json";
+/* The manifest's own checksum: computed with this field holding 8 zeros. */
+static const char SELF_CRC_KEY[] = "\"self_crc32c\": \"";
+
+struct dt_ckpt_writer {
+  char root[DT_CKPT_PATH_MAX], name[FILE_NAME_MAX];
+  char tmp[DT_CKPT_PATH_MAX], final[DT_CKPT_PATH_MAX];
+  int nfiles;
+  struct {
+    char name[FILE_NAME_MAX];
+    uint64_t size;
+    uint32_t crc;
+  } files[DT_CKPT_MAX_FILES];
+};
+
+static int path_join(char *out, const char *dir, const char *file, dt_error_t *err) {
+  int n = snprintf(out, DT_CKPT_PATH_MAX, "%s/%s", dir, file);
+  if (n < 0 || n >= DT_CKPT_PATH_MAX)
+    return dt_error_set(err, DT_ERR_ARG, "path too long: %s/%s", dir, file);
+  return 0;
+}
+
+static int mkdir_p(const char *path, dt_error_t *err) {
+  char buf[DT_CKPT_PATH_MAX];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return dt_error_set(err, DT_ERR_ARG, "path too long: %s", path);
+  for (char *p = buf + 1;; p++) {
+    if (*p == '/' || *p == '\0') {
+      char c = *p;
+      *p = '\0';
+      if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return dt_error_set(err, DT_ERR_IO, "cannot create directory %s: %s", buf,
+                            strerror(errno));
+      *p = c;
+      if (!c) break;
+    }
+  }
+  return 0;
+}
+
+static int fsync_dir(const char *dir, dt_error_t *err) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return dt_error_set(err, DT_ERR_IO, "cannot open directory %s: %s", dir, strerror(errno));
+  int rc = fsync(fd);
+  int e = errno;
+  close(fd);
+  /* Some file systems cannot fsync a directory (EINVAL); they order metadata anyway. */
+  if (rc != 0 && e != EINVAL)
+    return dt_error_set(err, DT_ERR_IO, "cannot sync directory %s: %s", dir, strerror(e));
+  return 0;
+}
+
+/* Removes a checkpoint directory: its files, then itself. Checkpoints are flat. */
+static void remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *e;
+    char p[DT_CKPT_PATH_MAX];
+    while ((e = readdir(d)))
+      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+          snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < (int)sizeof p)
+        unlink(p);
+    closedir(d);
+  }
+  rmdir(dir);
+}
+
+static bool exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+int dt_ckpt_write_file(const char *dir, const char *file, const void *data, size_t len,
+                       uint32_t *crc, dt_error_t *err) {
+  char path[DT_CKPT_PATH_MAX];
+  int rc = path_join(path, dir, file, err);
+  if (rc) return rc;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return dt_error_set(err, DT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+  const char *p = data;
+  size_t left = len;
+  while (left > 0) {
+    ssize_t n = write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : ENOSPC;
+      close(fd);
+      return dt_error_set(err, DT_ERR_IO, "cannot write %s (%zu of %zu bytes written): %s", path,
+                          len - left, len, strerror(e));
+    }
+    p += n;
+    left -= (size_t)n;
+  }
+  if (fsync(fd) != 0) {
+    int e = errno;
+    close(fd);
+    return dt_error_set(err, DT_ERR_IO, "cannot sync %s: %s", path, strerror(e));
+  }
+  if (close(fd) != 0) return dt_error_set(err, DT_ERR_IO, "cannot close %s: %s", path, strerror(errno));
+  if (crc) *crc = dt_crc32c(0, data, len);
+  return 0;
+}
+
+int dt_ckpt_begin(const char *root, const char *name, dt_ckpt_writer_t **out, dt_error_t *err) {
+  if (!name[0] || strchr(name, '/') || name[0] == '.' || strlen(name) >= FILE_NAME_MAX)
+    return dt_error_set(err, DT_ERR_ARG, "bad checkpoint name '%s'", name);
+  dt_ckpt_writer_t *w = calloc(1, sizeof *w);
+  if (!w) return dt_error_set(err, DT_ERR_NOMEM, "out of memory starting a checkpoint");
+  int rc;
+  char tmpname[FILE_NAME_MAX + 8];
+  snprintf(tmpname, sizeof tmpname, ".tmp-%s", name);
+  if (snprintf(w->root, sizeof w->root, "%s", root) >= (int)sizeof w->root ||
+      (rc = path_join(w->tmp, root, tmpname, err)) || (rc = path_join(w->final, root, name, err))) {
+    free(w);
+    return dt_error_set(err, DT_ERR_ARG, "checkpoint path too long: %s", root);
+  }
+  snprintf(w->name, sizeof w->name, "%s", name);
+  if ((rc = mkdir_p(root, err))) {
+    free(w);
+    return dt_error_prefix(err, "checkpoint directory: ");
+  }
+  /* A temporary directory of the same name is what a crash mid-write left behind. */
+  if (exists(w->tmp)) remove_dir(w->tmp);
+  if (mkdir(w->tmp, 0755) != 0) {
+    rc = dt_error_set(err, DT_ERR_IO, "cannot create %s: %s", w->tmp, strerror(errno));
+    free(w);
+    return rc;
+  }
+  *out = w;
+  return 0;
+}
+
+const char *dt_ckpt_tmp_dir(const dt_ckpt_writer_t *w) { return w->tmp; }
+
+int dt_ckpt_add_record(dt_ckpt_writer_t *w, const char *file, uint64_t size, uint32_t crc,
+                       dt_error_t *err) {
+  if (w->nfiles >= DT_CKPT_MAX_FILES || strlen(file) >= FILE_NAME_MAX || strchr(file, '"') ||
+      strchr(file, '/') || strcmp(file, MANIFEST) == 0)
+    return dt_error_set(err, DT_ERR_ARG, "checkpoint %s: cannot add file '%s'", w->name, file);
+  snprintf(w->files[w->nfiles].name, FILE_NAME_MAX, "%s", file);
+  w->files[w->nfiles].size = size;
+  w->files[w->nfiles].crc = crc;
+  w->nfiles++;
+  return 0;
+}
+
+int dt_ckpt_add_file(dt_ckpt_writer_t *w, const char *file, const void *data, size_t len,
+                     dt_error_t *err) {
+  uint32_t crc;
+  int rc = dt_ckpt_write_file(w->tmp, file, data, len, &crc, err);
+  return rc ? rc : dt_ckpt_add_record(w, file, len, crc, err);
+}
+
+void dt_ckpt_abort(dt_ckpt_writer_t *w) {
+  if (!w) return;
+  remove_dir(w->tmp);
+  free(w);
+}
+
+/* Writes ROOT/POINTER (latest, best) = name, atomically. */
+static int write_pointer(const char *root, const char *pointer, const char *name, dt_error_t *err) {
+  char tmpname[64], path[DT_CKPT_PATH_MAX], tmp[DT_CKPT_PATH_MAX], text[FILE_NAME_MAX + 2];
+  snprintf(tmpname, sizeof tmpname, "%s.tmp", pointer);
+  int rc;
+  if ((rc = path_join(path, root, pointer, err)) || (rc = path_join(tmp, root, tmpname, err)))
+    return rc;
+  int n = snprintf(text, sizeof text, "%s\n", name);
+  if ((rc = dt_ckpt_write_file(root, tmpname, text, (size_t)n, NULL, err))) return rc;
+  if (rename(tmp, path) != 0) {
+    rc = dt_error_set(err, DT_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    unlink(tmp);
+    return rc;
+  }
+  return fsync_dir(root, err);
+}
+
+/* Reads ROOT/POINTER into name; false if absent or unreadable. */
+static bool read_pointer(const char *root, const char *pointer, char *name, size_t cap) {
+  char path[DT_CKPT_PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/%s", root, pointer) >= (int)sizeof path) return false;
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  bool ok = fgets(name, (int)cap, f) != NULL;
+  fclose(f);
+  if (!ok) return false;
+  name[strcspn(name, "\r\n")] = '\0';
+  return name[0] && !strchr(name, '/') && name[0] != '.';
+}
+
+int dt_ckpt_set_best(const char *root, const char *name, dt_error_t *err) {
+  return write_pointer(root, "best", name, err);
+}
+
+/* Committed checkpoints under root (directories not starting with '.'), sorted by
+ * name ascending; *out is malloc'd (free each entry and the array). */
+static int list_checkpoints(const char *root, char ***out, int *count) {
+  *out = NULL;
+  *count = 0;
+  DIR *d = opendir(root);
+  if (!d) return -1;
+  int cap = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char p[DT_CKPT_PATH_MAX];
+    struct stat st;
+    if (snprintf(p, sizeof p, "%s/%s", root, e->d_name) >= (int)sizeof p) continue;
+    if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    if (*count == cap) {
+      cap = cap ? 2 * cap : 16;
+      char **grown = realloc(*out, sizeof *grown * (size_t)cap);
+      if (!grown) break;
+      *out = grown;
+    }
+    if (!((*out)[*count] = strdup(e->d_name))) break;
+    (*count)++;
+  }
+  closedir(d);
+  for (int i = 1; i < *count; i++)
+    for (int j = i; j > 0 && strcmp((*out)[j - 1], (*out)[j]) > 0; j--) {
+      char *t = (*out)[j];
+      (*out)[j] = (*out)[j - 1];
+      (*out)[j - 1] = t;
+    }
+  return 0;
+}
+
+static void free_list(char **list, int count) {
+  for (int i = 0; i < count; i++) free(list[i]);
+  free(list);
+}
+
+/* Keeps the newest keep_last checkpoints (by name), the one `latest` names and the one
+ * `best` names; removes the rest. */
+static void prune(const char *root, int keep_last) {
+  char **list;
+  int count;
+  if (keep_last <= 0 || list_checkpoints(root, &list, &count) != 0) return;
+  char best[FILE_NAME_MAX] = "", latest[FILE_NAME_MAX] = "";
+  read_pointer(root, "best", best, sizeof best);
+  read_pointer(root, "latest", latest, sizeof latest);
+  for (int i = 0; i < count - keep_last; i++) {
+    if (strcmp(list[i], best) == 0 || strcmp(list[i], latest) == 0) continue;
+    char p[DT_CKPT_PATH_MAX];
+    if (snprintf(p, sizeof p, "%s/%s", root, list[i]) < (int)sizeof p) remove_dir(p);
+  }
+  free_list(list, count);
+}
+
+/* Builds the manifest text into a malloc'd buffer, its self CRC filled in. */
+static char *manifest_text(const dt_ckpt_writer_t *w, const char *info, size_t *len) {
+  size_t cap = 4096 + (size_t)w->nfiles * (FILE_NAME_MAX + 96) + (info ? strlen(info) : 0);
+  char *t = malloc(cap);
+  if (!t) return NULL;
+  size_t n = (size_t)snprintf(t, cap,
+                              "{\n  %s00000000\",\n  \"format\": \"dtrain-checkpoint\",\n"
+                              "  \"version\": 1,\n  \"name\": \"%s\",\n  \"files\": [",
+                              SELF_CRC_KEY, w->name);
+  for (int i = 0; i < w->nfiles; i++)
+    n += (size_t)snprintf(t + n, cap - n,
+                          "%s\n    {\"name\": \"%s\", \"size\": %" PRIu64 ", \"crc32c\": \"%08" PRIx32
+                          "\"}",
+                          i ? "," : "", w->files[i].name, w->files[i].size, w->files[i].crc);
+  n += (size_t)snprintf(t + n, cap - n, "\n  ],\n  \"info\": %s\n}\n", info && info[0] ? info : "{}");
+  char hex[9];
+  snprintf(hex, sizeof hex, "%08" PRIx32, dt_crc32c(0, t, n));
+  memcpy(strstr(t, SELF_CRC_KEY) + strlen(SELF_CRC_KEY), hex, 8);
+  *len = n;
+  return t;
+}
+
+int dt_ckpt_commit(dt_ckpt_writer_t *w, const char *info, int keep_last, dt_error_t *err) {
+  size_t len;
+  char *text = manifest_text(w, info, &len);
+  if (!text) {
+    dt_ckpt_abort(w);
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory writing a checkpoint manifest");
+  }
+  int rc = dt_ckpt_write_file(w->tmp, MANIFEST, text, len, NULL, err);
+  free(text);
+  if (!rc) rc = fsync_dir(w->tmp, err);
+  if (rc) {
+    dt_ckpt_abort(w);
+    return rc;
+  }
+  /* Re-saving a name (the same step after a resume): the old directory is moved aside
+   * first because rename() cannot replace a non-empty directory. */
+  char trash[DT_CKPT_PATH_MAX] = "";
+  if (exists(w->final)) {
+    char trashname[FILE_NAME_MAX + 8];
+    snprintf(trashname, sizeof trashname, ".trash-%s", w->name);
+    if (path_join(trash, w->root, trashname, NULL) == 0) {
+      remove_dir(trash);
+      if (rename(w->final, trash) != 0) trash[0] = '\0';
+    } else {
+      trash[0] = '\0';
+    }
+  }
+  if (rename(w->tmp, w->final) != 0) {
+    rc = dt_error_set(err, DT_ERR_IO, "cannot rename %s to %s: %s", w->tmp, w->final,
+                      strerror(errno));
+    dt_ckpt_abort(w);
+    return rc;
+  }
+  if (trash[0]) remove_dir(trash);
+  if ((rc = fsync_dir(w->root, err)) || (rc = write_pointer(w->root, "latest", w->name, err))) {
+    free(w);
+    return rc;
+  }
+  prune(w->root, keep_last);
+  free(w);
+  return 0;
+}
+
+/* ---- reading ---- */
+
+int dt_ckpt_read_file(const char *dir, const char *file, void **data, size_t *len,
+                      dt_error_t *err) {
+  char path[DT_CKPT_PATH_MAX];
+  int rc = path_join(path, dir, file, err);
+  if (rc) return rc;
+  FILE *f = fopen(path, "rb");
+  if (!f) return dt_error_set(err, errno == ENOENT ? DT_ERR_NOT_FOUND : DT_ERR_IO,
+                              "cannot open %s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0) {
+    fclose(f);
+    return dt_error_set(err, DT_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+  }
+  size_t n = (size_t)st.st_size;
+  char *buf = malloc(n + 1);
+  if (!buf) {
+    fclose(f);
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory reading %s (%zu bytes)", path, n);
+  }
+  size_t got = fread(buf, 1, n, f);
+  fclose(f);
+  if (got != n) {
+    free(buf);
+    return dt_error_set(err, DT_ERR_IO, "cannot read %s: got %zu of %zu bytes", path, got, n);
+  }
+  buf[n] = '\0'; /* text files can be used as C strings */
+  *data = buf;
+  *len = n;
+  return 0;
+}
+
+/* Reads and checks DIR's manifest: its self CRC, then its JSON. */
+static int load_manifest(const char *dir, dt_json_t **out, dt_error_t *err) {
+  void *data;
+  size_t len;
+  int rc = dt_ckpt_read_file(dir, MANIFEST, &data, &len, err);
+  if (rc) return rc;
+  char *text = data, *field = len < MANIFEST_MAX ? strstr(text, SELF_CRC_KEY) : NULL;
+  if (!field || (size_t)(field - text) + strlen(SELF_CRC_KEY) + 8 > len) {
+    free(data);
+    return dt_error_set(err, DT_ERR_FORMAT, "%s/%s: not a dtrain checkpoint manifest", dir,
+                        MANIFEST);
+  }
+  char *hex = field + strlen(SELF_CRC_KEY), stored[9];
+  memcpy(stored, hex, 8);
+  stored[8] = '\0';
+  memset(hex, '0', 8);
+  char actual[9];
+  snprintf(actual, sizeof actual, "%08" PRIx32, dt_crc32c(0, text, len));
+  memcpy(hex, stored, 8);
+  if (strcmp(actual, stored) != 0) {
+    free(data);
+    return dt_error_set(err, DT_ERR_FORMAT, "%s/%s: CRC32C %s does not match its contents (%s): "
+                        "corrupt", dir, MANIFEST, stored, actual);
+  }
+  char what[DT_CKPT_PATH_MAX + 16];
+  snprintf(what, sizeof what, "%s/%s", dir, MANIFEST);
+  rc = dt_json_parse(text, len, what, out, err);
+  free(data);
+  return rc;
+}
+
+/* CRC32C of a file read in chunks; sets *size. */
+static int crc_file(const char *path, uint64_t *size, uint32_t *crc, dt_error_t *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return dt_error_set(err, DT_ERR_FORMAT, "%s: missing (%s)", path, strerror(errno));
+  char *buf = malloc(READ_CHUNK);
+  if (!buf) {
+    fclose(f);
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory checking %s", path);
+  }
+  uint32_t c = 0;
+  uint64_t total = 0;
+  size_t n;
+  while ((n = fread(buf, 1, READ_CHUNK, f)) > 0) {
+    c = dt_crc32c(c, buf, n);
+    total += n;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  free(buf);
+  if (bad) return dt_error_set(err, DT_ERR_IO, "cannot read %s", path);
+  *size = total;
+  *crc = c;
+  return 0;
+}
+
+int dt_ckpt_verify(const char *dir, dt_error_t *err) {
+  dt_json_t *m;
+  int rc = load_manifest(dir, &m, err);
+  if (rc) return rc;
+  const dt_json_t *files = dt_json_get_typed(m, "files", DT_JSON_ARRAY);
+  if (!files) rc = dt_error_set(err, DT_ERR_FORMAT, "%s/%s: no \"files\" list", dir, MANIFEST);
+  for (const dt_json_t *f = files ? files->child : NULL; f && !rc; f = f->next) {
+    const dt_json_t *name = dt_json_get_typed(f, "name", DT_JSON_STRING);
+    const dt_json_t *size = dt_json_get_typed(f, "size", DT_JSON_NUMBER);
+    const dt_json_t *crc = dt_json_get_typed(f, "crc32c", DT_JSON_STRING);
+    if (!name || !size || !crc || strchr(name->string, '/')) {
+      rc = dt_error_set(err, DT_ERR_FORMAT, "%s/%s: a bad file entry", dir, MANIFEST);
+      break;
+    }
+    char path[DT_CKPT_PATH_MAX];
+    uint64_t actual_size = 0;
+    uint32_t actual_crc = 0;
+    if ((rc = path_join(path, dir, name->string, err)) ||
+        (rc = crc_file(path, &actual_size, &actual_crc, err)))
+      break;
+    char hex[9];
+    snprintf(hex, sizeof hex, "%08" PRIx32, actual_crc);
+    if (actual_size != (uint64_t)size->number)
+      rc = dt_error_set(err, DT_ERR_FORMAT, "%s: %" PRIu64 " bytes, the manifest says %.0f "
+                        "(truncated or partly written)", path, actual_size, size->number);
+    else if (strcmp(hex, crc->string) != 0)
+      rc = dt_error_set(err, DT_ERR_FORMAT, "%s: CRC32C %s, the manifest says %s (corrupt)", path,
+                        hex, crc->string);
+  }
+  dt_json_free(m);
+  return rc;
+}
+
+int dt_ckpt_read_info(const char *dir, char *buf, size_t cap, dt_error_t *err) {
+  void *data;
+  size_t len;
+  int rc = dt_ckpt_read_file(dir, MANIFEST, &data, &len, err);
+  if (rc) return rc;
+  /* The info object is the manifest's last member (manifest_text writes it so): it
+   * ends at the last '}' before the manifest's own closing one. */
+  char *info = strstr(data, "\"info\": ");
+  char *end = info ? strrchr(info, '}') : NULL;
+  if (end) {
+    do end--;
+    while (end > info && strchr(" \n", *end));
+    end = *end == '}' ? end + 1 : NULL;
+  }
+  if (!info || !end) {
+    free(data);
+    return dt_error_set(err, DT_ERR_FORMAT, "%s/%s: no \"info\"", dir, MANIFEST);
+  }
+  info += strlen("\"info\": ");
+  size_t n = (size_t)(end - info);
+  if (n >= cap) n = cap - 1;
+  memcpy(buf, info, n);
+  buf[n] = '\0';
+  free(data);
+  return 0;
+}
+
+int dt_ckpt_find_latest(const char *root, dt_log_t *log, char *dir, dt_error_t *err) {
+  char path[DT_CKPT_PATH_MAX];
+  int rc = path_join(path, root, MANIFEST, err);
+  if (rc) return rc;
+  /* ROOT is a checkpoint itself: it must verify, there is nothing to fall back to. */
+  if (exists(path)) {
+    if ((rc = dt_ckpt_verify(root, err))) return rc;
+    snprintf(dir, DT_CKPT_PATH_MAX, "%s", root);
+    return 0;
+  }
+  char **list;
+  int count;
+  if (list_checkpoints(root, &list, &count) != 0 || count == 0) {
+    if (count == 0) free_list(list, 0);
+    return dt_error_set(err, DT_ERR_NOT_FOUND, "no checkpoint in %s", root);
+  }
+  char latest[FILE_NAME_MAX] = "";
+  bool has_latest = read_pointer(root, "latest", latest, sizeof latest);
+  /* Candidates: `latest` first, then every directory from the newest name down. */
+  rc = DT_ERR_NOT_FOUND;
+  char reason[DT_ERROR_MSG_MAX] = "";
+  for (int i = has_latest ? -1 : 0; i < count; i++) {
+    const char *name = i < 0 ? latest : list[count - 1 - i];
+    if (i >= 0 && has_latest && strcmp(name, latest) == 0) continue;
+    dt_error_t verr = {0};
+    if (path_join(path, root, name, &verr) == 0 && dt_ckpt_verify(path, &verr) == 0) {
+      if (reason[0])
+        dt_log_warn(log, "resuming from the older checkpoint %s instead", path);
+      snprintf(dir, DT_CKPT_PATH_MAX, "%s", path);
+      rc = 0;
+      break;
+    }
+    snprintf(reason, sizeof reason, "%s", verr.msg);
+    dt_log_warn(log, "checkpoint %s%s cannot be used: %s", name, i < 0 ? " (latest)" : "",
+                verr.msg);
+  }
+  free_list(list, count);
+  if (rc)
+    return dt_error_set(err, DT_ERR_FORMAT, "no usable checkpoint in %s (the last problem: %s)",
+                        root, reason);
+  return 0;
+}

@@ -1,0 +1,491 @@
+/* Training checkpoints: their contents, writing them from every rank, and resuming
+ * (see checkpointing.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "checkpointing.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtrain/json.h"
+#include "trainer.h"
+
+static const char *const monitor_names[] = {"val_loss", "val_accuracy", "loss", "accuracy", NULL};
+static const char *const mode_names[] = {"auto", "min", "max", NULL};
+
+int ckpt_options_read(dt_config_t *cfg, ckpt_options_t *o, dt_error_t *err) {
+  memset(o, 0, sizeof *o);
+  const char *dir;
+  int monitor, mode, rc;
+  if ((rc = dt_config_get_string(cfg, "checkpoint", "dir", "", &dir, err)) ||
+      (rc = dt_config_get_int(cfg, "checkpoint", "every_steps", 0, 0, 1L << 40, &o->every_steps,
+                              err)) ||
+      (rc = dt_config_get_int(cfg, "checkpoint", "every_epochs", 1, 0, 1L << 20,
+                              &o->every_epochs, err)) ||
+      (rc = dt_config_get_int(cfg, "checkpoint", "keep_last", 3, 0, 1L << 20, &o->keep_last, err)) ||
+      (rc = dt_config_get_bool(cfg, "checkpoint", "save_best_only", false, &o->save_best_only,
+                               err)) ||
+      (rc = dt_config_get_choice(cfg, "checkpoint", "monitor", "val_loss", monitor_names, &monitor,
+                                 err)) ||
+      (rc = dt_config_get_choice(cfg, "checkpoint", "mode", "auto", mode_names, &mode, err)))
+    return rc;
+  if (snprintf(o->dir, sizeof o->dir, "%s", dir) >= (int)sizeof o->dir)
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: [checkpoint] dir: path too long",
+                        dt_config_where(cfg, "checkpoint", "dir"));
+  o->monitor = monitor_names[monitor];
+  /* Like Keras' "auto": accuracies are maximized, losses minimized. */
+  o->mode = mode == 2 || (mode == 0 && strstr(o->monitor, "accuracy")) ? MONITOR_MAX : MONITOR_MIN;
+  return 0;
+}
+
+/* ---- writing ---- */
+
+static void checkpoint_name(const trainer_t *t, char *name, size_t cap) {
+  snprintf(name, cap, "ckpt-%010ld", t->step);
+}
+
+/* The shared model file: parameters, then the state averaged over ranks. */
+static int encode_model(trainer_t *t, const float *state, void **out, size_t *len, dt_error_t *err) {
+  const dt_model_t *m = &t->model;
+  int n = m->nparams + m->nstates;
+  dt_param_info_t *tensors = malloc(sizeof *tensors * (size_t)(n ? n : 1));
+  const float **bases = malloc(sizeof *bases * (size_t)(n ? n : 1));
+  size_t cfg_len = dt_config_to_string(t->cfg, NULL, 0);
+  char *cfg_text = malloc(cfg_len + 1);
+  if (!tensors || !bases || !cfg_text) {
+    free(tensors);
+    free(bases);
+    free(cfg_text);
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory writing a checkpoint");
+  }
+  dt_config_to_string(t->cfg, cfg_text, cfg_len + 1);
+  for (int i = 0; i < m->nparams; i++) {
+    tensors[i] = m->params[i];
+    bases[i] = m->param_buf;
+  }
+  for (int i = 0; i < m->nstates; i++) {
+    tensors[m->nparams + i] = m->states[i];
+    bases[m->nparams + i] = state;
+  }
+  char step[32], epoch[32], world[32];
+  snprintf(step, sizeof step, "%ld", t->step);
+  snprintf(epoch, sizeof epoch, "%ld", t->epoch);
+  snprintf(world, sizeof world, "%d", t->comm->world);
+  const char *meta[] = {"format", "dtrain", "step", step, "epoch", epoch,
+                        "world", world, "config", cfg_text, NULL};
+  int rc = dt_safetensors_encode_parts(tensors, n, bases, meta, out, len, err);
+  free(tensors);
+  free(bases);
+  free(cfg_text);
+  return rc;
+}
+
+/* The optimizer's moments: tensor "<param>.moment<k>" at the parameter's offset. */
+static int optimizer_tensors(const trainer_t *t, dt_param_info_t **tensors, float ***bases,
+                             int *n, dt_error_t *err) {
+  const dt_model_t *m = &t->model;
+  int moments = dt_optim_num_moments(&t->optim);
+  *n = m->nparams * moments;
+  *tensors = malloc(sizeof **tensors * (size_t)(*n ? *n : 1));
+  *bases = malloc(sizeof **bases * (size_t)(*n ? *n : 1));
+  if (!*tensors || !*bases) {
+    free(*tensors);
+    free(*bases);
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for the optimizer state");
+  }
+  for (int k = 0; k < moments; k++)
+    for (int i = 0; i < m->nparams; i++) {
+      dt_param_info_t *p = &(*tensors)[k * m->nparams + i];
+      *p = m->params[i];
+      snprintf(p->name, sizeof p->name, "%.48s.moment%c", m->params[i].name, k ? '2' : '1');
+      (*bases)[k * m->nparams + i] = k == 0 ? t->optim.moment1 : t->optim.moment2;
+    }
+  return 0;
+}
+
+static int encode_optimizer(const trainer_t *t, void **out, size_t *len, dt_error_t *err) {
+  dt_param_info_t *tensors;
+  float **bases;
+  int n, rc;
+  if ((rc = optimizer_tensors(t, &tensors, &bases, &n, err))) return rc;
+  char step[32];
+  snprintf(step, sizeof step, "%" PRId64, t->optim.step);
+  const char *meta[] = {"type", dt_optim_names[t->optim.cfg.kind], "step", step, NULL};
+  rc = dt_safetensors_encode_parts(tensors, n, (const float *const *)bases, meta, out, len, err);
+  free(tensors);
+  free(bases);
+  return rc;
+}
+
+static int encode_rank(const trainer_t *t, void **out, size_t *len, dt_error_t *err) {
+  char rank[16], world[16], rng[96], sums[3][32], batches[32];
+  snprintf(rank, sizeof rank, "%d", t->comm->rank);
+  snprintf(world, sizeof world, "%d", t->comm->world);
+  snprintf(rng, sizeof rng, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64,
+           t->rng.s[0], t->rng.s[1], t->rng.s[2], t->rng.s[3]);
+  /* %.17g prints a double that reads back to the same bits. */
+  snprintf(sums[0], sizeof sums[0], "%.17g", t->epoch_loss_sum);
+  snprintf(sums[1], sizeof sums[1], "%.17g", t->epoch_correct);
+  snprintf(sums[2], sizeof sums[2], "%.17g", t->epoch_total);
+  snprintf(batches, sizeof batches, "%ld", t->epoch_batches);
+  const char *meta[] = {"rank", rank, "world", world, "rng", rng, "epoch_loss_sum", sums[0],
+                        "epoch_correct", sums[1], "epoch_total", sums[2], "epoch_batches", batches,
+                        NULL};
+  return dt_safetensors_encode(t->model.states, t->model.nstates, t->model.state_buf, meta, out,
+                               len, err);
+}
+
+static size_t trainer_json(const trainer_t *t, const char *why, char *buf, size_t cap) {
+  char best[40] = "null";
+  if (t->has_best) snprintf(best, sizeof best, "%.17g", t->best_metric);
+  long samples = t->batch_in_epoch * t->opt.batch_size * t->comm->world;
+  return (size_t)snprintf(
+      buf, cap,
+      "{\n  \"step\": %ld,\n  \"epoch\": %ld,\n  \"batch_in_epoch\": %ld,\n"
+      "  \"samples_in_epoch\": %ld,\n  \"steps_per_epoch\": %ld,\n  \"world\": %d,\n"
+      "  \"batch_size\": %ld,\n  \"seed\": \"%" PRIu64 "\",\n  \"monitor\": \"%s\",\n"
+      "  \"best_metric\": %s,\n  \"reason\": \"%s\"\n}\n",
+      t->step, t->epoch, t->batch_in_epoch, samples, t->steps_per_epoch, t->comm->world,
+      t->opt.batch_size, t->opt.seed, t->ckpt.monitor, best, why);
+}
+
+/* Rank 0's part of a save once every rank's file is in: the shared files, then commit. */
+static int write_shared(trainer_t *t, dt_ckpt_writer_t *w, const float *state, const char *why,
+                        size_t *bytes, dt_error_t *err) {
+  void *data = NULL;
+  size_t len;
+  int rc = encode_model(t, state, &data, &len, err);
+  if (!rc) rc = dt_ckpt_add_file(w, "model.safetensors", data, len, err);
+  free(data);
+  *bytes += len;
+  data = NULL;
+  if (!rc) rc = encode_optimizer(t, &data, &len, err);
+  if (!rc) rc = dt_ckpt_add_file(w, "optimizer.safetensors", data, len, err);
+  free(data);
+  *bytes += len;
+  char json[2048], info[256];
+  size_t jl = trainer_json(t, why, json, sizeof json);
+  if (!rc) rc = dt_ckpt_add_file(w, "trainer.json", json, jl, err);
+  snprintf(info, sizeof info, "{\"step\": %ld, \"epoch\": %ld, \"world\": %d, \"reason\": \"%s\"}",
+           t->step, t->epoch, t->comm->world, why);
+  if (rc) {
+    dt_ckpt_abort(w);
+    return rc;
+  }
+  return dt_ckpt_commit(w, info, (int)t->ckpt.keep_last, err);
+}
+
+/* One rank's report after writing its own file. */
+typedef struct {
+  uint64_t failed, size, crc;
+} rank_record_t;
+
+int ckpt_save(trainer_t *t, const char *why, dt_error_t *err) {
+  dt_comm_t *comm = t->comm;
+  dt_model_t *m = &t->model;
+  double start = progress_now();
+  char name[64], tmp[DT_CKPT_PATH_MAX + 80];
+  checkpoint_name(t, name, sizeof name);
+  snprintf(tmp, sizeof tmp, "%s/.tmp-%s", t->ckpt.dir, name);
+
+  /* The shared state is the average over ranks (batch norm's moving averages drift
+   * apart between ranks); each rank's own copy goes into its rank file. */
+  float *state = m->state_buf;
+  if (m->num_states && comm->world > 1) {
+    if (!(state = malloc(sizeof *state * m->num_states)))
+      return dt_error_set(err, DT_ERR_NOMEM, "out of memory writing a checkpoint");
+    memcpy(state, m->state_buf, sizeof *state * m->num_states);
+    int rc = dt_comm_allreduce_avg(comm, state, m->num_states, err);
+    if (rc) {
+      free(state);
+      return rc;
+    }
+  }
+
+  dt_ckpt_writer_t *w = NULL;
+  dt_error_t local = {0};
+  int rc = comm->rank == 0 ? dt_ckpt_begin(t->ckpt.dir, name, &w, &local) : 0;
+  double failed = rc != 0;
+  int crc = dt_comm_allreduce_sum_f64(comm, &failed, 1, err);
+  if (crc) goto out_comm;
+  if (failed) {
+    rc = comm->rank == 0 ? dt_error_set(err, local.code, "%s", local.msg)
+                         : dt_error_set(err, DT_ERR_IO, "rank 0 could not start checkpoint %s",
+                                        name);
+    goto out;
+  }
+
+  /* Every rank writes its own file into the temporary directory. */
+  void *data = NULL;
+  size_t len = 0;
+  rank_record_t mine = {0, 0, 0};
+  char file[64];
+  snprintf(file, sizeof file, "rank-%d.safetensors", comm->rank);
+  uint32_t fcrc = 0;
+  rc = encode_rank(t, &data, &len, &local);
+  if (!rc) rc = dt_ckpt_write_file(tmp, file, data, len, &fcrc, &local);
+  free(data);
+  mine = (rank_record_t){rc != 0, len, fcrc};
+  if (rc) dt_log_warn(&t->log, "checkpoint %s: %s", name, local.msg);
+  rank_record_t *all = malloc(sizeof *all * (size_t)comm->world);
+  if (!all) {
+    rc = dt_error_set(err, DT_ERR_NOMEM, "out of memory writing a checkpoint");
+    goto out;
+  }
+  if ((crc = dt_comm_allgather(comm, &mine, all, sizeof mine, err))) {
+    free(all);
+    goto out_comm;
+  }
+  size_t bytes = 0;
+  int bad_rank = -1;
+  for (int r = 0; r < comm->world; r++) {
+    if (all[r].failed && bad_rank < 0) bad_rank = r;
+    bytes += all[r].size;
+  }
+  rc = 0;
+  if (comm->rank == 0) {
+    if (bad_rank >= 0) {
+      rc = bad_rank == 0 ? dt_error_set(err, local.code, "%s", local.msg)
+                         : dt_error_set(err, DT_ERR_IO, "rank %d could not write its state file "
+                                        "(its message is above)", bad_rank);
+      dt_ckpt_abort(w);
+    } else {
+      for (int r = 0; r < comm->world && !rc; r++) {
+        snprintf(file, sizeof file, "rank-%d.safetensors", r);
+        rc = dt_ckpt_add_record(w, file, all[r].size, (uint32_t)all[r].crc, err);
+      }
+      if (rc)
+        dt_ckpt_abort(w);
+      else
+        rc = write_shared(t, w, state, why, &bytes, err);
+    }
+    w = NULL;
+  }
+  free(all);
+  /* Everyone learns rank 0's outcome. */
+  double outcome[2] = {rc != 0, (double)bytes};
+  if (comm->rank != 0) outcome[0] = outcome[1] = 0.0;
+  if ((crc = dt_comm_allreduce_sum_f64(comm, outcome, 2, err))) goto out_comm;
+  if (outcome[0] && comm->rank != 0)
+    rc = dt_error_set(err, DT_ERR_IO, "checkpoint %s was not written (rank 0 says why)", name);
+  if (!rc) {
+    double s = progress_now() - start;
+    dt_log_info(&t->log, "Checkpoint %s/%s written (%s): %.1f MB in %.3f s, %.0f MB/s", t->ckpt.dir,
+                name, why, outcome[1] / 1e6, s, outcome[1] / 1e6 / (s > 0 ? s : 1e-9));
+    t->last_ckpt_step = t->step;
+  }
+  goto out;
+out_comm:
+  rc = crc;
+  if (w) dt_ckpt_abort(w);
+out:
+  if (state != m->state_buf) free(state);
+  return rc;
+}
+
+/* ---- resuming ---- */
+
+/* Reads an integer member of trainer.json. */
+static int json_long(const dt_json_t *j, const char *key, const char *what, long *out,
+                     dt_error_t *err) {
+  const dt_json_t *v = dt_json_get_typed(j, key, DT_JSON_NUMBER);
+  if (!v || v->number != floor(v->number) || v->number < 0)
+    return dt_error_set(err, DT_ERR_FORMAT, "%s: no integer \"%s\"", what, key);
+  *out = (long)v->number;
+  return 0;
+}
+
+static int meta_double(const void *data, size_t len, const char *key, const char *what,
+                       double *out, dt_error_t *err) {
+  char v[64], *end;
+  int rc = dt_safetensors_metadata(data, len, key, v, sizeof v, err);
+  if (rc) return dt_error_prefix(err, "%s: ", what);
+  *out = strtod(v, &end);
+  if (end == v || *end) return dt_error_set(err, DT_ERR_FORMAT, "%s: bad \"%s\" '%s'", what, key, v);
+  return 0;
+}
+
+/* Reads a whole checkpoint file; `what` gets "DIR/FILE" for messages. */
+static int read_part(const char *dir, const char *file, void **data, size_t *len, char *what,
+                     size_t what_cap, dt_error_t *err) {
+  snprintf(what, what_cap, "%s/%s", dir, file);
+  return dt_ckpt_read_file(dir, file, data, len, err);
+}
+
+/* The position (trainer.json) and the shared model and optimizer files. */
+static int load_shared(trainer_t *t, const char *dir, long *saved_world, long *samples,
+                       dt_error_t *err) {
+  char what[DT_CKPT_PATH_MAX + 64];
+  void *data;
+  size_t len;
+  dt_json_t *j;
+  long step, epoch, batch, world;
+  int rc = read_part(dir, "trainer.json", &data, &len, what, sizeof what, err);
+  if (rc) return rc;
+  rc = dt_json_parse(data, len, what, &j, err);
+  free(data);
+  if (rc) return rc;
+  if ((rc = json_long(j, "step", what, &step, err)) ||
+      (rc = json_long(j, "epoch", what, &epoch, err)) ||
+      (rc = json_long(j, "batch_in_epoch", what, &batch, err)) ||
+      (rc = json_long(j, "samples_in_epoch", what, samples, err)) ||
+      (rc = json_long(j, "world", what, &world, err))) {
+    dt_json_free(j);
+    return rc;
+  }
+  const dt_json_t *best = dt_json_get_typed(j, "best_metric", DT_JSON_NUMBER);
+  const dt_json_t *seed = dt_json_get_typed(j, "seed", DT_JSON_STRING);
+  t->has_best = best != NULL;
+  t->best_metric = best ? best->number : 0.0;
+  if (seed && strtoull(seed->string, NULL, 10) != t->opt.seed)
+    dt_log_warn(&t->log, "the checkpoint was trained with train.seed = %s, this run has %" PRIu64
+                ": the data order and noise from here on follow the new seed",
+                seed->string, t->opt.seed);
+  dt_json_free(j);
+  t->step = step;
+  t->epoch = epoch;
+  t->batch_in_epoch = batch;
+  *saved_world = world;
+
+  /* Parameters and the shared (rank-averaged) state. */
+  dt_model_t *m = &t->model;
+  if ((rc = read_part(dir, "model.safetensors", &data, &len, what, sizeof what, err))) return rc;
+  int n = m->nparams + m->nstates;
+  dt_param_info_t *tensors = malloc(sizeof *tensors * (size_t)(n ? n : 1));
+  float **bases = malloc(sizeof *bases * (size_t)(n ? n : 1));
+  if (!tensors || !bases) {
+    rc = dt_error_set(err, DT_ERR_NOMEM, "out of memory loading %s", what);
+  } else {
+    for (int i = 0; i < m->nparams; i++) {
+      tensors[i] = m->params[i];
+      bases[i] = m->param_buf;
+    }
+    for (int i = 0; i < m->nstates; i++) {
+      tensors[m->nparams + i] = m->states[i];
+      bases[m->nparams + i] = m->state_buf;
+    }
+    rc = dt_safetensors_decode_parts(data, len, tensors, n, bases, what, err);
+  }
+  free(tensors);
+  free(bases);
+  free(data);
+  if (rc) return rc;
+
+  /* The optimizer: the same kind, its moments and step count. */
+  if ((rc = read_part(dir, "optimizer.safetensors", &data, &len, what, sizeof what, err)))
+    return rc;
+  char type[32];
+  double ostep = 0;
+  if ((rc = dt_safetensors_metadata(data, len, "type", type, sizeof type, err)) ||
+      (rc = meta_double(data, len, "step", what, &ostep, err))) {
+    free(data);
+    return dt_error_prefix(err, "%s: ", what);
+  }
+  if (strcmp(type, dt_optim_names[t->optim.cfg.kind]) != 0) {
+    free(data);
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: the checkpoint's optimizer is '%s' but the config "
+                        "says optimizer.type = %s", what, type, dt_optim_names[t->optim.cfg.kind]);
+  }
+  int on;
+  dt_param_info_t *otensors;
+  float **obases;
+  if (!(rc = optimizer_tensors(t, &otensors, &obases, &on, err))) {
+    rc = dt_safetensors_decode_parts(data, len, otensors, on, obases, what, err);
+    free(otensors);
+    free(obases);
+  }
+  free(data);
+  t->optim.step = (int64_t)ostep;
+  return rc;
+}
+
+/* This rank's own file: PRNG, the epoch's running sums, its copy of the state. */
+static int load_rank(trainer_t *t, const char *dir, dt_error_t *err) {
+  char what[DT_CKPT_PATH_MAX + 64], file[64], rng[96];
+  void *data;
+  size_t len;
+  snprintf(file, sizeof file, "rank-%d.safetensors", t->comm->rank);
+  int rc = read_part(dir, file, &data, &len, what, sizeof what, err);
+  if (rc) return rc;
+  if ((rc = dt_safetensors_metadata(data, len, "rng", rng, sizeof rng, err)) ||
+      sscanf(rng, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64, &t->rng.s[0], &t->rng.s[1],
+             &t->rng.s[2], &t->rng.s[3]) != 4)
+    rc = dt_error_set(err, DT_ERR_FORMAT, "%s: no PRNG state", what);
+  if (!rc) rc = meta_double(data, len, "epoch_loss_sum", what, &t->epoch_loss_sum, err);
+  if (!rc) rc = meta_double(data, len, "epoch_correct", what, &t->epoch_correct, err);
+  if (!rc) rc = meta_double(data, len, "epoch_total", what, &t->epoch_total, err);
+  double batches = 0;
+  if (!rc) rc = meta_double(data, len, "epoch_batches", what, &batches, err);
+  t->epoch_batches = (long)batches;
+  if (!rc)
+    rc = dt_safetensors_decode(data, len, t->model.states, t->model.nstates, t->model.state_buf,
+                               what, err);
+  free(data);
+  return rc;
+}
+
+int ckpt_resume(trainer_t *t, const char *from, bool *found, dt_error_t *err) {
+  dt_comm_t *comm = t->comm;
+  double start = progress_now();
+  /* Rank 0 picks the checkpoint; everyone loads that one. */
+  struct {
+    char dir[DT_CKPT_PATH_MAX];
+    int code; /* 0 found, 1 none at all, 2 none usable */
+  } pick;
+  memset(&pick, 0, sizeof pick);
+  dt_error_t local = {0};
+  if (comm->rank == 0) {
+    int rc = dt_ckpt_find_latest(from, &t->log, pick.dir, &local);
+    pick.code = rc == 0 ? 0 : rc == DT_ERR_NOT_FOUND ? 1 : 2;
+  }
+  int rc = dt_comm_broadcast(comm, &pick, sizeof pick, 0, err);
+  if (rc) return rc;
+  *found = pick.code == 0;
+  if (pick.code == 1) {
+    dt_log_info(&t->log, "--resume: %s; starting from scratch", local.code ? local.msg : from);
+    return 0;
+  }
+  if (pick.code == 2)
+    return comm->rank == 0 ? dt_error_set(err, DT_ERR_FORMAT, "%s", local.msg)
+                           : dt_error_set(err, DT_ERR_FORMAT, "no usable checkpoint in %s", from);
+
+  long saved_world = 0, samples = 0;
+  rc = load_shared(t, pick.dir, &saved_world, &samples, &local);
+  bool same_world = saved_world == comm->world;
+  if (!rc && same_world) rc = load_rank(t, pick.dir, &local);
+  /* All ranks fail together: one that cannot load must not leave others training. */
+  double failed = rc != 0;
+  int crc = dt_comm_allreduce_sum_f64(comm, &failed, 1, err);
+  if (crc) return crc;
+  if (rc) return dt_error_set(err, local.code, "resuming from %s: %s", pick.dir, local.msg);
+  if (failed) return dt_error_set(err, DT_ERR_FORMAT, "resuming from %s failed on another rank",
+                                  pick.dir);
+
+  if (!same_world) {
+    /* The data cursor is re-derived: the epoch's permutation depends on (seed, epoch)
+     * only, so the same samples come next in any world size; the global batch differs,
+     * so the step count is re-counted in the new epoch length. */
+    long global = t->opt.batch_size * comm->world;
+    t->batch_in_epoch = samples / global;
+    if (t->batch_in_epoch > t->steps_per_epoch) t->batch_in_epoch = t->steps_per_epoch;
+    t->step = t->epoch * t->steps_per_epoch + t->batch_in_epoch;
+    t->epoch_loss_sum = t->epoch_correct = t->epoch_total = 0.0;
+    t->epoch_batches = 0;
+    dt_log_warn(&t->log, "resuming a %ld-rank checkpoint with %d rank(s): parameters and "
+                "optimizer state carry over; epoch %ld continues at batch %ld of %ld (%ld of its "
+                "samples were done, %ld are repeated); each rank starts a fresh noise stream, and "
+                "this epoch's training metrics count from here", saved_world, comm->world,
+                t->epoch + 1, t->batch_in_epoch, t->steps_per_epoch, samples,
+                samples - t->batch_in_epoch * global);
+  }
+  if (t->batch_in_epoch > t->steps_per_epoch)
+    return dt_error_set(err, DT_ERR_FORMAT, "%s: batch %ld of an epoch of %ld batches: the "
+                        "checkpoint does not fit this data and batch size", pick.dir,
+                        t->batch_in_epoch, t->steps_per_epoch);
+  dt_log_info(&t->log, "Resumed from %s: epoch %ld, batch %ld, step %ld (loaded and verified in "
+              "%.3f s)", pick.dir, t->epoch + 1, t->batch_in_epoch, t->step,
+              progress_now() - start);
+  return 0;
+}

@@ -1,0 +1,341 @@
+/* Checkpoint files: the JSON reader, the safetensors encoder/decoder, and checkpoint
+ * directories (commit, latest, pruning, best, verification of corrupt and truncated
+ * files, the fallback to an older checkpoint, and write failures that must leave
+ * `latest` alone). Runs in a fresh temporary directory. */
+#define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dtrain/checkpoint.h"
+#include "dtrain/json.h"
+#include "test_util.h"
+
+static char root[256];
+
+static void test_json(void) {
+  dt_error_t err = {0};
+  dt_json_t *j;
+  const char *text =
+      "{\"a\": [1, 2.5, -3e2], \"s\": \"x\\\"y\\\\z\\n\\u00e9\\ud83d\\ude00\", \"t\": true, "
+      "\"f\": false, \"n\": null, \"o\": {}}";
+  CHECK_INT_EQ(dt_json_parse(text, strlen(text), "t", &j, &err), 0);
+  const dt_json_t *a = dt_json_get_typed(j, "a", DT_JSON_ARRAY);
+  CHECK(a && a->count == 3);
+  if (a && a->count == 3) {
+    CHECK_NEAR(a->child->number, 1.0, 0);
+    CHECK_NEAR(a->child->next->number, 2.5, 0);
+    CHECK_NEAR(a->child->next->next->number, -300.0, 0);
+  }
+  const dt_json_t *s = dt_json_get_typed(j, "s", DT_JSON_STRING);
+  CHECK(s && strcmp(s->string, "x\"y\\z\n\xc3\xa9\xf0\x9f\x98\x80") == 0);
+  CHECK(dt_json_get_typed(j, "t", DT_JSON_BOOL)->boolean == true);
+  CHECK(dt_json_get_typed(j, "f", DT_JSON_BOOL)->boolean == false);
+  CHECK(dt_json_get_typed(j, "n", DT_JSON_NULL) != NULL);
+  CHECK(dt_json_get_typed(j, "o", DT_JSON_OBJECT) != NULL);
+  CHECK(dt_json_get(j, "missing") == NULL);
+  dt_json_free(j);
+
+  /* Malformed inputs are errors that say where, never crashes. */
+  static const char *const bad[] = {"{", "{\"a\":}", "[1,]", "\"abc", "{\"a\" 1}", "tru",
+                                    "[1] x", "{\"a\":1,}", "\"\\q\"", "1e999", "[\"\\u12\"]", ""};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    dt_error_clear(&err);
+    int rc = dt_json_parse(bad[i], strlen(bad[i]), "bad.json", &j, &err);
+    CHECK_INT_EQ(rc, DT_ERR_FORMAT);
+    CHECK_STR_CONTAINS(err.msg, "bad.json: bad JSON at byte");
+  }
+  /* Deep nesting is refused, not recursed into. */
+  char deep[400];
+  memset(deep, '[', sizeof deep);
+  CHECK_INT_EQ(dt_json_parse(deep, sizeof deep, "deep", &j, &err), DT_ERR_FORMAT);
+  CHECK_STR_CONTAINS(err.msg, "nested too deeply");
+
+  char q[64];
+  CHECK_INT_EQ(dt_json_quote("a\"b\\c\n\x01", q, sizeof q), 17);
+  CHECK(strcmp(q, "\"a\\\"b\\\\c\\n\\u0001\"") == 0);
+}
+
+/* Two tensors in one buffer: "l.kernel" (2, 3) at 0, "l.bias" (3) at 6. */
+static dt_param_info_t tensors[2];
+static float values[9];
+
+static void make_tensors(void) {
+  memset(tensors, 0, sizeof tensors);
+  snprintf(tensors[0].name, sizeof tensors[0].name, "l.kernel");
+  tensors[0].shape = (dt_shape_t){2, {2, 3, 1, 1}};
+  tensors[0].count = 6;
+  snprintf(tensors[1].name, sizeof tensors[1].name, "l.bias");
+  tensors[1].shape = dt_shape_1d(3);
+  tensors[1].offset = 6;
+  tensors[1].count = 3;
+  for (int i = 0; i < 9; i++) values[i] = 0.5f * (float)i - 1.25f;
+}
+
+static void test_safetensors(void) {
+  dt_error_t err = {0};
+  void *file;
+  size_t len;
+  const char *meta[] = {"step", "42", "note", "a \"quoted\" value", NULL};
+  CHECK_INT_EQ(dt_safetensors_encode(tensors, 2, values, meta, &file, &len, &err), 0);
+  uint64_t hlen;
+  memcpy(&hlen, file, 8);
+  CHECK_INT_EQ(hlen % 8, 0);
+  CHECK_INT_EQ(len, 8 + hlen + 9 * sizeof(float));
+  /* The header is the JSON the format defines, data right after it. */
+  dt_json_t *h;
+  CHECK_INT_EQ(dt_json_parse((char *)file + 8, (size_t)hlen, "hdr", &h, &err), 0);
+  const dt_json_t *k = dt_json_get_typed(h, "l.kernel", DT_JSON_OBJECT);
+  const dt_json_t *b = dt_json_get_typed(h, "l.bias", DT_JSON_OBJECT);
+  CHECK(k && b);
+  if (k && b) {
+    CHECK(strcmp(dt_json_get_typed(k, "dtype", DT_JSON_STRING)->string, "F32") == 0);
+    const dt_json_t *shape = dt_json_get_typed(k, "shape", DT_JSON_ARRAY);
+    CHECK(shape->count == 2 && shape->child->number == 2 && shape->child->next->number == 3);
+    const dt_json_t *offs = dt_json_get_typed(b, "data_offsets", DT_JSON_ARRAY);
+    CHECK(offs->child->number == 24 && offs->child->next->number == 36);
+  }
+  dt_json_free(h);
+  CHECK(memcmp((char *)file + 8 + hlen, values, sizeof values) == 0);
+  char v[64];
+  CHECK_INT_EQ(dt_safetensors_metadata(file, len, "note", v, sizeof v, &err), 0);
+  CHECK(strcmp(v, "a \"quoted\" value") == 0);
+  CHECK_INT_EQ(dt_safetensors_metadata(file, len, "absent", v, sizeof v, &err), DT_ERR_NOT_FOUND);
+
+  /* Round trip, in a different tensor order than the file's. */
+  float back[9] = {0};
+  dt_param_info_t swapped[2] = {tensors[1], tensors[0]};
+  CHECK_INT_EQ(dt_safetensors_decode(file, len, swapped, 2, back, "f", &err), 0);
+  CHECK(memcmp(back, values, sizeof values) == 0);
+
+  /* Another model's shapes, a missing tensor, an extra tensor, truncation, a huge
+   * header length: each refused with a message naming the file and the tensor. */
+  dt_param_info_t other[2] = {tensors[0], tensors[1]};
+  other[1].shape = dt_shape_1d(4);
+  other[1].count = 4;
+  CHECK_INT_EQ(dt_safetensors_decode(file, len, other, 2, back, "m.st", &err), DT_ERR_SHAPE);
+  CHECK_STR_CONTAINS(err.msg, "m.st: tensor 'l.bias' has another shape");
+  dt_param_info_t more[3] = {tensors[0], tensors[1], tensors[1]};
+  snprintf(more[2].name, sizeof more[2].name, "l.extra");
+  CHECK_INT_EQ(dt_safetensors_decode(file, len, more, 3, back, "m.st", &err), DT_ERR_SHAPE);
+  CHECK_STR_CONTAINS(err.msg, "tensor 'l.extra' of the model is missing");
+  CHECK_INT_EQ(dt_safetensors_decode(file, len, tensors, 1, back, "m.st", &err), DT_ERR_SHAPE);
+  CHECK_STR_CONTAINS(err.msg, "holds tensor 'l.bias', which this model does not have");
+  CHECK_INT_EQ(dt_safetensors_decode(file, len - 4, tensors, 2, back, "m.st", &err),
+               DT_ERR_FORMAT);
+  CHECK_STR_CONTAINS(err.msg, "data offsets");
+  unsigned char *bad = malloc(len);
+  memcpy(bad, file, len);
+  uint64_t huge = 1ull << 32;
+  memcpy(bad, &huge, 8);
+  CHECK_INT_EQ(dt_safetensors_decode(bad, len, tensors, 2, back, "m.st", &err), DT_ERR_FORMAT);
+  CHECK_STR_CONTAINS(err.msg, "header length 4294967296 does not fit");
+  CHECK_INT_EQ(dt_safetensors_decode(bad, 5, tensors, 2, back, "m.st", &err), DT_ERR_FORMAT);
+  free(bad);
+  free(file);
+}
+
+/* Commits checkpoint `name` holding values scaled by `scale`. */
+static int commit(const char *name, float scale, int keep, dt_error_t *err) {
+  dt_ckpt_writer_t *w;
+  int rc = dt_ckpt_begin(root, name, &w, err);
+  if (rc) return rc;
+  float v[9];
+  for (int i = 0; i < 9; i++) v[i] = values[i] * scale;
+  void *file;
+  size_t len;
+  if ((rc = dt_safetensors_encode(tensors, 2, v, NULL, &file, &len, err))) {
+    dt_ckpt_abort(w);
+    return rc;
+  }
+  rc = dt_ckpt_add_file(w, "model.safetensors", file, len, err);
+  free(file);
+  if (!rc) rc = dt_ckpt_add_file(w, "note.txt", name, strlen(name), err);
+  if (rc) {
+    dt_ckpt_abort(w);
+    return rc;
+  }
+  char info[64];
+  snprintf(info, sizeof info, "{\"scale\": %g}", scale);
+  return dt_ckpt_commit(w, info, keep, err);
+}
+
+static bool path_exists(const char *rel) {
+  char p[512];
+  struct stat st;
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  return stat(p, &st) == 0;
+}
+
+static void read_text(const char *rel, char *buf, size_t cap) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  buf[0] = '\0';
+  FILE *f = fopen(p, "r");
+  if (!f) return;
+  size_t n = fread(buf, 1, cap - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+}
+
+/* Flips one byte of a file (relative to root) at offset. */
+static void flip_byte(const char *rel, long offset) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  FILE *f = fopen(p, "r+b");
+  if (!f) return;
+  fseek(f, offset, SEEK_SET);
+  int c = fgetc(f);
+  fseek(f, offset, SEEK_SET);
+  fputc(c ^ 0x5a, f);
+  fclose(f);
+}
+
+static void test_directories(void) {
+  dt_error_t err = {0};
+  char text[4096], dir[DT_CKPT_PATH_MAX];
+  dt_log_t log = dt_log_make(0, 1);
+  log.quiet = true;
+  FILE *warnings = tmpfile();
+  log.err = warnings;
+
+  CHECK_INT_EQ(dt_ckpt_find_latest(root, &log, dir, &err), DT_ERR_NOT_FOUND);
+  CHECK_INT_EQ(commit("ckpt-01", 1.0f, 3, &err), 0);
+  read_text("latest", text, sizeof text);
+  CHECK(strcmp(text, "ckpt-01\n") == 0);
+  CHECK(!path_exists(".tmp-ckpt-01"));
+  char sub[300];
+  snprintf(sub, sizeof sub, "%s/ckpt-01", root);
+  CHECK_INT_EQ(dt_ckpt_verify(sub, &err), 0);
+  CHECK_INT_EQ(dt_ckpt_read_info(sub, text, sizeof text, &err), 0);
+  CHECK(strcmp(text, "{\"scale\": 1}") == 0);
+
+  /* Pruning keeps the newest 3 and the one `best` names. */
+  CHECK_INT_EQ(dt_ckpt_set_best(root, "ckpt-01", &err), 0);
+  for (int i = 2; i <= 5; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "ckpt-%02d", i);
+    CHECK_INT_EQ(commit(name, (float)i, 3, &err), 0);
+  }
+  CHECK(path_exists("ckpt-01") && !path_exists("ckpt-02"));
+  CHECK(path_exists("ckpt-03") && path_exists("ckpt-04") && path_exists("ckpt-05"));
+  CHECK_INT_EQ(dt_ckpt_find_latest(root, &log, dir, &err), 0);
+  CHECK_STR_CONTAINS(dir, "/ckpt-05");
+
+  /* A flipped byte in the newest one: reported, and the one before it is used. */
+  flip_byte("ckpt-05/model.safetensors", 40);
+  snprintf(sub, sizeof sub, "%s/ckpt-05", root);
+  CHECK_INT_EQ(dt_ckpt_verify(sub, &err), DT_ERR_FORMAT);
+  CHECK_STR_CONTAINS(err.msg, "ckpt-05/model.safetensors: CRC32C");
+  CHECK_STR_CONTAINS(err.msg, "(corrupt)");
+  CHECK_INT_EQ(dt_ckpt_find_latest(root, &log, dir, &err), 0);
+  CHECK_STR_CONTAINS(dir, "/ckpt-04");
+
+  /* A truncated file in that one too: the next older. */
+  char p[512];
+  snprintf(p, sizeof p, "%s/ckpt-04/note.txt", root);
+  CHECK_INT_EQ(truncate(p, 2), 0);
+  CHECK_INT_EQ(dt_ckpt_find_latest(root, &log, dir, &err), 0);
+  CHECK_STR_CONTAINS(dir, "/ckpt-03");
+  /* A corrupt manifest is caught by its own CRC. */
+  flip_byte("ckpt-03/manifest.json", 60);
+  snprintf(sub, sizeof sub, "%s/ckpt-03", root);
+  CHECK_INT_EQ(dt_ckpt_verify(sub, &err), DT_ERR_FORMAT);
+  CHECK_STR_CONTAINS(err.msg, "manifest.json: CRC32C");
+  CHECK_INT_EQ(dt_ckpt_find_latest(root, &log, dir, &err), 0);
+  CHECK_STR_CONTAINS(dir, "/ckpt-01");
+  /* The warnings name every skipped checkpoint and why. */
+  fflush(warnings);
+  rewind(warnings);
+  size_t n = fread(text, 1, sizeof text - 1, warnings);
+  text[n] = '\0';
+  CHECK_STR_CONTAINS(text, "checkpoint ckpt-05 (latest) cannot be used");
+  CHECK_STR_CONTAINS(text, "ckpt-04/note.txt: 2 bytes, the manifest says 7");
+  CHECK_STR_CONTAINS(text, "resuming from the older checkpoint");
+  fclose(warnings);
+
+  /* A missing file listed in the manifest. */
+  snprintf(p, sizeof p, "%s/ckpt-01/note.txt", root);
+  unlink(p);
+  snprintf(sub, sizeof sub, "%s/ckpt-01", root);
+  CHECK_INT_EQ(dt_ckpt_verify(sub, &err), DT_ERR_FORMAT);
+  CHECK_STR_CONTAINS(err.msg, "note.txt: missing");
+  log.err = fopen("/dev/null", "w");
+  CHECK_INT_EQ(dt_ckpt_find_latest(root, &log, dir, &err), DT_ERR_FORMAT);
+  CHECK_STR_CONTAINS(err.msg, "no usable checkpoint in");
+  fclose(log.err);
+
+  /* A stale temporary directory from a crash is replaced; abort removes its own. */
+  char stale[300];
+  snprintf(stale, sizeof stale, "%s/.tmp-ckpt-06", root);
+  mkdir(stale, 0755);
+  CHECK_INT_EQ(commit("ckpt-06", 6.0f, 0, &err), 0);
+  CHECK(!path_exists(".tmp-ckpt-06"));
+  dt_ckpt_writer_t *w;
+  CHECK_INT_EQ(dt_ckpt_begin(root, "ckpt-07", &w, &err), 0);
+  CHECK(path_exists(".tmp-ckpt-07"));
+  dt_ckpt_abort(w);
+  CHECK(!path_exists(".tmp-ckpt-07"));
+  /* Re-committing an existing name replaces it whole. */
+  CHECK_INT_EQ(commit("ckpt-06", 7.0f, 0, &err), 0);
+  snprintf(sub, sizeof sub, "%s/ckpt-06", root);
+  CHECK_INT_EQ(dt_ckpt_read_info(sub, text, sizeof text, &err), 0);
+  CHECK(strcmp(text, "{\"scale\": 7}") == 0);
+  CHECK(!path_exists(".trash-ckpt-06"));
+  CHECK_INT_EQ(dt_ckpt_begin(root, "../evil", &w, &err), DT_ERR_ARG);
+}
+
+/* A write that fails (here: RLIMIT_FSIZE makes write() return EFBIG, as a full disk
+ * would return ENOSPC) is reported with the path, and `latest` stays as it was. */
+static void test_write_failure(void) {
+  dt_error_t err = {0};
+  char text[256];
+  read_text("latest", text, sizeof text);
+  CHECK(strcmp(text, "ckpt-06\n") == 0);
+  struct rlimit old, small = {.rlim_cur = 64};
+  getrlimit(RLIMIT_FSIZE, &old);
+  small.rlim_max = old.rlim_max;
+  signal(SIGXFSZ, SIG_IGN);
+  CHECK_INT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  int rc = commit("ckpt-08", 8.0f, 0, &err);
+  setrlimit(RLIMIT_FSIZE, &old);
+  CHECK_INT_EQ(rc, DT_ERR_IO);
+  CHECK_STR_CONTAINS(err.msg, "cannot write");
+  CHECK_STR_CONTAINS(err.msg, "model.safetensors");
+  read_text("latest", text, sizeof text);
+  CHECK(strcmp(text, "ckpt-06\n") == 0);
+  CHECK(!path_exists("ckpt-08") && !path_exists(".tmp-ckpt-08"));
+
+  /* A root that cannot be created: a file is in the way. */
+  char p[300];
+  snprintf(p, sizeof p, "%s/afile", root);
+  FILE *f = fopen(p, "w");
+  if (f) fclose(f);
+  dt_ckpt_writer_t *w;
+  snprintf(p, sizeof p, "%s/afile/sub", root);
+  CHECK_INT_EQ(dt_ckpt_begin(p, "ckpt-01", &w, &err), DT_ERR_IO);
+  CHECK_STR_CONTAINS(err.msg, "afile");
+}
+
+int main(void) {
+  snprintf(root, sizeof root, "%s/dtrain-ckpt-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  if (!mkdtemp(root)) {
+    perror("mkdtemp");
+    return 1;
+  }
+  make_tensors();
+  test_json();
+  test_safetensors();
+  test_directories();
+  test_write_failure();
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);
+  return test_summary("test_checkpoint");
+}
