@@ -54,8 +54,9 @@ static void usage(FILE *out) {
       "Keys are documented in docs/configuration.md. Unknown keys are errors.\n"
       "Several ranks: mpirun -np N dtrain-worker --config FILE (or srun); the rank and\n"
       "world size come from MPI, each rank trains on its shard of every global batch.\n"
-      "SIGTERM or SIGINT: finish the current step, write a checkpoint (checkpoint.dir),\n"
-      "exit 0; a second signal exits at once.\n"
+      "SIGTERM, SIGINT or SIGUSR1: finish the current step, write a checkpoint\n"
+      "(checkpoint.dir), exit 0; a second signal exits at once. Under mpirun send SIGUSR1\n"
+      "to mpirun (it forwards it; a SIGTERM makes mpirun abort the job).\n"
       "Exit status: 0 success (or stopped by a signal after a checkpoint), 1 the run failed\n"
       "(data, I/O, numerics), 2 bad usage or config.\n",
       out);

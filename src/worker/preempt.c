@@ -29,6 +29,7 @@ void preempt_install(void) {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
 }
 
 int preempt_signal(void) { return received; }

@@ -384,9 +384,13 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
       if ((rc = stop_requested(t, &stop, err))) return rc;
       if (stop) {
         progress_end(&t->progress);
-        dt_log_warn(&t->log, "%s received: stopping after step %ld (epoch %ld, batch %ld)",
-                    preempt_signal() == SIGINT ? "SIGINT" : "a stop signal (SIGTERM)", t->step,
-                    t->epoch + 1, t->batch_in_epoch);
+        int sig = preempt_signal();
+        dt_log_warn(&t->log, "%s: stopping after step %ld (epoch %ld, batch %ld)",
+                    sig == SIGINT    ? "SIGINT received"
+                    : sig == SIGTERM ? "SIGTERM received"
+                    : sig == SIGUSR1 ? "SIGUSR1 received"
+                                     : "another rank received a stop signal",
+                    t->step, t->epoch + 1, t->batch_in_epoch);
         if (!t->ckpt.dir[0])
           return dt_error_set(err, DT_ERR_STATE, "stopped by a signal at step %ld without a "
                               "checkpoint: set checkpoint.dir to keep the progress", t->step);

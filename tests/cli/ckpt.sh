@@ -1,0 +1,63 @@
+# Shared setup for the checkpoint script tests (tests/cli/test_*ckpt*.sh), sourced
+# after lib.sh: a small model that exercises everything a resume must restore
+# (dropout noise from the rank's PRNG, Adam's two moments and step count, a cosine
+# schedule), a data subset, and helpers to kill a run part-way.
+D="$TMP/data"
+make_subset "$D" 1500
+cat >"$TMP/model.ini" <<'EOF'
+[model]
+loss = sparse_categorical_crossentropy
+[layer.1]
+type = dense
+units = 32
+activation = relu
+[layer.2]
+type = dropout
+rate = 0.2
+[layer.3]
+type = dense
+units = 10
+[optimizer]
+type = adam
+[schedule]
+type = cosine
+min_lr = 0.0001
+[train]
+lr = 0.003
+batch_size = 16
+seed = 7
+[tensorboard]
+enabled = false
+EOF
+# shellcheck disable=SC2046
+CKPT_ARGS=(--config "$TMP/model.ini" $(data_args "$D") --no-progress)
+
+# wait_for_file FILE SECONDS: true once FILE exists.
+wait_for_file() {
+  local i
+  for ((i = 0; i < $2 * 20; i++)); do
+    [ -e "$1" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# random_delay LO_MS HI_MS: sleeps a random time in [LO, HI] milliseconds.
+random_delay() {
+  sleep "$(awk -v lo="$1" -v hi="$2" -v r="$RANDOM" 'BEGIN { printf "%.3f", (lo + (hi - lo) * r / 32767) / 1000 }')"
+}
+
+# latest_reason ROOT: the "reason" in the manifest of the checkpoint `latest` names.
+latest_reason() {
+  sed -nE 's/.*"reason": "([^"]*)".*/\1/p' "$1/$(cat "$1/latest")/manifest.json" | head -1
+}
+
+# expect_same NAME A B: two --save-params dumps are bit-identical.
+expect_same() {
+  local out
+  if out=$("$BUILD/tests/cmp_params" "$2" "$3" 0 2>&1); then
+    pass
+  else
+    fail "$1: parameters differ: $out"
+  fi
+}
