@@ -17,6 +17,9 @@ ours_run() {
     --set data.validation_split=0 --set train.threads=1 --set train.batch_size="$1" |
     sed -nE 's/^Epoch 1\/1 .* - ([0-9]+) samples\/s$/\1/p'
 }
+# Debian's torch multiplies matrices in OpenBLAS, whose threads torch.set_num_threads
+# does not limit: without this a "1-thread" PyTorch run uses every core.
+export OPENBLAS_NUM_THREADS=1
 torch_run() {
   /usr/bin/python3 "$ANCHORS/torch_fmnist.py" --model mlp --epochs 1 --threads 1 --batch "$1" |
     sed -nE 's/^epoch 1 samples\/s\(global\) ([0-9]+) .*/\1/p'

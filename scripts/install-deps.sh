@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libopenblas-dev zlib1g-dev
           libopenmpi-dev openmpi-bin libprotobuf-c-dev protobuf-c-compiler libuv1-dev
-          dataset-fashion-mnist python3 python3-venv time util-linux)
+          dataset-fashion-mnist python3 python3-venv time util-linux
+          clang)
 if [ "${1:-}" = "--bench" ]; then
   packages+=(python3-torch)
 fi

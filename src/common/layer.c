@@ -6,11 +6,23 @@
 
 extern const dt_layer_ops_t dt_layer_dense, dt_layer_relu, dt_layer_leaky_relu, dt_layer_sigmoid,
     dt_layer_tanh, dt_layer_softmax, dt_layer_dropout;
+extern const dt_layer_ops_t dt_layer_batch_norm;
+extern const dt_layer_ops_t dt_layer_conv1d, dt_layer_conv2d, dt_layer_conv2d_transpose,
+    dt_layer_max_pool2d, dt_layer_avg_pool2d, dt_layer_global_avg_pool, dt_layer_global_max_pool,
+    dt_layer_flatten, dt_layer_reshape;
+extern const dt_layer_ops_t dt_layer_embedding, dt_layer_simple_rnn, dt_layer_lstm, dt_layer_gru,
+    dt_layer_bidirectional;
 
 /* Adding a layer type: write layers/<type>.c defining its ops, and list it here. */
 static const dt_layer_ops_t *const registry[] = {
     &dt_layer_dense,   &dt_layer_relu,    &dt_layer_leaky_relu, &dt_layer_sigmoid,
     &dt_layer_tanh,    &dt_layer_softmax, &dt_layer_dropout,
+    &dt_layer_batch_norm,
+    &dt_layer_conv1d,     &dt_layer_conv2d,          &dt_layer_conv2d_transpose,
+    &dt_layer_max_pool2d, &dt_layer_avg_pool2d,      &dt_layer_global_avg_pool,
+    &dt_layer_global_max_pool, &dt_layer_flatten,    &dt_layer_reshape,
+    &dt_layer_embedding, &dt_layer_simple_rnn, &dt_layer_lstm, &dt_layer_gru,
+    &dt_layer_bidirectional,
 };
 
 const char *const dt_init_names[] = {"zeros",         "ones",           "he_normal", "he_uniform",
@@ -36,7 +48,8 @@ const char *dt_shape_str(const dt_shape_t *s, char *buf, size_t cap) {
 void dt_layer_declare_param(dt_layer_t *l, const char *suffix, dt_shape_t shape,
                             dt_init_kind init, int fan_in, int fan_out, bool decay) {
   dt_param_info_t *p = &l->param_decl[l->nparams++];
-  snprintf(p->name, sizeof p->name, "%s.%.24s", l->name, suffix);
+  /* 31 + 1 + 31 fits DT_NAME_MAX: "bidirectional_1.backward_recurrent_kernel" whole. */
+  snprintf(p->name, sizeof p->name, "%s.%.31s", l->name, suffix);
   p->shape = shape;
   p->count = dt_shape_size(&shape);
   p->init = init;

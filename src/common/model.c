@@ -47,8 +47,10 @@ static int add_layer(dt_model_t *m, dt_config_t *cfg, const char *section, const
   return 0;
 }
 
+/* Cross-entropy over classes needs a flat vector of logits; the element-wise losses
+ * (BCE, MSE, MAE) take outputs of any shape, e.g. one per time step. */
 static int check_loss_fits(dt_model_t *m, dt_config_t *cfg, dt_error_t *err) {
-  if (m->out_shape.ndim != 1) {
+  if (m->out_shape.ndim != 1 && m->loss == DT_LOSS_SOFTMAX_CE) {
     char s[64];
     return dt_error_set(err, DT_ERR_SHAPE,
                         "%s: the last layer's output %s must be a flat vector for loss '%s'",
@@ -258,6 +260,8 @@ void dt_model_init_params(dt_model_t *m, dt_rng_t *rng) {
     init_tensor(&m->params[i], m->param_buf + m->params[i].offset, rng);
   for (int i = 0; i < m->nstates; i++)
     init_tensor(&m->states[i], m->state_buf + m->states[i].offset, rng);
+  for (int i = 0; i < m->nlayers; i++)
+    if (m->layers[i].ops->init_params) m->layers[i].ops->init_params(&m->layers[i], rng);
 }
 
 const float *dt_model_forward(dt_model_t *m, int batch, bool training, dt_rng_t *rng) {

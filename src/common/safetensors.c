@@ -113,7 +113,7 @@ static int parse_header(const void *data, size_t len, const char *what, dt_json_
 int dt_safetensors_decode_parts(const void *data, size_t len, const dt_param_info_t *tensors,
                                 int n, float *const *bases, const char *what, dt_error_t *err) {
   dt_json_t *hdr;
-  size_t start;
+  size_t start = 0;
   int rc = parse_header(data, len, what, &hdr, &start, err);
   if (rc) return rc;
   size_t data_len = len - start;
@@ -199,7 +199,7 @@ int dt_safetensors_decode(const void *data, size_t len, const dt_param_info_t *t
 int dt_safetensors_metadata(const void *data, size_t len, const char *key, char *val, size_t cap,
                             dt_error_t *err) {
   dt_json_t *hdr;
-  size_t start;
+  size_t start = 0;
   int rc = parse_header(data, len, "safetensors", &hdr, &start, err);
   if (rc) return rc;
   const dt_json_t *meta = dt_json_get_typed(hdr, "__metadata__", DT_JSON_OBJECT);

@@ -18,8 +18,10 @@ typedef struct {
   uint64_t text_len, text_hash;
 } summary_t;
 
-static const char *const checked_sections[] = {"model", "optimizer", "schedule", "train",
-                                               "data", "sync", NULL};
+static const char *const checked_sections[] = {"model",      "optimizer",      "schedule",
+                                               "train",      "data",           "sync",
+                                               "checkpoint", "early_stopping", "reduce_lr",
+                                               NULL};
 static const char *const per_rank_keys[] = {"data.dir", "data.train_images", "data.train_labels",
                                             "data.test_images", "data.test_labels",
                                             "train.threads", "sync.timeout_s", NULL};

@@ -3,11 +3,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include "checkpointing.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dtrain/json.h"
 #include "trainer.h"
@@ -46,8 +48,9 @@ static void checkpoint_name(const trainer_t *t, char *name, size_t cap) {
   snprintf(name, cap, "ckpt-%010ld", t->step);
 }
 
-/* The shared model file: parameters, then the state averaged over ranks. */
-static int encode_model(trainer_t *t, const float *state, void **out, size_t *len, dt_error_t *err) {
+/* A model file: the parameter tensors from params, then the state tensors from state. */
+static int encode_weights(trainer_t *t, const float *params, const float *state, void **out,
+                          size_t *len, dt_error_t *err) {
   const dt_model_t *m = &t->model;
   int n = m->nparams + m->nstates;
   dt_param_info_t *tensors = malloc(sizeof *tensors * (size_t)(n ? n : 1));
@@ -63,7 +66,7 @@ static int encode_model(trainer_t *t, const float *state, void **out, size_t *le
   dt_config_to_string(t->cfg, cfg_text, cfg_len + 1);
   for (int i = 0; i < m->nparams; i++) {
     tensors[i] = m->params[i];
-    bases[i] = m->param_buf;
+    bases[i] = params;
   }
   for (int i = 0; i < m->nstates; i++) {
     tensors[m->nparams + i] = m->states[i];
@@ -137,18 +140,32 @@ static int encode_rank(const trainer_t *t, void **out, size_t *len, dt_error_t *
                                len, err);
 }
 
+/* "[a, b, c]" with every double printed to read back to the same bits. */
+static void json_doubles(const double *v, int n, char *buf, size_t cap) {
+  size_t used = (size_t)snprintf(buf, cap, "[");
+  for (int i = 0; i < n && used < cap; i++)
+    used += (size_t)snprintf(buf + used, cap - used, i ? ", %.17g" : "%.17g", v[i]);
+  if (used < cap) snprintf(buf + used, cap - used, "]");
+}
+
 static size_t trainer_json(const trainer_t *t, const char *why, char *buf, size_t cap) {
-  char best[40] = "null";
+  char best[40] = "null", es[256], rl[256];
   if (t->has_best) snprintf(best, sizeof best, "%.17g", t->best_metric);
+  double es_state[DT_EARLY_STOPPING_STATE_DOUBLES], rl_state[DT_REDUCE_LR_STATE_DOUBLES];
+  dt_early_stopping_pack(&t->early_stopping.st, es_state);
+  dt_reduce_lr_pack(&t->reduce_lr.st, rl_state);
+  json_doubles(es_state, DT_EARLY_STOPPING_STATE_DOUBLES, es, sizeof es);
+  json_doubles(rl_state, DT_REDUCE_LR_STATE_DOUBLES, rl, sizeof rl);
   long samples = t->batch_in_epoch * t->opt.batch_size * t->comm->world;
   return (size_t)snprintf(
       buf, cap,
       "{\n  \"step\": %ld,\n  \"epoch\": %ld,\n  \"batch_in_epoch\": %ld,\n"
       "  \"samples_in_epoch\": %ld,\n  \"steps_per_epoch\": %ld,\n  \"world\": %d,\n"
       "  \"batch_size\": %ld,\n  \"seed\": \"%" PRIu64 "\",\n  \"monitor\": \"%s\",\n"
-      "  \"best_metric\": %s,\n  \"reason\": \"%s\"\n}\n",
+      "  \"best_metric\": %s,\n  \"early_stopping\": %s,\n  \"reduce_lr\": %s,\n"
+      "  \"reason\": \"%s\"\n}\n",
       t->step, t->epoch, t->batch_in_epoch, samples, t->steps_per_epoch, t->comm->world,
-      t->opt.batch_size, t->opt.seed, t->ckpt.monitor, best, why);
+      t->opt.batch_size, t->opt.seed, t->ckpt.monitor, best, es, rl, why);
 }
 
 /* Rank 0's part of a save once every rank's file is in: the shared files, then commit. */
@@ -156,7 +173,7 @@ static int write_shared(trainer_t *t, dt_ckpt_writer_t *w, const float *state, c
                         size_t *bytes, dt_error_t *err) {
   void *data = NULL;
   size_t len;
-  int rc = encode_model(t, state, &data, &len, err);
+  int rc = encode_weights(t, t->model.param_buf, state, &data, &len, err);
   if (!rc) rc = dt_ckpt_add_file(w, "model.safetensors", data, len, err);
   free(data);
   *bytes += len;
@@ -165,6 +182,15 @@ static int write_shared(trainer_t *t, dt_ckpt_writer_t *w, const float *state, c
   if (!rc) rc = dt_ckpt_add_file(w, "optimizer.safetensors", data, len, err);
   free(data);
   *bytes += len;
+  /* EarlyStopping's copy of the best weights, which restore_best_weights needs. */
+  if (!rc && t->best_weights && t->early_stopping.st.has_best) {
+    data = NULL;
+    if (!(rc = encode_weights(t, t->best_weights, t->best_weights + t->model.num_params, &data,
+                              &len, err)))
+      rc = dt_ckpt_add_file(w, "best_weights.safetensors", data, len, err);
+    free(data);
+    *bytes += len;
+  }
   char json[2048], info[256];
   size_t jl = trainer_json(t, why, json, sizeof json);
   if (!rc) rc = dt_ckpt_add_file(w, "trainer.json", json, jl, err);
@@ -314,6 +340,63 @@ static int read_part(const char *dir, const char *file, void **data, size_t *len
   return dt_ckpt_read_file(dir, file, data, len, err);
 }
 
+/* A model file into params and state (tensor names and shapes must match). */
+static int decode_weights(trainer_t *t, const char *dir, const char *file, float *params,
+                          float *state, dt_error_t *err) {
+  char what[DT_CKPT_PATH_MAX + 64];
+  void *data;
+  size_t len;
+  int rc = read_part(dir, file, &data, &len, what, sizeof what, err);
+  if (rc) return rc;
+  const dt_model_t *m = &t->model;
+  int n = m->nparams + m->nstates;
+  dt_param_info_t *tensors = malloc(sizeof *tensors * (size_t)(n ? n : 1));
+  float **bases = malloc(sizeof *bases * (size_t)(n ? n : 1));
+  if (!tensors || !bases) {
+    rc = dt_error_set(err, DT_ERR_NOMEM, "out of memory loading %s", what);
+  } else {
+    for (int i = 0; i < m->nparams; i++) {
+      tensors[i] = m->params[i];
+      bases[i] = params;
+    }
+    for (int i = 0; i < m->nstates; i++) {
+      tensors[m->nparams + i] = m->states[i];
+      bases[m->nparams + i] = state;
+    }
+    rc = dt_safetensors_decode_parts(data, len, tensors, n, bases, what, err);
+  }
+  free(tensors);
+  free(bases);
+  free(data);
+  return rc;
+}
+
+/* An array of n numbers from trainer.json into v; false if absent or malformed. */
+static bool json_array(const dt_json_t *j, const char *key, double *v, int n) {
+  const dt_json_t *a = dt_json_get_typed(j, key, DT_JSON_ARRAY);
+  if (!a || a->count != n) return false;
+  int i = 0;
+  for (const dt_json_t *e = a->child; e; e = e->next, i++) {
+    if (e->type != DT_JSON_NUMBER) return false;
+    v[i] = e->number;
+  }
+  return true;
+}
+
+/* The callbacks' state. A checkpoint written before a callback was enabled has none:
+ * that callback starts fresh. */
+static int load_callbacks(trainer_t *t, const dt_json_t *j, const char *what, dt_error_t *err) {
+  double es[DT_EARLY_STOPPING_STATE_DOUBLES], rl[DT_REDUCE_LR_STATE_DOUBLES];
+  int rc;
+  if (json_array(j, "early_stopping", es, DT_EARLY_STOPPING_STATE_DOUBLES) &&
+      (rc = dt_early_stopping_unpack(es, &t->early_stopping.st, what, err)))
+    return rc;
+  if (json_array(j, "reduce_lr", rl, DT_REDUCE_LR_STATE_DOUBLES) &&
+      (rc = dt_reduce_lr_unpack(rl, &t->reduce_lr.st, what, err)))
+    return rc;
+  return 0;
+}
+
 /* The position (trainer.json) and the shared model and optimizer files. */
 static int load_shared(trainer_t *t, const char *dir, long *saved_world, long *samples,
                        dt_error_t *err) {
@@ -321,7 +404,7 @@ static int load_shared(trainer_t *t, const char *dir, long *saved_world, long *s
   void *data;
   size_t len;
   dt_json_t *j;
-  long step, epoch, batch, world;
+  long step = 0, epoch = 0, batch = 0, world = 0;
   int rc = read_part(dir, "trainer.json", &data, &len, what, sizeof what, err);
   if (rc) return rc;
   rc = dt_json_parse(data, len, what, &j, err);
@@ -343,35 +426,22 @@ static int load_shared(trainer_t *t, const char *dir, long *saved_world, long *s
     dt_log_warn(&t->log, "the checkpoint was trained with train.seed = %s, this run has %" PRIu64
                 ": the data order and noise from here on follow the new seed",
                 seed->string, t->opt.seed);
+  rc = load_callbacks(t, j, what, err);
   dt_json_free(j);
+  if (rc) return rc;
   t->step = step;
   t->epoch = epoch;
   t->batch_in_epoch = batch;
   *saved_world = world;
 
-  /* Parameters and the shared (rank-averaged) state. */
+  /* Parameters and the shared (rank-averaged) state; the best weights if kept. */
   dt_model_t *m = &t->model;
-  if ((rc = read_part(dir, "model.safetensors", &data, &len, what, sizeof what, err))) return rc;
-  int n = m->nparams + m->nstates;
-  dt_param_info_t *tensors = malloc(sizeof *tensors * (size_t)(n ? n : 1));
-  float **bases = malloc(sizeof *bases * (size_t)(n ? n : 1));
-  if (!tensors || !bases) {
-    rc = dt_error_set(err, DT_ERR_NOMEM, "out of memory loading %s", what);
-  } else {
-    for (int i = 0; i < m->nparams; i++) {
-      tensors[i] = m->params[i];
-      bases[i] = m->param_buf;
-    }
-    for (int i = 0; i < m->nstates; i++) {
-      tensors[m->nparams + i] = m->states[i];
-      bases[m->nparams + i] = m->state_buf;
-    }
-    rc = dt_safetensors_decode_parts(data, len, tensors, n, bases, what, err);
-  }
-  free(tensors);
-  free(bases);
-  free(data);
-  if (rc) return rc;
+  if ((rc = decode_weights(t, dir, "model.safetensors", m->param_buf, m->state_buf, err)))
+    return rc;
+  if (t->best_weights && t->early_stopping.st.has_best &&
+      (rc = decode_weights(t, dir, "best_weights.safetensors", t->best_weights,
+                           t->best_weights + m->num_params, err)))
+    return rc;
 
   /* The optimizer: the same kind, its moments and step count. */
   if ((rc = read_part(dir, "optimizer.safetensors", &data, &len, what, sizeof what, err)))
@@ -424,6 +494,22 @@ static int load_rank(trainer_t *t, const char *dir, dt_error_t *err) {
                                what, err);
   free(data);
   return rc;
+}
+
+/* The bytes of the files in a checkpoint directory (for the throughput report). */
+static double dir_bytes(const char *dir) {
+  double total = 0;
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  struct dirent *e;
+  char p[DT_CKPT_PATH_MAX + 300];
+  struct stat st;
+  while ((e = readdir(d)))
+    if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < (int)sizeof p && stat(p, &st) == 0 &&
+        S_ISREG(st.st_mode))
+      total += (double)st.st_size;
+  closedir(d);
+  return total;
 }
 
 int ckpt_resume(trainer_t *t, const char *from, bool *found, dt_error_t *err) {
@@ -484,8 +570,10 @@ int ckpt_resume(trainer_t *t, const char *from, bool *found, dt_error_t *err) {
     return dt_error_set(err, DT_ERR_FORMAT, "%s: batch %ld of an epoch of %ld batches: the "
                         "checkpoint does not fit this data and batch size", pick.dir,
                         t->batch_in_epoch, t->steps_per_epoch);
-  dt_log_info(&t->log, "Resumed from %s: epoch %ld, batch %ld, step %ld (loaded and verified in "
-              "%.3f s)", pick.dir, t->epoch + 1, t->batch_in_epoch, t->step,
-              progress_now() - start);
+  t->resumed = true;
+  double mb = dir_bytes(pick.dir) / 1e6, secs = progress_now() - start;
+  dt_log_info(&t->log, "Resumed from %s: epoch %ld, batch %ld, step %ld (%.1f MB verified and "
+              "loaded in %.3f s, %.0f MB/s)", pick.dir, t->epoch + 1, t->batch_in_epoch, t->step,
+              mb, secs, mb / (secs > 0 ? secs : 1e-9));
   return 0;
 }

@@ -26,11 +26,25 @@ static int read_path(dt_config_t *cfg, const char *dir, const char *key, const c
   return 0;
 }
 
+static const char *const data_sources[] = {"idx", "binary_addition", NULL};
+
+static const char *const sync_modes[] = {"allreduce", "ps", NULL};
+
 int run_options_read(dt_config_t *cfg, run_options_t *o, dt_error_t *err) {
   memset(o, 0, sizeof *o);
+  int mode;
   const char *dir;
   long seed;
   int rc;
+  int source;
+  if ((rc = dt_config_get_choice(cfg, "data", "source", "idx", data_sources, &source, err)) ||
+      (rc = dt_config_get_int(cfg, "data", "bits", 8, 2, 16, &o->bits, err)) ||
+      (rc = dt_config_get_int(cfg, "data", "train_samples", 2000, 1, 1L << 30, &o->train_samples,
+                              err)) ||
+      (rc = dt_config_get_int(cfg, "data", "test_samples", 1000, 1, 1L << 30, &o->test_samples,
+                              err)))
+    return rc;
+  o->binary_addition = source == 1;
   if ((rc = dt_config_get_string(cfg, "data", "dir", DEFAULT_DATA_DIR, &dir, err)) ||
       (rc = read_path(cfg, dir, "train_images", "train-images-idx3-ubyte.gz", o->train_images,
                       err)) ||
@@ -53,8 +67,10 @@ int run_options_read(dt_config_t *cfg, run_options_t *o, dt_error_t *err) {
       (rc = dt_config_get_choice(cfg, "sync", "allreduce", "ring", dt_allreduce_names,
                                  &o->allreduce, err)) ||
       (rc = dt_config_get_double(cfg, "sync", "timeout_s", DT_COMM_DEFAULT_TIMEOUT_S, 0.1,
-                                 1e7, &o->timeout_s, err)))
+                                 1e7, &o->timeout_s, err)) ||
+      (rc = dt_config_get_choice(cfg, "sync", "mode", "allreduce", sync_modes, &mode, err)))
     return rc;
+  o->ps = mode == 1;
   o->seed = (uint64_t)seed;
   return 0;
 }

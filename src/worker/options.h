@@ -16,6 +16,8 @@ enum { OPT_PATH_MAX = 4096 };
 typedef struct {
   char train_images[OPT_PATH_MAX], train_labels[OPT_PATH_MAX];
   char test_images[OPT_PATH_MAX], test_labels[OPT_PATH_MAX];
+  bool binary_addition;    /* [data] source = binary_addition: generated, not IDX files */
+  long bits, train_samples, test_samples; /* its sizes */
   double validation_split; /* tail fraction of the training file held out */
   long train_limit;        /* use only the first N training samples (0: all) */
   long test_limit;         /* evaluate on the first N test samples (0: all) */
@@ -30,6 +32,7 @@ typedef struct {
   double bucket_mb;        /* [sync] gradient bucket size in MiB (0: one all-reduce) */
   int allreduce;           /* [sync] a dt_allreduce_algo */
   double timeout_s;        /* [sync] watchdog: longest wait for one collective */
+  bool ps;                 /* [sync] mode = ps: parameter servers, not all-reduce (ps_sync.h) */
 } run_options_t;
 
 /* Reads [data], [train] and [sync]; file names are relative to data.dir unless

@@ -164,6 +164,28 @@ void train_log_epoch(train_log_t *tl, long epoch, double loss, double accuracy, 
   report(tl, tl->val);
 }
 
+void train_log_reconstructions(train_log_t *tl, long epoch, const float *inputs,
+                               const float *outputs, int n, int h, int w) {
+  if (!tl->enabled || !tl->images || n <= 0) return;
+  /* Two rows of n tiles with a one-pixel black border around each. */
+  int ih = 2 * (h + 1) + 1, iw = n * (w + 1) + 1;
+  uint8_t *px = calloc((size_t)ih * (size_t)iw, 1);
+  if (!px) return;
+  for (int row = 0; row < 2; row++)
+    for (int k = 0; k < n; k++) {
+      const float *src = (row ? outputs : inputs) + (size_t)k * (size_t)(h * w);
+      for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+          float v = src[y * w + x];
+          v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+          px[(size_t)(1 + row * (h + 1) + y) * (size_t)iw + (size_t)(1 + k * (w + 1) + x)] =
+              (uint8_t)(v * 255.0f + 0.5f);
+        }
+    }
+  dt_events_image(tl->val, "reconstructions", epoch, ih, iw, 1, px, NULL);
+  free(px);
+}
+
 void train_log_flush(train_log_t *tl) {
   if (!tl->enabled) return;
   dt_error_t e = {0};

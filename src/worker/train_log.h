@@ -51,6 +51,12 @@ void train_log_step(train_log_t *tl, long step, double loss, double lr, double s
 void train_log_epoch(train_log_t *tl, long epoch, double loss, double accuracy, double val_loss,
                      double val_accuracy, const dt_model_t *m);
 
+/* An autoencoder's reconstructions: n inputs (n, h*w) in [0,1] in the top row and
+ * their reconstructions (n, h*w) below, as one image "reconstructions" of the
+ * validation run at this epoch. */
+void train_log_reconstructions(train_log_t *tl, long epoch, const float *inputs,
+                               const float *outputs, int n, int h, int w);
+
 /* Flushes everything written so far (the writer thread does it every few seconds anyway). */
 void train_log_flush(train_log_t *tl);
 

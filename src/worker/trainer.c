@@ -3,6 +3,7 @@
 #include "trainer.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -12,14 +13,18 @@
 #include "agreement.h"
 #include "preempt.h"
 
-static const char *const target_names[] = {"labels", "one_hot", "input", NULL};
+static const char *const target_names[] = {"labels", "one_hot", "input", "bits", NULL};
 
 static int load_data(trainer_t *t, dt_error_t *err) {
   const run_options_t *o = &t->opt;
   int rc;
-  if ((rc = dt_dataset_load_idx(&t->train_file, o->train_images, o->train_labels, err)) ||
-      (rc = dt_dataset_load_idx(&t->test_file, o->test_images, o->test_labels, err)))
-    return rc;
+  if (o->binary_addition)
+    rc = dt_dataset_binary_addition(&t->train_file, &t->test_file, (int)o->bits,
+                                    (size_t)o->train_samples, (size_t)o->test_samples, o->seed,
+                                    err);
+  else if (!(rc = dt_dataset_load_idx(&t->train_file, o->train_images, o->train_labels, err)))
+    rc = dt_dataset_load_idx(&t->test_file, o->test_images, o->test_labels, err);
+  if (rc) return rc;
   if (o->train_limit > 0) dt_dataset_truncate(&t->train_file, (size_t)o->train_limit);
   if (o->test_limit > 0) dt_dataset_truncate(&t->test_file, (size_t)o->test_limit);
   dt_dataset_split(&t->train_file, o->validation_split, &t->train, &t->val);
@@ -51,6 +56,11 @@ static int check_model_fits_data(trainer_t *t, dt_error_t *err) {
                         "classes: set its units = %d",
                         dt_config_where(t->cfg, last, "units"), last, out, t->opt.train_labels,
                         classes, classes);
+  if (t->target == TARGET_BITS && out != (size_t)t->opt.bits)
+    return dt_error_set(err, DT_ERR_SHAPE,
+                        "%s: [%s] the model has %zu outputs but target = bits needs one per "
+                        "bit of the sum (data.bits = %ld)",
+                        dt_config_where(t->cfg, last, "units"), last, out, t->opt.bits);
   if (t->target == TARGET_INPUT && out != t->train.dim)
     return dt_error_set(err, DT_ERR_SHAPE,
                         "%s: [%s] the last layer has %zu outputs but reconstructing the input "
@@ -70,7 +80,9 @@ static int read_model(trainer_t *t, dt_error_t *err) {
     for (int i = 0; i < DT_MAX_DIMS; i++) in.dims[i] = shape[i];
   }
   if ((rc = dt_model_build(&t->model, t->cfg, in, err))) return rc;
-  const char *def = dt_loss_uses_labels(t->model.loss) ? "labels" : "one_hot";
+  const char *def = dt_loss_uses_labels(t->model.loss) ? "labels"
+                    : t->opt.binary_addition          ? "bits"
+                                                      : "one_hot";
   if ((rc = dt_config_get_choice(t->cfg, "model", "target", def, target_names, &target, err)))
     return rc;
   t->target = (target_kind)target;
@@ -100,6 +112,18 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
     return rc;
   if ((rc = load_data(t, err))) return rc;
   if ((rc = read_model(t, err))) return rc;
+  if (t->opt.ps && (rc = ps_sync_setup(&t->ps, cfg, &t->train, comm->world, &t->log, err)))
+    return rc;
+  bool has_acc = t->model.loss == DT_LOSS_SOFTMAX_CE || t->model.loss == DT_LOSS_BCE_LOGITS;
+  t->metrics = DT_METRIC_BIT(DT_METRIC_LOSS) | (has_acc ? DT_METRIC_BIT(DT_METRIC_ACCURACY) : 0);
+  if (t->val.n)
+    t->metrics |= DT_METRIC_BIT(DT_METRIC_VAL_LOSS) |
+                  (has_acc ? DT_METRIC_BIT(DT_METRIC_VAL_ACCURACY) : 0);
+  if ((rc = dt_early_stopping_read(cfg, t->metrics, &t->early_stopping, err)) ||
+      (rc = dt_reduce_lr_read(cfg, t->metrics, &t->reduce_lr, err)) ||
+      (rc = dt_csv_log_read(cfg, &t->csv_opts, err)) ||
+      (rc = dt_config_get_double(cfg, "train", "clipnorm", 0.0, 0.0, 1e30, &t->clipnorm, err)))
+    return rc;
   if (t->ckpt.save_best_only && strncmp(t->ckpt.monitor, "val_", 4) == 0 && t->val.n == 0)
     return dt_error_set(err, DT_ERR_CONFIG,
                         "%s: [checkpoint] monitor = %s needs validation data: set "
@@ -133,6 +157,9 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   if ((rc = dt_model_prepare(&t->model, capacity, err)) ||
       (rc = dt_optim_init(&t->optim, &ocfg, t->model.num_params, err)))
     return rc;
+  if (t->early_stopping.opt.enabled && t->early_stopping.opt.restore_best_weights &&
+      !(t->best_weights = malloc(sizeof(float) * (t->model.num_params + t->model.num_states))))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for restore_best_weights");
   t->perm = malloc(sizeof *t->perm * (t->train.n ? t->train.n : 1));
   t->labels = malloc(sizeof *t->labels * (size_t)capacity);
   if (t->target != TARGET_LABELS)
@@ -174,6 +201,10 @@ static void fill_targets(trainer_t *t, int batch) {
   if (t->target == TARGET_ONE_HOT) {
     memset(t->targets, 0, sizeof(float) * out * (size_t)batch);
     for (int b = 0; b < batch; b++) t->targets[(size_t)b * out + (size_t)t->labels[b]] = 1.0f;
+  } else if (t->target == TARGET_BITS) {
+    for (int b = 0; b < batch; b++)
+      for (size_t i = 0; i < out; i++)
+        t->targets[(size_t)b * out + i] = (float)((t->labels[b] >> i) & 1);
   } else if (t->target == TARGET_INPUT) {
     memcpy(t->targets, t->model.acts[0], sizeof(float) * out * (size_t)batch);
   }
@@ -185,7 +216,8 @@ int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, d
   /* Each rank evaluates a contiguous share; the sums are added up across ranks. */
   size_t begin = ds->n * (size_t)rank / (size_t)world;
   size_t end = ds->n * (size_t)(rank + 1) / (size_t)world;
-  double sums[4] = {0.0, 0.0, 0.0, 0.0}; /* loss * samples, correct, accuracy total, samples */
+  /* loss * samples, correct, accuracy total, samples, samples with every output right */
+  double sums[5] = {0.0, 0.0, 0.0, 0.0, 0.0};
   uint32_t idx[1024];
   for (size_t pos = begin; pos < end;) {
     int chunk = (int)(end - pos < (size_t)m->capacity ? end - pos : (size_t)m->capacity);
@@ -196,18 +228,31 @@ int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, d
     const float *y = dt_model_forward(m, chunk, false, &t->rng);
     int dim = (int)dt_model_output_size(m);
     sums[0] += dt_loss_compute(m->loss, y, chunk, dim, t->labels, t->targets, NULL) * chunk;
+    if (t->target == TARGET_BITS)
+      for (int b = 0; b < chunk; b++) {
+        bool all = true;
+        for (int i = 0; i < dim; i++)
+          all &= (y[b * dim + i] > 0.0f) == (t->targets[b * dim + i] > 0.5f);
+        sums[4] += all;
+      }
     size_t total;
     sums[1] += (double)dt_loss_count_correct(m->loss, y, chunk, dim, t->labels, t->targets, &total);
     sums[2] += (double)total;
     sums[3] += chunk;
     pos += (size_t)chunk;
   }
-  int rc = dt_comm_allreduce_sum_f64(t->comm, sums, 4, err);
+  int rc = dt_comm_allreduce_sum_f64(t->comm, sums, 5, err);
   if (rc) return rc;
   out->samples = (size_t)sums[3];
   out->loss = sums[3] > 0 ? sums[0] / sums[3] : NAN;
   out->accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
+  out->exact = t->target == TARGET_BITS && sums[3] > 0 ? sums[4] / sums[3] : NAN;
   return 0;
+}
+
+/* The schedule's lr for the current step, scaled down by ReduceLROnPlateau. */
+static double current_lr(const trainer_t *t) {
+  return dt_reduce_lr_apply(&t->reduce_lr, dt_schedule_lr(&t->schedule, t->step));
 }
 
 /* One optimization step on global batch g of the current epoch; returns the batch's
@@ -238,11 +283,18 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   double t2 = progress_now();
   int rc = dt_grad_sync_finish(&t->sync, err);
   if (rc) return rc;
+  /* The gradients are the same on every rank by now, so clipping agrees too. */
+  if (t->clipnorm > 0) dt_clip_by_global_norm(m->grad_buf, m->num_params, (float)t->clipnorm);
   double t3 = progress_now();
-  float lr = (float)dt_schedule_lr(&t->schedule, t->step);
-  dt_optim_begin_step(&t->optim);
-  dt_optim_update(&t->optim, m->param_buf, m->grad_buf, 0, m->num_params, lr, m->params,
-                  m->nparams);
+  float lr = (float)current_lr(t);
+  if (t->opt.ps) {
+    /* The parameter servers run the optimizer: gradients go out, parameters come in. */
+    if ((rc = ps_sync_step(&t->ps, m, lr, err))) return rc;
+  } else {
+    dt_optim_begin_step(&t->optim);
+    dt_optim_update(&t->optim, m->param_buf, m->grad_buf, 0, m->num_params, lr, m->params,
+                    m->nparams);
+  }
   double t4 = progress_now();
   times->data_s = t1 - t0;
   times->compute_s = (t2 - t1) + (t4 - t3);
@@ -309,6 +361,65 @@ static double monitored(const trainer_t *t, double loss, double acc, const eval_
   return strcmp(m, "val_loss") == 0 ? val->loss : val->accuracy;
 }
 
+/* An autoencoder's first validation (or test) images and their reconstructions, to
+ * TensorBoard. Runs on the logging rank only; it reuses the training arena. */
+static void log_reconstructions(trainer_t *t, long epoch) {
+  dt_model_t *m = &t->model;
+  const dt_dataset_t *ds = t->val.n ? &t->val : &t->test;
+  int n = m->capacity < 8 ? m->capacity : 8;
+  if ((size_t)n > ds->n) n = (int)ds->n;
+  if (!t->tlog.enabled || ds->ndim < 2 || n <= 0) return;
+  uint32_t idx[8];
+  for (int i = 0; i < n; i++) idx[i] = (uint32_t)i;
+  dt_dataset_gather(ds, idx, (size_t)n, m->acts[0], t->labels);
+  size_t dim = dt_model_input_size(m);
+  float inputs[8 * 784], *out = malloc(sizeof(float) * (size_t)n * dim);
+  if (!out || dim > 784) {
+    free(out);
+    return;
+  }
+  memcpy(inputs, m->acts[0], sizeof(float) * (size_t)n * dim);
+  const float *y = dt_model_forward(m, n, false, &t->rng);
+  /* Logits of BCE go through the sigmoid that the loss fuses. */
+  for (size_t i = 0; i < (size_t)n * dim; i++)
+    out[i] = m->loss == DT_LOSS_BCE_LOGITS ? 1.0f / (1.0f + expf(-y[i])) : y[i];
+  train_log_reconstructions(&t->tlog, epoch, inputs, out, n, ds->shape[0], ds->shape[1]);
+  free(out);
+}
+
+/* The epoch's callbacks: CSV row, ReduceLROnPlateau, EarlyStopping (which keeps a
+ * copy of the best weights for restore_best_weights). */
+static int run_callbacks(trainer_t *t, long epoch, double loss, double acc,
+                         const eval_result_t *val, dt_error_t *err) {
+  dt_epoch_metrics_t em = {{loss, acc, val->samples ? val->loss : NAN,
+                            val->samples ? val->accuracy : NAN}};
+  double lr = current_lr(t);
+  int rc;
+  if (t->csv.f && (rc = dt_csv_log_row(&t->csv, epoch + 1, &em, lr, err))) return rc;
+  if (t->reduce_lr.opt.enabled) {
+    bool reduced;
+    dt_reduce_lr_update(&t->reduce_lr, em.v[t->reduce_lr.opt.monitor], lr, &reduced);
+    if (reduced)
+      dt_log_info(&t->log, "Epoch %ld: ReduceLROnPlateau: %s did not improve for %ld epochs, "
+                  "learning rate now %g", epoch + 1, dt_metric_names[t->reduce_lr.opt.monitor],
+                  t->reduce_lr.opt.patience, current_lr(t));
+  }
+  dt_early_stopping_t *es = &t->early_stopping;
+  if (es->opt.enabled) {
+    dt_early_stopping_decision_t d = dt_early_stopping_update(es, em.v[es->opt.monitor], epoch);
+    if (d.improved && t->best_weights) {
+      memcpy(t->best_weights, t->model.param_buf, sizeof(float) * t->model.num_params);
+      memcpy(t->best_weights + t->model.num_params, t->model.state_buf,
+             sizeof(float) * t->model.num_states);
+    }
+    if (d.stop)
+      dt_log_info(&t->log, "Epoch %ld: early stopping: %s has not improved for %ld epochs (best "
+                  "%.4f at epoch %ld)", epoch + 1, dt_metric_names[es->opt.monitor],
+                  (long)es->st.wait, es->st.best, (long)es->st.best_epoch + 1);
+  }
+  return 0;
+}
+
 /* The end of an epoch: metrics across ranks, validation, the epoch line and log, and
  * the epoch's checkpoint. */
 static int finish_epoch(trainer_t *t, long batches, double seconds, dt_error_t *err) {
@@ -318,6 +429,12 @@ static int finish_epoch(trainer_t *t, long batches, double seconds, dt_error_t *
                     t->epoch_correct, t->epoch_total};
   int rc = dt_comm_allreduce_sum_f64(t->comm, sums, 3, err);
   if (rc) return dt_error_prefix(err, "epoch %ld metrics: ", epoch + 1);
+  /* Batch norm's moving averages follow each rank's own batches; their average makes
+   * every rank evaluate, and save, the same model (TF's MirroredStrategy does so too).
+   * Training itself uses batch statistics, so this changes no gradient. */
+  if (t->model.num_states && t->comm->world > 1 &&
+      (rc = dt_comm_allreduce_avg(t->comm, t->model.state_buf, t->model.num_states, err)))
+    return dt_error_prefix(err, "averaging the layers' state: ");
   eval_result_t val = {0};
   if (t->val.n && (rc = trainer_evaluate(t, &t->val, &val, err))) return rc;
   double train_acc = sums[2] > 0 ? sums[1] / sums[2] : NAN;
@@ -325,6 +442,9 @@ static int finish_epoch(trainer_t *t, long batches, double seconds, dt_error_t *
   print_epoch(t, epoch + 1, batches, seconds, loss, train_acc, &val);
   train_log_epoch(&t->tlog, epoch + 1, loss, train_acc, val.samples ? val.loss : NAN,
                   val.samples ? val.accuracy : NAN, &t->model);
+
+  if (t->target == TARGET_INPUT) log_reconstructions(t, epoch + 1);
+  if ((rc = run_callbacks(t, epoch, loss, train_acc, &val, err))) return rc;
 
   /* The position moves to the start of the next epoch before the checkpoint. */
   t->epoch++;
@@ -358,9 +478,22 @@ static int finish_epoch(trainer_t *t, long batches, double seconds, dt_error_t *
   return 0;
 }
 
+/* True once EarlyStopping has decided (also in a checkpoint that a run resumes). */
+static bool stopped_early(const trainer_t *t) {
+  return t->early_stopping.opt.enabled && t->early_stopping.st.stopped_epoch >= 0;
+}
+
 int trainer_run(trainer_t *t, dt_error_t *err) {
   int rc;
-  while (t->epoch < t->opt.epochs) {
+  /* After a --resume, so that the servers' parameters win over the checkpoint's. */
+  if (t->opt.ps && (rc = ps_sync_start(&t->ps, &t->model, &t->optim.cfg, t->opt.timeout_s, err)))
+    return rc;
+  /* The CSV log of a resumed run keeps the rows of the epochs the checkpoint has. */
+  if (t->csv_opts.path[0] && t->comm->rank == 0 &&
+      (rc = dt_csv_log_open(&t->csv, t->csv_opts.path, t->csv_opts.append || t->resumed,
+                            t->resumed ? t->epoch : LONG_MAX, t->metrics, err)))
+    return rc;
+  while (t->epoch < t->opt.epochs && !stopped_early(t)) {
     dt_epoch_permutation(t->opt.seed, (uint64_t)t->epoch, t->perm, t->train.n);
     progress_begin(&t->progress, t->steps_per_epoch);
     double start = progress_now();
@@ -409,15 +542,28 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
     progress_end(&t->progress);
     if ((rc = finish_epoch(t, t->steps_per_epoch - first, seconds, err))) return rc;
   }
+  const dt_early_stopping_t *es = &t->early_stopping;
+  if (t->best_weights && es->st.has_best) {
+    memcpy(t->model.param_buf, t->best_weights, sizeof(float) * t->model.num_params);
+    memcpy(t->model.state_buf, t->best_weights + t->model.num_params,
+           sizeof(float) * t->model.num_states);
+    dt_log_info(&t->log, "Restored the weights of epoch %ld (best %s %.4f)",
+                (long)es->st.best_epoch + 1, dt_metric_names[es->opt.monitor], es->st.best);
+  }
   if (t->comm->world > 1 && t->steps_run > 0)
     dt_log_info(&t->log, "Sync: %d ranks, %d gradient bucket(s) of up to %.2f MB; waiting for "
                 "gradients after backward: %.3f ms/step, %.1f%% of step time", t->comm->world,
                 t->sync.nbuckets, (double)t->sync.bucket * sizeof(float) / (1 << 20),
                 1e3 * t->comm_wait_s / (double)t->steps_run, 100.0 * t->comm_wait_s / t->step_s);
+  if (t->opt.ps && (rc = ps_sync_finish(&t->ps, &t->model, err))) return rc;
   if ((rc = trainer_evaluate(t, &t->test, &t->test_result, err))) return rc;
   train_log_flush(&t->tlog);
   if (isnan(t->test_result.accuracy))
     dt_log_info(&t->log, "Test: loss: %.4f (%zu samples)", t->test_result.loss,
+                t->test_result.samples);
+  else if (!isnan(t->test_result.exact))
+    dt_log_info(&t->log, "Test: loss: %.4f - accuracy: %.4f - all bits right: %.4f (%zu samples)",
+                t->test_result.loss, t->test_result.accuracy, t->test_result.exact,
                 t->test_result.samples);
   else
     dt_log_info(&t->log, "Test: loss: %.4f - accuracy: %.4f (%zu samples)", t->test_result.loss,
@@ -426,7 +572,10 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
 }
 
 void trainer_free(trainer_t *t) {
+  ps_sync_free(&t->ps);
   train_log_close(&t->tlog);
+  if (t->csv.f) dt_csv_log_close(&t->csv, NULL);
+  free(t->best_weights);
   dt_model_free(&t->model);
   dt_optim_free(&t->optim);
   dt_dataset_free(&t->train_file);

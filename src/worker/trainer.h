@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dtrain/callbacks.h"
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
 #include "dtrain/data.h"
@@ -21,13 +22,16 @@
 #include "checkpointing.h"
 #include "options.h"
 #include "progress.h"
+#include "ps_sync.h"
 #include "train_log.h"
 
 /* What a loss with float targets is trained against. */
-typedef enum { TARGET_LABELS, TARGET_ONE_HOT, TARGET_INPUT } target_kind;
+/* bits: output i is trained on bit i of the label (the binary-addition task). */
+typedef enum { TARGET_LABELS, TARGET_ONE_HOT, TARGET_INPUT, TARGET_BITS } target_kind;
 
 typedef struct {
   double loss, accuracy; /* accuracy is NaN for losses without one */
+  double exact;          /* target = bits: the share of samples with every bit right */
   size_t samples;
 } eval_result_t;
 
@@ -48,6 +52,17 @@ typedef struct trainer {
   dt_optim_t optim;
   dt_schedule_t schedule;
   dt_grad_sync_t sync; /* the bucketed gradient exchange, hooked into backward */
+  ps_sync_t ps;        /* sync.mode = ps: gradients to parameter servers (opt.ps) */
+  /* Keras-style callbacks: their decisions follow metrics reduced over all ranks, so
+   * every rank decides the same. */
+  dt_metric_mask metrics;  /* the epoch metrics this run produces */
+  dt_early_stopping_t early_stopping;
+  dt_reduce_lr_t reduce_lr;
+  dt_csv_log_opts_t csv_opts;
+  dt_csv_log_t csv;        /* rank 0, when csv_opts.path is set */
+  double clipnorm;         /* [train] clipnorm: clip the global gradient norm (0: off) */
+  float *best_weights;     /* (num_params + num_states) for restore_best_weights, or NULL */
+  bool resumed;            /* this run continues a checkpoint */
   /* Test-only fault switch: this rank stops answering at this step (1-based; 0:
    * never), from DT_TEST_STALL_RANK and DT_TEST_STALL_AT_STEP. */
   long stall_at_step;

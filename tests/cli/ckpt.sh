@@ -1,7 +1,8 @@
 # Shared setup for the checkpoint script tests (tests/cli/test_*ckpt*.sh), sourced
 # after lib.sh: a small model that exercises everything a resume must restore
 # (dropout noise from the rank's PRNG, Adam's two moments and step count, a cosine
-# schedule), a data subset, and helpers to kill a run part-way.
+# schedule, ReduceLROnPlateau's scale, EarlyStopping's wait and best weights), a
+# data subset, and helpers to kill a run part-way.
 D="$TMP/data"
 make_subset "$D" 1500
 cat >"$TMP/model.ini" <<'EOF'
@@ -28,6 +29,14 @@ batch_size = 16
 seed = 7
 [tensorboard]
 enabled = false
+[early_stopping]
+enabled = true
+patience = 6
+restore_best_weights = true
+[reduce_lr]
+enabled = true
+patience = 2
+factor = 0.5
 EOF
 # shellcheck disable=SC2046
 CKPT_ARGS=(--config "$TMP/model.ini" $(data_args "$D") --no-progress)

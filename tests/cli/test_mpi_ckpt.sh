@@ -12,7 +12,8 @@ source "$(dirname "$0")/mpi.sh"
 source "$(dirname "$0")/ckpt.sh"
 
 EPOCHS=30
-args=("${CKPT_ARGS[@]}" --set train.epochs=$EPOCHS --set train.batch_size=8)
+# Early stopping would end these runs before the signals arrive.
+args=("${CKPT_ARGS[@]}" --set train.epochs=$EPOCHS --set train.batch_size=8 --set early_stopping.patience=1000)
 ck=(--set checkpoint.every_steps=97 --set checkpoint.keep_last=2)
 
 start=$(date +%s%N)

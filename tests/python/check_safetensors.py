@@ -1,8 +1,8 @@
 """Checks a dtrain checkpoint's safetensors files with real readers.
 
-usage: check_safetensors.py CKPT_DIR PARAMS.bin NAME:SHAPE...
+usage: check_safetensors.py CKPT_DIR FILE PARAMS.bin NAME:SHAPE...
 
-Loads CKPT_DIR/model.safetensors twice: with the safetensors package (its numpy
+Loads CKPT_DIR/FILE (model.safetensors, or best_weights.safetensors) twice: with the safetensors package (its numpy
 API) and with the minimal reader below, which only uses the format's definition
 (8-byte little-endian header length, JSON header, raw data). Both must list exactly
 the expected tensors (NAME:d0,d1,... in buffer order) as float32 with those shapes,
@@ -37,13 +37,13 @@ def read_minimal(path):
 
 
 def main():
-    ckpt, params_path = sys.argv[1], sys.argv[2]
+    ckpt, file, params_path = sys.argv[1], sys.argv[2], sys.argv[3]
     expected = []
-    for spec in sys.argv[3:]:
+    for spec in sys.argv[4:]:
         name, shape = spec.split(":")
         expected.append((name, tuple(int(d) for d in shape.split(","))))
 
-    model = f"{ckpt}/model.safetensors"
+    model = f"{ckpt}/{file}"
     official = load_file(model)
     with safe_open(model, framework="numpy") as f:
         meta = f.metadata()

@@ -402,9 +402,12 @@ static void test_errors(void) {
       "[model]\nloss = sparse_categorical_crossentropy\n[layer.1]\ntype = dense\n"
       "units = 1\nactivation = softmax\n",
       dt_shape_1d(5), DT_ERR_SHAPE, NEEDLES("test:2", "at least 2 outputs"), __LINE__);
-  /* The loss needs a flat output: a 3-D input through element-wise layers only. */
-  check_build_error("[model]\nloss = mse\n[layer.1]\ntype = relu\n", dt_shape_3d(2, 2, 1),
-                    DT_ERR_SHAPE, NEEDLES("test:2", "(2, 2, 1)", "flat", "mse"), __LINE__);
+  /* Cross-entropy over classes needs a flat output: a 3-D input through element-wise
+   * layers only is refused (element-wise losses such as mse take any shape). */
+  check_build_error("[model]\nloss = sparse_categorical_crossentropy\n[layer.1]\ntype = relu\n",
+                    dt_shape_3d(2, 2, 1), DT_ERR_SHAPE,
+                    NEEDLES("test:2", "(2, 2, 1)", "flat", "sparse_categorical_crossentropy"),
+                    __LINE__);
   /* No layers at all. */
   check_build_error("[model]\nloss = mse\n", dt_shape_1d(5), DT_ERR_CONFIG, NEEDLES("no [layer.1]"),
                     __LINE__);

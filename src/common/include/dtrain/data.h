@@ -38,6 +38,12 @@ typedef struct {
 int dt_dataset_load_idx(dt_dataset_t *ds, const char *images_path, const char *labels_path,
                         dt_error_t *err);
 
+/* The binary-addition task (data_synth.c): samples are (bits, 2) sequences of the
+ * operands' bits, least significant first, labels the sums; train and test get
+ * disjoint random sets of operand pairs drawn from seed. */
+int dt_dataset_binary_addition(dt_dataset_t *train, dt_dataset_t *test, int bits, size_t n_train,
+                               size_t n_test, uint64_t seed, dt_error_t *err);
+
 /* Keeps only the first n samples (no copy; n larger than ds->n keeps all). */
 void dt_dataset_truncate(dt_dataset_t *ds, size_t n);
 

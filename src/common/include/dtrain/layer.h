@@ -79,6 +79,10 @@ typedef struct {
    * NULL, dx = dL/dx. x and y are the values of the last forward pass. */
   void (*backward)(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
                    float *dx);
+  /* Sets initial values that one initializer per tensor cannot express (an orthogonal
+   * recurrent kernel, the LSTM's forget-gate bias of one); optional. Called by
+   * dt_model_init_params after every declared initializer has run, in layer order. */
+  void (*init_params)(dt_layer_t *l, dt_rng_t *rng);
 } dt_layer_ops_t;
 
 struct dt_layer {

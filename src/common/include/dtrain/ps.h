@@ -1,0 +1,75 @@
+/* What the parameter server and its workers must compute the same way: the split of
+ * the flat parameter vector into server ranges, the model signature that HELLO
+ * carries, and the [ps] section of the run config (one reader for both programs, so
+ * that a job's config file can be given to dtrain-ps and dtrain-worker alike).
+ * Token comparison in constant time lives here too. */
+#ifndef DTRAIN_PS_H
+#define DTRAIN_PS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtrain/config.h"
+#include "dtrain/error.h"
+#include "dtrain/layer.h"
+#include "dtrain/optim.h"
+#include "dtrain/ps_frame.h"
+
+/* Server k of K owns [floor(n*k/K), floor(n*(k+1)/K)): ranges differ in length by at
+ * most one and depend only on (n, K, k). */
+void dt_ps_range(uint64_t n, unsigned num_servers, unsigned k, uint64_t *begin, uint64_t *end);
+
+/* FNV-1a 64 over a canonical text of every tensor (name, shape, offset, count, decay),
+ * the parameter count and the optimizer's settings: workers of one job and the
+ * servers they talk to must agree on it. */
+uint64_t dt_ps_signature(const dt_param_info_t *tensors, int n, uint64_t num_params,
+                         const dt_optim_config_t *opt);
+
+typedef enum { DT_PS_ASYNC = 0, DT_PS_SSP = 1, DT_PS_SYNC = 2 } dt_ps_consistency;
+extern const char *const dt_ps_consistency_names[]; /* "async", "ssp", "sync", NULL */
+
+enum { DT_PS_HOST_MAX = 256, DT_PS_PATH_MAX = 4096 };
+
+typedef struct {
+  char host[DT_PS_HOST_MAX];
+  char port[8];
+} dt_ps_addr_t;
+
+/* The [ps] section (docs/configuration.md). Keys marked (worker) or (server) are used
+ * by that program only; both read them all so that one file serves both. */
+typedef struct {
+  dt_ps_addr_t servers[DT_PS_MAX_SERVERS]; /* (worker) in split order */
+  int nservers;
+  long worker_id, num_workers;   /* (worker) identity, and the data shard it trains on */
+  long push_every;               /* (worker) local steps averaged into one push */
+  bool overlap;                  /* (worker) compute the next step while exchanging */
+  double heartbeat_s;            /* (worker) idle time before a HEARTBEAT */
+  double reconnect_timeout_s;    /* (worker) how long a server may stay unreachable */
+  double heartbeat_timeout_s;    /* (server) T: a worker silent this long is dropped */
+  int consistency;               /* (server) a dt_ps_consistency */
+  long staleness;                /* (server) s for ssp */
+  bool staleness_lr;             /* (server) lr / staleness of the push */
+  char checkpoint_dir[DT_PS_PATH_MAX]; /* (server) "" for none */
+  double checkpoint_every_s;     /* (server) 0: not by time */
+  long checkpoint_every_updates; /* (server) 0: not by count */
+  long keep_checkpoints;         /* (server) 0: keep all */
+  double max_frame_mb;           /* (both) longest frame accepted */
+  double max_buffered_mb;        /* (server) unsent output held per connection */
+  long max_connections;          /* (server) */
+  /* The shared secret from ps.token_file, else the DTRAIN_PS_TOKEN environment
+   * variable; has_token is false when neither is set. */
+  bool has_token;
+  uint8_t token[DT_PS_TOKEN_MAX];
+  size_t token_len;
+} dt_ps_config_t;
+
+int dt_ps_config_read(dt_config_t *cfg, dt_ps_config_t *out, dt_error_t *err);
+
+/* "host:port" or "[v6addr]:port" into out; `what` names the value in errors. */
+int dt_ps_parse_addr(const char *s, dt_ps_addr_t *out, const char *what, dt_error_t *err);
+
+/* Equal lengths and bytes, in time that depends only on the lengths. */
+bool dt_ps_token_equal(const uint8_t *expected, size_t elen, const uint8_t *got, size_t glen);
+
+#endif

@@ -1,0 +1,581 @@
+/* im2col / col2im over channels-last batches, and the convolution layers' build,
+ * forward and backward on top of them (see im2col.h for the layout). */
+#include "im2col.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtrain/hot.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#endif
+
+/* Column-matrix floats per chunk: 256 KiB, so that the chunk and a kernel of a few
+ * hundred KiB stay in a per-core L2 between im2col and the GEMM. Chunks are a multiple
+ * of CHUNK_ALIGN rows (the kernels' row tiles) so that only the last one has a tail.
+ * Measured on the Fashion-MNIST CNN (docs/benchmarks.md). */
+enum { CHUNK_FLOATS = 1 << 16, CHUNK_ALIGN = 12, MIN_CHUNK_ROWS = 48 };
+
+size_t dt_conv_cols(const dt_conv_geom_t *g) { return (size_t)g->kh * g->kw * g->ic; }
+
+/* The output position of row `row` of the column matrix: sample n, output row oy,
+ * output column ox. */
+typedef struct {
+  size_t n;
+  int oy, ox;
+} pos_t;
+
+static pos_t pos_of(const dt_conv_geom_t *g, size_t row) {
+  const size_t plane = (size_t)g->oh * g->ow;
+  const int p = (int)(row % plane);
+  return (pos_t){row / plane, p / g->ow, p % g->ow};
+}
+
+static void pos_next(const dt_conv_geom_t *g, pos_t *p) {
+  if (++p->ox < g->ow) return;
+  p->ox = 0;
+  if (++p->oy < g->oh) return;
+  p->oy = 0;
+  p->n++;
+}
+
+/* d[0..n) = s[0..n) and d[0..n) = 0 for the short runs of im2col (a kernel row of a
+ * few channels is a handful of floats): fixed-size pieces that the compiler inlines,
+ * where a call to memcpy/memset per run would cost more than the copy. There is no
+ * loop over single floats, which GCC would turn back into a memmove call. */
+static inline void copy_run(float *restrict d, const float *restrict s, size_t n) {
+  size_t j = 0;
+  for (; j + 16 <= n; j += 16) memcpy(d + j, s + j, 16 * sizeof(float));
+  if (j + 8 <= n) memcpy(d + j, s + j, 8 * sizeof(float)), j += 8;
+  if (j + 4 <= n) memcpy(d + j, s + j, 4 * sizeof(float)), j += 4;
+  if (j + 2 <= n) memcpy(d + j, s + j, 2 * sizeof(float)), j += 2;
+  if (j < n) d[j] = s[j];
+}
+
+static inline void zero_run(float *d, size_t n) {
+  static const float zeros[16];
+  size_t j = 0;
+  for (; j + 16 <= n; j += 16) memcpy(d + j, zeros, 16 * sizeof(float));
+  if (j + 8 <= n) memcpy(d + j, zeros, 8 * sizeof(float)), j += 8;
+  if (j + 4 <= n) memcpy(d + j, zeros, 4 * sizeof(float)), j += 4;
+  if (j + 2 <= n) memcpy(d + j, zeros, 2 * sizeof(float)), j += 2;
+  if (j < n) d[j] = 0.0f;
+}
+
+/* Rows are visited a segment at a time: the output positions of one image row, which
+ * share the sample and the input rows they read, so the per-row work is one copy per
+ * kernel row. */
+DT_HOT_LOOP void dt_im2col(const dt_conv_geom_t *g, const float *x, size_t row0, int nrows,
+                           float *cols) {
+  const size_t img = (size_t)g->ih * g->iw * g->ic, line = (size_t)g->iw * g->ic;
+  const size_t ic = (size_t)g->ic, span = (size_t)g->kw * ic, kc = g->kh * span;
+  pos_t p = pos_of(g, row0);
+  for (int i = 0; i < nrows;) {
+    const int cnt = g->ow - p.ox < nrows - i ? g->ow - p.ox : nrows - i;
+    const float *xn = x + p.n * img;
+    float *seg = cols + (size_t)i * kc;
+    for (int ky = 0; ky < g->kh; ky++) {
+      const int iy = p.oy * g->sh - g->ph + ky * g->dh;
+      float *dst = seg + ky * span;
+      if (iy < 0 || iy >= g->ih) {
+        for (int j = 0; j < cnt; j++) zero_run(dst + j * kc, span);
+        continue;
+      }
+      const float *src = xn + (size_t)iy * line;
+      for (int j = 0; j < cnt; j++) {
+        float *d = dst + j * kc;
+        const int ix0 = (p.ox + j) * g->sw - g->pw;
+        /* With no dilation and every column inside the image, a kernel row's taps are
+         * one contiguous run of kw * ic floats. */
+        if (g->dw == 1 && ix0 >= 0 && ix0 + g->kw <= g->iw) {
+          copy_run(d, src + (size_t)ix0 * ic, span);
+          continue;
+        }
+        for (int kx = 0; kx < g->kw; kx++) {
+          const int ix = ix0 + kx * g->dw;
+          if (ix < 0 || ix >= g->iw)
+            zero_run(d + kx * ic, ic);
+          else
+            copy_run(d + kx * ic, src + (size_t)ix * ic, ic);
+        }
+      }
+    }
+    i += cnt;
+    p.ox += cnt - 1;
+    pos_next(g, &p);
+  }
+}
+
+/* dst[0..n) += src[0..n) */
+static inline void add_to(float *restrict dst, const float *restrict src, size_t n) {
+  for (size_t j = 0; j < n; j++) dst[j] += src[j];
+}
+
+DT_HOT_LOOP void dt_col2im_add(const dt_conv_geom_t *g, const float *cols, size_t row0, int nrows,
+                               float *x) {
+  const size_t img = (size_t)g->ih * g->iw * g->ic, line = (size_t)g->iw * g->ic;
+  const size_t ic = (size_t)g->ic, span = (size_t)g->kw * ic, kc = g->kh * span;
+  pos_t p = pos_of(g, row0);
+  for (int i = 0; i < nrows;) {
+    const int cnt = g->ow - p.ox < nrows - i ? g->ow - p.ox : nrows - i;
+    float *xn = x + p.n * img;
+    const float *seg = cols + (size_t)i * kc;
+    for (int ky = 0; ky < g->kh; ky++) {
+      const int iy = p.oy * g->sh - g->ph + ky * g->dh;
+      if (iy < 0 || iy >= g->ih) continue;
+      const float *src = seg + ky * span;
+      float *dst = xn + (size_t)iy * line;
+      for (int j = 0; j < cnt; j++) {
+        const float *s = src + j * kc;
+        const int ix0 = (p.ox + j) * g->sw - g->pw;
+        if (g->dw == 1 && ix0 >= 0 && ix0 + g->kw <= g->iw) {
+          add_to(dst + (size_t)ix0 * ic, s, span);
+          continue;
+        }
+        for (int kx = 0; kx < g->kw; kx++) {
+          const int ix = ix0 + kx * g->dw;
+          if (ix >= 0 && ix < g->iw) add_to(dst + (size_t)ix * ic, s + kx * ic, ic);
+        }
+      }
+    }
+    i += cnt;
+    p.ox += cnt - 1;
+    pos_next(g, &p);
+  }
+}
+
+int dt_conv_out_extent(int n, int k, int s, dt_pad_kind pad, int *pad_before) {
+  switch (pad) {
+    case DT_PAD_SAME: {
+      const int out = (n + s - 1) / s, total = (out - 1) * s + k - n;
+      *pad_before = total > 0 ? total / 2 : 0;
+      return out;
+    }
+    case DT_PAD_CAUSAL:
+      *pad_before = k - 1;
+      return (n - 1) / s + 1;
+    case DT_PAD_VALID:
+    default:
+      *pad_before = 0;
+      return n >= k ? (n - k) / s + 1 : 0;
+  }
+}
+
+int dt_conv_get_pair(dt_config_t *cfg, const char *section, const char *key, int def, int dims,
+                     int *out, dt_error_t *err) {
+  int v[2] = {def, def}, count;
+  int rc = dt_config_get_int_list(cfg, section, key, v, dims, &count, err);
+  if (rc) return rc;
+  for (int i = 0; i < dims; i++) out[i] = count == 1 ? v[0] : v[i];
+  return 0;
+}
+
+
+/* ---- GEMM kernels for the convolution shapes ----
+ *
+ * The column matrices are GEMM operands with few columns on one side (the filters,
+ * 32..128), where OpenBLAS runs at about 60% of its large-matrix speed: its packing
+ * copies a matrix that is used only `filters` times per element. These kernels use the
+ * chunk where it lies (it is in L2), broadcasting one element of A against vectors of
+ * B, with a tile of MR x (16 NV) accumulators in registers. They need AVX-512F and
+ * column counts that are multiples of 16; everything else goes to OpenBLAS. Measured on
+ * the convolution shapes of the Fashion-MNIST CNN: about 110 GFLOP/s against OpenBLAS's
+ * 75..95 on the same chunks. They use fused multiply-adds, so their sums may differ from
+ * OpenBLAS's in the last bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define KERNEL __attribute__((target("avx512f")))
+#define UNROLL _Pragma("GCC unroll 16")
+
+/* One tile: C (mr, 16 nv) = A B, with C starting from itself (acc), from the row vector
+ * init, or from zero. A's element (i, p) is a[i * ars + p * acs], so the same tile
+ * serves A (row-major) and A^T. With mr and nv constants after inlining, the
+ * accumulators live in registers. */
+KERNEL static inline __attribute__((always_inline)) void tile(const int mr, const int nv, int k,
+                                                              const float *a, size_t ars,
+                                                              size_t acs, const float *b,
+                                                              size_t ldb, float *c, size_t ldc,
+                                                              const float *init, bool acc) {
+  __m512 s[12][4];
+  UNROLL for (int i = 0; i < mr; i++) UNROLL for (int j = 0; j < nv; j++) s[i][j] =
+      acc ? _mm512_loadu_ps(c + i * ldc + 16 * j)
+          : init ? _mm512_loadu_ps(init + 16 * j) : _mm512_setzero_ps();
+  for (int p = 0; p < k; p++) {
+    __m512 bv[4];
+    UNROLL for (int j = 0; j < nv; j++) bv[j] = _mm512_loadu_ps(b + (size_t)p * ldb + 16 * j);
+    UNROLL for (int i = 0; i < mr; i++) {
+      const __m512 av = _mm512_set1_ps(a[i * ars + (size_t)p * acs]);
+      UNROLL for (int j = 0; j < nv; j++) s[i][j] = _mm512_fmadd_ps(av, bv[j], s[i][j]);
+    }
+  }
+  UNROLL for (int i = 0; i < mr; i++) UNROLL for (int j = 0; j < nv; j++)
+      _mm512_storeu_ps(c + i * ldc + 16 * j, s[i][j]);
+}
+
+/* All rows of one column block of 16 nv: tiles of mr rows, then 4, 2 and 1. */
+KERNEL static inline __attribute__((always_inline)) void tile_rows(
+    const int mr, const int nv, int m, int k, const float *a, size_t ars, size_t acs,
+    const float *b, size_t ldb, float *c, size_t ldc, const float *init, bool acc) {
+  int i = 0;
+  for (; i + mr <= m; i += mr) tile(mr, nv, k, a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc, init, acc);
+  for (; i + 4 <= m; i += 4) tile(4, nv, k, a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc, init, acc);
+  for (; i + 2 <= m; i += 2) tile(2, nv, k, a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc, init, acc);
+  for (; i < m; i++) tile(1, nv, k, a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc, init, acc);
+}
+
+/* C (m, n) = A B (+ C if acc, + init broadcast over rows if init), B (k, n) row-major,
+ * A (m, k) row-major (ars = lda, acs = 1) or transposed (ars = 1, acs = lda); n % 16 == 0. */
+KERNEL static void kernel_gemm(int m, int n, int k, const float *a, size_t ars, size_t acs,
+                               const float *b, size_t ldb, float *c, size_t ldc,
+                               const float *init, bool acc) {
+  int j = 0;
+  for (; j + 64 <= n; j += 64)
+    tile_rows(6, 4, m, k, a, ars, acs, b + j, ldb, c + j, ldc, init ? init + j : NULL, acc);
+  for (; j + 32 <= n; j += 32)
+    tile_rows(12, 2, m, k, a, ars, acs, b + j, ldb, c + j, ldc, init ? init + j : NULL, acc);
+  for (; j < n; j += 16)
+    tile_rows(12, 1, m, k, a, ars, acs, b + j, ldb, c + j, ldc, init ? init + j : NULL, acc);
+}
+
+static bool kernels_usable(void) {
+  const char *force = getenv("DT_CONV_BLAS");
+  if (force && force[0] && strcmp(force, "0") != 0) return false;
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+}
+#else
+static bool kernels_usable(void) { return false; }
+static void kernel_gemm(int m, int n, int k, const float *a, size_t ars, size_t acs,
+                        const float *b, size_t ldb, float *c, size_t ldc, const float *init,
+                        bool acc) {
+  (void)m, (void)n, (void)k, (void)a, (void)ars, (void)acs, (void)b, (void)ldb, (void)c;
+  (void)ldc, (void)init, (void)acc;
+}
+#endif
+
+/* Every row of y (rows, n; row stride ld) set to b (n). */
+static void fill_rows(float *y, size_t rows, int n, size_t ld, const float *b) {
+  for (size_t i = 0; i < rows; i++) memcpy(y + i * ld, b, sizeof(float) * (size_t)n);
+}
+
+/* C (m, n) = A (m, k) B (k, n), plus C (acc) or plus bias in every row (bias). */
+static void gemm_nn(bool fast, int m, int n, int k, const float *a, int lda, const float *b,
+                    int ldb, float *c, int ldc, const float *bias, bool acc) {
+  if (fast && n % 16 == 0) {
+    kernel_gemm(m, n, k, a, (size_t)lda, 1, b, (size_t)ldb, c, (size_t)ldc, bias, acc);
+    return;
+  }
+  if (bias && !acc) fill_rows(c, (size_t)m, n, (size_t)ldc, bias);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb,
+              acc || bias ? 1.0f : 0.0f, c, ldc);
+}
+
+/* C (m, n) (+)= A^T B with A (k, m) and B (k, n). */
+static void gemm_tn(bool fast, int m, int n, int k, const float *a, int lda, const float *b,
+                    int ldb, float *c, int ldc, bool acc) {
+  if (fast && n % 16 == 0) {
+    kernel_gemm(m, n, k, a, 1, (size_t)lda, b, (size_t)ldb, c, (size_t)ldc, NULL, acc);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb,
+              acc ? 1.0f : 0.0f, c, ldc);
+}
+
+/* C (m, n) = A (m, k) B^T for B (n, k); bt is B^T (k, n) when the caller made one (the
+ * kernels need it), else NULL. */
+static void gemm_nt(bool fast, int m, int n, int k, const float *a, int lda, const float *b,
+                    const float *bt, float *c, int ldc) {
+  if (fast && bt && n % 16 == 0) {
+    kernel_gemm(m, n, k, a, (size_t)lda, 1, bt, (size_t)n, c, (size_t)ldc, NULL, false);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, lda, b, k, 0.0f, c,
+              ldc);
+}
+
+/* bt (cols, rows) = b^T for b (rows, cols). */
+static void transpose(const float *b, int rows, int cols, float *bt) {
+  for (int i = 0; i < rows; i++)
+    for (int j = 0; j < cols; j++) bt[(size_t)j * rows + i] = b[(size_t)i * cols + j];
+}
+
+/* ---- the convolution layers ---- */
+
+static const char *const pad_names[] = {"valid", "same", "causal", NULL};
+static const char *const pad_names_2d[] = {"valid", "same", NULL};
+
+static int shape_error(dt_layer_t *l, dt_config_t *cfg, const char *section, const char *what,
+                       dt_error_t *err) {
+  char s[64];
+  return dt_error_set(err, DT_ERR_SHAPE, "%s: [%s] %s %s, got input %s",
+                      dt_config_where(cfg, section, "type"), section, l->ops->type, what,
+                      dt_shape_str(&l->in_shape, s, sizeof s));
+}
+
+int dt_conv_build(dt_layer_t *l, dt_config_t *cfg, const char *section, int dims,
+                  bool transpose, dt_error_t *err) {
+  if (l->in_shape.ndim != dims + 1)
+    return shape_error(l, cfg, section,
+                       dims == 2 ? "needs 3-d samples (height, width, channels); set [model] "
+                                   "input = H,W,C or put a reshape layer before it"
+                                 : "needs 2-d samples (steps, features); set [model] input = T,F "
+                                   "or put a reshape layer before it",
+                       err);
+  if (!dt_config_has_key(cfg, section, "filters"))
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: a %s layer needs 'filters'",
+                        dt_config_where(cfg, section, NULL), l->ops->type);
+  if (!dt_config_has_key(cfg, section, "kernel_size"))
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: a %s layer needs 'kernel_size'",
+                        dt_config_where(cfg, section, NULL), l->ops->type);
+  long filters;
+  int k[2], s[2], d[2], pad, rc;
+  bool use_bias;
+  dt_init_kind kinit, binit;
+  if ((rc = dt_config_get_int(cfg, section, "filters", 0, 1, 1 << 20, &filters, err)) ||
+      (rc = dt_conv_get_pair(cfg, section, "kernel_size", 1, dims, k, err)) ||
+      (rc = dt_conv_get_pair(cfg, section, "strides", 1, dims, s, err)) ||
+      (rc = dt_conv_get_pair(cfg, section, "dilation_rate", 1, dims, d, err)) ||
+      (rc = dt_config_get_choice(cfg, section, "padding", "valid",
+                                 dims == 1 && !transpose ? pad_names : pad_names_2d, &pad, err)) ||
+      (rc = dt_config_get_bool(cfg, section, "use_bias", true, &use_bias, err)) ||
+      (rc = dt_layer_get_init(cfg, section, "kernel_initializer", DT_INIT_GLOROT_UNIFORM, &kinit,
+                              err)) ||
+      (rc = dt_layer_get_init(cfg, section, "bias_initializer", DT_INIT_ZEROS, &binit, err)))
+    return rc;
+
+  /* A (T, F) sample is a (1, T, F) image convolved by a (1, k) kernel. */
+  int in[3];
+  if (dims == 1) {
+    in[0] = 1, in[1] = l->in_shape.dims[0], in[2] = l->in_shape.dims[1];
+    k[1] = k[0], s[1] = s[0], d[1] = d[0];
+    k[0] = s[0] = d[0] = 1;
+  } else {
+    in[0] = l->in_shape.dims[0], in[1] = l->in_shape.dims[1], in[2] = l->in_shape.dims[2];
+  }
+  /* Filled here and copied to l->priv at the end: a layer whose build fails is not
+   * counted by the model, which then would not free its priv. */
+  dt_conv_t conv = {0}, *c = &conv;
+  dt_conv_geom_t *g = &c->g;
+  g->kh = k[0], g->kw = k[1], g->sh = s[0], g->sw = s[1], g->dh = d[0], g->dw = d[1];
+  const int ekh = (k[0] - 1) * d[0] + 1, ekw = (k[1] - 1) * d[1] + 1;
+  int out[2];
+  if (!transpose) {
+    g->ih = in[0], g->iw = in[1], g->ic = in[2], g->oc = (int)filters;
+    g->oh = dt_conv_out_extent(g->ih, ekh, g->sh, (dt_pad_kind)pad, &g->ph);
+    g->ow = dt_conv_out_extent(g->iw, ekw, g->sw, (dt_pad_kind)pad, &g->pw);
+    if (g->oh < 1 || g->ow < 1) {
+      char sh[64];
+      return dt_error_set(err, DT_ERR_SHAPE,
+                          "%s: [%s] the kernel (%d x %d, dilated to %d x %d) is larger than "
+                          "the input %s with padding = valid",
+                          dt_config_where(cfg, section, "kernel_size"), section, k[0], k[1], ekh,
+                          ekw, dt_shape_str(&l->in_shape, sh, sizeof sh));
+    }
+    out[0] = g->oh, out[1] = g->ow;
+  } else {
+    /* The adjoint of a convolution from the (larger) output to the input, with Keras'
+     * output extents: n * s for same padding, n * s + max(k - s, 0) for valid. */
+    g->oh = in[0], g->ow = in[1], g->oc = in[2], g->ic = (int)filters;
+    g->ih = in[0] * s[0] + (pad == DT_PAD_SAME || ekh <= s[0] ? 0 : ekh - s[0]);
+    g->iw = in[1] * s[1] + (pad == DT_PAD_SAME || ekw <= s[1] ? 0 : ekw - s[1]);
+    /* Those extents are exactly the ones that the convolution maps back to n. */
+    const int oh = dt_conv_out_extent(g->ih, ekh, g->sh, (dt_pad_kind)pad, &g->ph);
+    const int ow = dt_conv_out_extent(g->iw, ekw, g->sw, (dt_pad_kind)pad, &g->pw);
+    assert(oh == g->oh && ow == g->ow);
+    (void)oh, (void)ow;
+    out[0] = g->ih, out[1] = g->iw;
+  }
+  c->transpose = transpose;
+  c->use_bias = use_bias;
+  c->identity = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+  c->fast = kernels_usable();
+  const size_t kcols = dt_conv_cols(g);
+  c->chunk_rows = (int)(CHUNK_FLOATS / kcols) / CHUNK_ALIGN * CHUNK_ALIGN;
+  if (c->chunk_rows < MIN_CHUNK_ROWS) c->chunk_rows = MIN_CHUNK_ROWS;
+
+  if (!(l->priv = malloc(sizeof conv)))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory building %s", l->name);
+  memcpy(l->priv, &conv, sizeof conv);
+  const int f = (int)filters;
+  l->out_shape = dims == 1 ? (dt_shape_t){2, {out[1], f, 1, 1}} : dt_shape_3d(out[0], out[1], f);
+  /* Keras' fans for a kernel (kh, kw, a, b): a * kh * kw in, b * kh * kw out. */
+  const int taps = k[0] * k[1];
+  dt_shape_t kshape;
+  if (dims == 1)
+    kshape = (dt_shape_t){3, {k[1], transpose ? f : in[2], transpose ? in[2] : f, 1}};
+  else
+    kshape = (dt_shape_t){4, {k[0], k[1], transpose ? f : in[2], transpose ? in[2] : f}};
+  dt_layer_declare_param(l, "kernel", kshape, kinit, taps * kshape.dims[kshape.ndim - 2],
+                         taps * kshape.dims[kshape.ndim - 1], true);
+  if (use_bias)
+    dt_layer_declare_param(l, "bias", dt_shape_1d(f), binit, taps * kshape.dims[kshape.ndim - 2],
+                           taps * kshape.dims[kshape.ndim - 1], false);
+  return 0;
+}
+
+/* Rows of the column matrix per sample: positions of the convolution's output. */
+static size_t rows_per_sample(const dt_conv_t *c) { return (size_t)c->g.oh * c->g.ow; }
+
+/* The kernels read a transposed copy of the kernel tensor where they multiply by its
+ * transpose: in the convolution's backward pass (dy W^T) and in the transposed
+ * convolution's forward pass (x W^T). */
+static bool needs_wt(const dt_conv_t *c) { return c->fast && dt_conv_cols(&c->g) % 16 == 0; }
+
+size_t dt_conv_scratch_floats(const dt_layer_t *l, int batch) {
+  const dt_conv_t *c = l->priv;
+  size_t rows = (size_t)batch * rows_per_sample(c);
+  if (rows > (size_t)c->chunk_rows) rows = (size_t)c->chunk_rows;
+  const size_t kc = dt_conv_cols(&c->g);
+  /* The column chunk (rows, kc), then W^T (oc, kc). */
+  return (c->identity ? 0 : rows * kc) + (needs_wt(c) ? kc * c->g.oc : 0);
+}
+
+static float *wt_scratch(const dt_layer_t *l, int batch) {
+  const dt_conv_t *c = l->priv;
+  return l->scratch + dt_conv_scratch_floats(l, batch) - dt_conv_cols(&c->g) * c->g.oc;
+}
+
+/* out (n) = column sums of a (rows, n). */
+DT_HOT_LOOP static void col_sums(const float *restrict a, size_t rows, int n, float *restrict out) {
+  memset(out, 0, sizeof(float) * (size_t)n);
+  for (size_t i = 0; i < rows; i++) {
+    const float *row = a + i * n;
+    for (int j = 0; j < n; j++) out[j] += row[j];
+  }
+}
+
+/* Rows in the chunk starting at r0. */
+static int chunk_at(const dt_conv_t *c, size_t rows, size_t r0) {
+  return (int)(rows - r0 < (size_t)c->chunk_rows ? rows - r0 : (size_t)c->chunk_rows);
+}
+
+/* The convolution of g: y (rows, oc) = cols(x) W (+ b). */
+static void conv_forward(const dt_conv_t *c, bool fast, const float *w, const float *b,
+                         float *cols, int batch, const float *x, float *y) {
+  const dt_conv_geom_t *g = &c->g;
+  const size_t rows = (size_t)batch * rows_per_sample(c);
+  const int kc = (int)dt_conv_cols(g), f = g->oc;
+  for (size_t r0 = 0; r0 < rows; r0 += (size_t)c->chunk_rows) {
+    const int n = chunk_at(c, rows, r0);
+    const float *a = x + r0 * kc;
+    if (!c->identity) {
+      dt_im2col(g, x, r0, n, cols);
+      a = cols;
+    }
+    gemm_nn(fast, n, f, kc, a, kc, w, f, y + r0 * f, f, b, false);
+  }
+}
+
+/* The transposed convolution: y = col2im(x W^T) (+ b), x (rows, oc), y the image
+ * (batch, ih, iw, ic) of g. */
+static void transpose_forward(const dt_conv_t *c, bool fast, const float *w, const float *b,
+                              float *cols, float *wt, int batch, const float *x, float *y) {
+  const dt_conv_geom_t *g = &c->g;
+  const size_t rows = (size_t)batch * rows_per_sample(c);
+  const size_t ypos = (size_t)batch * g->ih * g->iw;
+  const int kc = (int)dt_conv_cols(g), oc = g->oc;
+  if (b)
+    fill_rows(y, ypos, g->ic, (size_t)g->ic, b);
+  else
+    memset(y, 0, sizeof(float) * ypos * g->ic);
+  if (wt) transpose(w, kc, oc, wt);
+  for (size_t r0 = 0; r0 < rows; r0 += (size_t)c->chunk_rows) {
+    const int n = chunk_at(c, rows, r0);
+    if (c->identity) {
+      /* y already holds the bias: accumulate (this path has no W^T copy). */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, kc, oc, 1.0f, x + r0 * oc, oc, w,
+                  oc, 1.0f, y + r0 * kc, kc);
+      continue;
+    }
+    gemm_nt(fast, n, kc, oc, x + r0 * oc, oc, w, wt, cols, kc);
+    dt_col2im_add(g, cols, r0, n, y);
+  }
+}
+
+/* The kernels run single-threaded: with more BLAS threads (train.threads) the GEMMs go
+ * to OpenBLAS, which splits them. */
+static bool use_kernels(const dt_conv_t *c) { return c->fast && openblas_get_num_threads() == 1; }
+
+void dt_conv_forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x,
+                     float *y) {
+  (void)ctx;
+  const dt_conv_t *c = l->priv;
+  const float *b = c->use_bias ? l->w[1] : NULL;
+  const bool fast = use_kernels(c);
+  if (c->transpose)
+    transpose_forward(c, fast, l->w[0], b, l->scratch,
+                      fast && needs_wt(c) && !c->identity ? wt_scratch(l, batch) : NULL, batch,
+                      x, y);
+  else
+    conv_forward(c, fast, l->w[0], b, l->scratch, batch, x, y);
+}
+
+/* Backward of the convolution of g, given dy (rows, oc): dW = cols^T dy and
+ * dx = col2im(dy W^T), chunk by chunk (cols recomputed; the chunk buffer holds cols
+ * for dW, then dy W^T for dx). */
+static void conv_backward(const dt_conv_t *c, bool fast, const float *w, float *dw, float *cols,
+                          float *wt, int batch, const float *x, const float *dy, float *dx) {
+  const dt_conv_geom_t *g = &c->g;
+  const size_t rows = (size_t)batch * rows_per_sample(c);
+  const int kc = (int)dt_conv_cols(g), f = g->oc;
+  if (dx && !c->identity) memset(dx, 0, sizeof(float) * (size_t)batch * g->ih * g->iw * g->ic);
+  if (dx && wt) transpose(w, kc, f, wt);
+  for (size_t r0 = 0; r0 < rows; r0 += (size_t)c->chunk_rows) {
+    const int n = chunk_at(c, rows, r0);
+    const float *a = x + r0 * kc, *dyc = dy + r0 * f;
+    if (!c->identity) {
+      dt_im2col(g, x, r0, n, cols);
+      a = cols;
+    }
+    gemm_tn(fast, kc, f, n, a, kc, dyc, f, dw, f, r0 > 0);
+    if (!dx) continue;
+    if (c->identity) {
+      gemm_nt(fast, n, kc, f, dyc, f, w, wt, dx + r0 * kc, kc);
+      continue;
+    }
+    gemm_nt(fast, n, kc, f, dyc, f, w, wt, cols, kc);
+    dt_col2im_add(g, cols, r0, n, dx);
+  }
+}
+
+/* Backward of the transposed convolution: with cols = im2col(dy) over g,
+ * dW = cols^T x and dx = cols W. */
+static void transpose_backward(const dt_conv_t *c, bool fast, const float *w, float *dw,
+                               float *cols, int batch, const float *x, const float *dy,
+                               float *dx) {
+  const dt_conv_geom_t *g = &c->g;
+  const size_t rows = (size_t)batch * rows_per_sample(c);
+  const int kc = (int)dt_conv_cols(g), oc = g->oc;
+  for (size_t r0 = 0; r0 < rows; r0 += (size_t)c->chunk_rows) {
+    const int n = chunk_at(c, rows, r0);
+    const float *a = dy + r0 * kc;
+    if (!c->identity) {
+      dt_im2col(g, dy, r0, n, cols);
+      a = cols;
+    }
+    gemm_tn(fast, kc, oc, n, a, kc, x + r0 * oc, oc, dw, oc, r0 > 0);
+    if (dx) gemm_nn(fast, n, oc, kc, a, kc, w, oc, dx + r0 * oc, oc, NULL, false);
+  }
+}
+
+void dt_conv_backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
+                      float *dx) {
+  (void)y;
+  const dt_conv_t *c = l->priv;
+  const dt_conv_geom_t *g = &c->g;
+  if (c->use_bias) {
+    /* The bias is added at every position of the layer's output. */
+    const size_t pos = c->transpose ? (size_t)g->ih * g->iw : (size_t)g->oh * g->ow;
+    col_sums(dy, (size_t)batch * pos, c->transpose ? g->ic : g->oc, l->g[1]);
+  }
+  const bool fast = use_kernels(c);
+  if (c->transpose)
+    transpose_backward(c, fast, l->w[0], l->g[0], l->scratch, batch, x, dy, dx);
+  else
+    conv_backward(c, fast, l->w[0], l->g[0], l->scratch,
+                  fast && needs_wt(c) ? wt_scratch(l, batch) : NULL, batch, x, dy, dx);
+}

@@ -1,0 +1,79 @@
+/* The worker's side of the parameter-server protocol (proto/ps.proto): one TCP
+ * connection per server, all driven by one communication thread, so that the trainer
+ * computes the next step while gradients and parameters travel.
+ *
+ * The trainer hands over work as "exchanges": optionally push the send buffer's
+ * gradient (each server gets its range), then pull every range into the params
+ * buffer. Buffers change hands with the exchange: the trainer fills the send buffer
+ * only while no exchange is in flight, and reads the params buffer only after
+ * ps_client_wait has returned.
+ *
+ * The thread also says HELLO (and INIT when a server's range is empty), sends
+ * HEARTBEATs while the trainer is busy, and reconnects with backoff when a server goes
+ * away: a push that had been sent completely is not sent again (at most once), a pull
+ * is repeated. A server unreachable for ps.reconnect_timeout_s, an exchange that takes
+ * longer than the trainer's timeout, or an ERROR that retrying cannot fix (wrong
+ * token, another model) fail the exchange with a message naming the server. */
+#ifndef DTRAIN_WORKER_PS_CLIENT_H
+#define DTRAIN_WORKER_PS_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dtrain/error.h"
+#include "dtrain/layer.h"
+#include "dtrain/log.h"
+#include "dtrain/optim.h"
+#include "dtrain/ps.h"
+
+typedef struct ps_client ps_client_t;
+
+typedef struct {
+  const dt_ps_config_t *cfg;      /* servers, token, heartbeat, reconnect timeout */
+  uint32_t worker_id;
+  uint64_t num_params;
+  const dt_param_info_t *tensors; /* the model's, for INIT and the signature */
+  int ntensors;
+  const dt_optim_config_t *optim;
+  double timeout_s;               /* longest wait for one exchange */
+  dt_log_t log;
+} ps_client_opts_t;
+
+/* What the servers said in WELCOME. */
+typedef struct {
+  int consistency;  /* dt_ps_consistency of server 0 */
+  long staleness;
+  int64_t clock;    /* the clock to continue from */
+  bool mixed;       /* servers disagree on consistency or staleness */
+} ps_client_info_t;
+
+/* Connects to every server (retrying up to ps.reconnect_timeout_s), says HELLO, sends
+ * INIT with init_params (num_params floats) where a range is empty, and starts the
+ * thread. */
+int ps_client_start(ps_client_t **out, const ps_client_opts_t *o, const float *init_params,
+                    ps_client_info_t *info, dt_error_t *err);
+
+/* (num_params) the gradient of the next push; write only while no exchange is in flight. */
+float *ps_client_send_buffer(ps_client_t *c);
+/* (num_params) the parameters of the last completed pull. */
+const float *ps_client_params(const ps_client_t *c);
+int ps_client_num_servers(const ps_client_t *c);
+/* The version server k reported with the last completed pull. */
+uint64_t ps_client_version(const ps_client_t *c, int k);
+
+/* Starts an exchange: if push, sends the send buffer with the next clock, lr and
+ * steps (base_versions[k]: the version of server k's range the gradient was computed
+ * on); then pulls for pull_clock (the clock of the step that will use the result). */
+int ps_client_exchange(ps_client_t *c, bool push, float lr, uint32_t steps,
+                       const uint64_t *base_versions, int64_t pull_clock, dt_error_t *err);
+/* Waits for the exchange in flight (none: returns at once). */
+int ps_client_wait(ps_client_t *c, dt_error_t *err);
+
+/* Clocks pushed so far (the start clock included). */
+int64_t ps_client_clock(const ps_client_t *c);
+
+/* Waits for the exchange in flight, says BYE to every server and stops the thread. */
+int ps_client_stop(ps_client_t *c, dt_error_t *err);
+void ps_client_free(ps_client_t *c);
+
+#endif

@@ -1,0 +1,180 @@
+/* Training through parameter servers: the trainer's side (see ps_sync.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "ps_sync.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int world,
+                  const dt_log_t *log, dt_error_t *err) {
+  memset(ps, 0, sizeof *ps);
+  ps->log = *log;
+  int rc = dt_ps_config_read(cfg, &ps->cfg, err);
+  if (rc) return rc;
+  if (world > 1)
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: sync.mode = ps: start each worker as a process "
+                        "of its own (not under mpirun/srun), with ps.worker_id and "
+                        "ps.num_workers", dt_config_where(cfg, "sync", "mode"));
+  if (ps->cfg.nservers == 0)
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: sync.mode = ps needs [ps] servers = "
+                        "host:port,... (the parameter servers, in the same order for every "
+                        "worker)", dt_config_where(cfg, "ps", "servers"));
+  /* Each worker takes a contiguous part of the training set, as a view. */
+  size_t n = train->n, w = (size_t)ps->cfg.worker_id, nw = (size_t)ps->cfg.num_workers;
+  size_t begin = n * w / nw, end = n * (w + 1) / nw;
+  if (train->x_u8) train->x_u8 += begin * train->dim;
+  if (train->x_f32) train->x_f32 += begin * train->dim;
+  if (train->labels) train->labels += begin;
+  train->n = end - begin;
+  train->owned_x = train->owned_labels = NULL;
+  dt_log_info(&ps->log, "PS worker %ld of %ld: training samples [%zu, %zu) of %zu",
+              ps->cfg.worker_id, ps->cfg.num_workers, begin, end, n);
+  /* A fault switch for tests: a slow worker, to show what SSP holds back. */
+  const char *delay = getenv("DT_TEST_PS_DELAY_MS");
+  if (delay && atof(delay) > 0) {
+    ps->delay_s = atof(delay) / 1000.0;
+    dt_log_warn(&ps->log, "DT_TEST_PS_DELAY_MS: each step waits %g ms (a switch for tests)",
+                ps->delay_s * 1e3);
+  }
+  return 0;
+}
+
+/* The servers' parameters of the finished exchange become the model's. */
+static void install(ps_sync_t *ps, dt_model_t *m) {
+  memcpy(m->param_buf, ps_client_params(ps->client), m->num_params * sizeof(float));
+  for (int k = 0; k < ps_client_num_servers(ps->client); k++)
+    ps->versions[k] = ps_client_version(ps->client, k);
+}
+
+static int wait_exchange(ps_sync_t *ps, dt_model_t *m, dt_error_t *err) {
+  double t0 = now_s();
+  int rc = ps_client_wait(ps->client, err);
+  ps->wait_s += now_s() - t0;
+  ps->pending = false;
+  if (rc) return rc;
+  install(ps, m);
+  return 0;
+}
+
+/* Starts an exchange; the pull is for the step that will use its result. */
+static int post(ps_sync_t *ps, bool push, float lr, uint32_t steps, const uint64_t *base,
+                bool overlapped, dt_error_t *err) {
+  int64_t clock = ps_client_clock(ps->client) + (push ? 1 : 0);
+  int64_t pull_clock = clock + (overlapped ? 2 : 1);
+  int rc = ps_client_exchange(ps->client, push, lr, steps, base, pull_clock, err);
+  if (rc) return rc;
+  ps->pending = true;
+  ps->exchanges++;
+  ps->pushes += push;
+  return 0;
+}
+
+int ps_sync_start(ps_sync_t *ps, dt_model_t *m, const dt_optim_config_t *ocfg, double timeout_s,
+                  dt_error_t *err) {
+  if (ps->cfg.push_every > 1 && !(ps->accum = malloc(m->num_params * sizeof(float))))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for ps.push_every");
+  ps_client_opts_t o = {.cfg = &ps->cfg, .worker_id = (uint32_t)ps->cfg.worker_id,
+                        .num_params = m->num_params, .tensors = m->params,
+                        .ntensors = m->nparams, .optim = ocfg, .timeout_s = timeout_s,
+                        .log = ps->log};
+  ps_client_info_t info;
+  int rc = ps_client_start(&ps->client, &o, m->param_buf, &info, err);
+  if (rc) return dt_error_prefix(err, "connecting to the parameter servers: ");
+  if (info.mixed)
+    dt_log_warn(&ps->log, "the parameter servers differ in ps.consistency or ps.staleness; "
+                "going by server 0's (%s, %ld)", dt_ps_consistency_names[info.consistency],
+                info.staleness);
+  /* One step of delay is staleness 1: allowed by async, and by ssp with s >= 1. */
+  ps->overlap = ps->cfg.overlap && (info.consistency == DT_PS_ASYNC ||
+                                    (info.consistency == DT_PS_SSP && info.staleness >= 1));
+  char stale[48] = "";
+  if (info.consistency == DT_PS_SSP) snprintf(stale, sizeof stale, ", staleness %ld", info.staleness);
+  dt_log_info(&ps->log, "parameter servers: %d, consistency %s%s, clock %" PRId64 ", push every "
+              "%ld step(s), exchange %s the next step, model signature %016" PRIx64,
+              ps_client_num_servers(ps->client), dt_ps_consistency_names[info.consistency], stale,
+              info.clock, ps->cfg.push_every, ps->overlap ? "overlapping" : "before",
+              dt_ps_signature(m->params, m->nparams, m->num_params, ocfg));
+  if ((rc = post(ps, false, 0.0f, 1, NULL, false, err)) || (rc = wait_exchange(ps, m, err)))
+    return dt_error_prefix(err, "the first pull from the parameter servers: ");
+  return 0;
+}
+
+/* The gradient to push into the send buffer: this step's, or the mean over the steps
+ * accumulated since the last push. false while still accumulating. */
+static bool stage_gradient(ps_sync_t *ps, const dt_model_t *m) {
+  size_t n = m->num_params;
+  float *send = ps_client_send_buffer(ps->client);
+  if (!ps->accum) {
+    memcpy(send, m->grad_buf, n * sizeof(float));
+    return true;
+  }
+  if (ps->local_steps == 0) memcpy(ps->accum, m->grad_buf, n * sizeof(float));
+  else
+    for (size_t i = 0; i < n; i++) ps->accum[i] += m->grad_buf[i];
+  if (++ps->local_steps < ps->cfg.push_every) return false;
+  float scale = 1.0f / (float)ps->local_steps;
+  for (size_t i = 0; i < n; i++) send[i] = ps->accum[i] * scale;
+  return true;
+}
+
+int ps_sync_step(ps_sync_t *ps, dt_model_t *m, float lr, dt_error_t *err) {
+  if (ps->delay_s > 0) {
+    struct timespec ts = {(time_t)ps->delay_s, (long)((ps->delay_s - (double)(time_t)ps->delay_s) * 1e9)};
+    nanosleep(&ts, NULL);
+  }
+  if (ps->accum && ps->local_steps + 1 < ps->cfg.push_every) {
+    stage_gradient(ps, m);
+    return 0;
+  }
+  /* The gradient was computed on the parameters of these versions. */
+  uint64_t base[DT_PS_MAX_SERVERS];
+  memcpy(base, ps->versions, sizeof base);
+  uint32_t steps = (uint32_t)(ps->accum ? ps->local_steps + 1 : 1);
+  int rc;
+  /* Overlapping: the previous exchange's parameters are for the next step, and the
+   * send buffer is the client's until that exchange is done. */
+  if (ps->pending && (rc = wait_exchange(ps, m, err))) return rc;
+  stage_gradient(ps, m);
+  ps->local_steps = 0;
+  ps->last_lr = lr;
+  if ((rc = post(ps, true, lr, steps, base, ps->overlap, err))) return rc;
+  return ps->overlap ? 0 : wait_exchange(ps, m, err);
+}
+
+int ps_sync_finish(ps_sync_t *ps, dt_model_t *m, dt_error_t *err) {
+  int rc;
+  if (!ps->client) return 0;
+  if (ps->pending && (rc = wait_exchange(ps, m, err))) return rc;
+  if (ps->accum && ps->local_steps > 0) {
+    float *send = ps_client_send_buffer(ps->client);
+    float scale = 1.0f / (float)ps->local_steps;
+    for (size_t i = 0; i < m->num_params; i++) send[i] = ps->accum[i] * scale;
+    uint32_t steps = (uint32_t)ps->local_steps;
+    ps->local_steps = 0;
+    if ((rc = post(ps, true, ps->last_lr, steps, ps->versions, false, err)) ||
+        (rc = wait_exchange(ps, m, err)))
+      return rc;
+  }
+  /* The servers' latest parameters are the model this worker evaluates. */
+  if ((rc = post(ps, false, 0.0f, 1, NULL, false, err)) || (rc = wait_exchange(ps, m, err)))
+    return rc;
+  dt_log_info(&ps->log, "PS: %ld exchanges, %ld pushes, clock %" PRId64 "; the trainer waited "
+              "%.3f ms per exchange", ps->exchanges, ps->pushes, ps_client_clock(ps->client),
+              ps->exchanges ? 1e3 * ps->wait_s / (double)ps->exchanges : 0.0);
+  return ps_client_stop(ps->client, err);
+}
+
+void ps_sync_free(ps_sync_t *ps) {
+  ps_client_free(ps->client);
+  free(ps->accum);
+  memset(ps, 0, sizeof *ps);
+}

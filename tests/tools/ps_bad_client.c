@@ -1,0 +1,252 @@
+/* A misbehaving parameter-server client for tests/cli/test_ps_bad_input.sh: sends one
+ * kind of bad input on its own connection(s) and checks that the server answers with
+ * the right ERROR and then closes the connection.
+ *
+ * usage: ps_bad_client HOST PORT CASE [TOKEN SIGNATURE_HEX NUM_PARAMS]
+ * cases: random truncated huge unknown_type no_hello bad_token bad_signature bad_shard
+ *        unread too_many idle   (the last four and bad_* need the optional arguments:
+ *        the right token, the job's model signature and parameter count)
+ * Prints "CASE: ERROR CODE: message; closed" and exits 0 when the expected code came,
+ * 1 otherwise. */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "dtrain/ps_frame.h"
+
+enum { BAD_TOO_LARGE = DTRAIN__PS__ERROR_CODE__FRAME_TOO_LARGE,
+       BAD_TYPE = DTRAIN__PS__ERROR_CODE__UNKNOWN_TYPE,
+       BAD_MSG = DTRAIN__PS__ERROR_CODE__BAD_MESSAGE,
+       BAD_TOK = DTRAIN__PS__ERROR_CODE__BAD_TOKEN,
+       BAD_SIG = DTRAIN__PS__ERROR_CODE__BAD_SIGNATURE,
+       BAD_SHARD = DTRAIN__PS__ERROR_CODE__BAD_SHARD,
+       BAD_PROTO = DTRAIN__PS__ERROR_CODE__PROTOCOL,
+       BAD_MANY = DTRAIN__PS__ERROR_CODE__TOO_MANY_CONNECTIONS,
+       BAD_TIME = DTRAIN__PS__ERROR_CODE__TIMEOUT,
+       BAD_TRUNC = DTRAIN__PS__ERROR_CODE__TRUNCATED,
+       BAD_BUF = DTRAIN__PS__ERROR_CODE__BUFFER_LIMIT };
+
+static const char *host, *port, *token = "";
+static uint64_t signature, num_params = 1;
+
+static int connect_server(void) {
+  struct addrinfo hints = {0}, *ai;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(host, port, &hints, &ai)) return -1;
+  int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+  if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(ai);
+  struct timeval tv = {15, 0};
+  if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+static int send_all(int fd, const void *p, size_t n) {
+  const uint8_t *b = p;
+  while (n) {
+    ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+    if (w <= 0) return -1;
+    b += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Reads frames until an ERROR (skipping others), then until the end of the stream.
+ * Returns the ERROR's code, or -1 if none came; *closed says the stream ended. */
+static int read_error(int fd, char *msg, size_t cap, bool *closed) {
+  dt_ps_reader_t r;
+  dt_error_t err;
+  int code = -1;
+  *closed = false;
+  msg[0] = '\0';
+  if (dt_ps_reader_init(&r, 256u << 20, &err)) return -1;
+  for (;;) {
+    uint8_t *p;
+    size_t space;
+    if (dt_ps_reader_space(&r, &p, &space, &err)) break;
+    ssize_t n = recv(fd, p, space, 0);
+    if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+      *closed = true;
+      break;
+    }
+    if (n < 0) break; /* the receive timeout */
+    dt_ps_reader_commit(&r, (size_t)n);
+    int type, c;
+    const uint8_t *body;
+    size_t len;
+    while (dt_ps_reader_next(&r, &type, &body, &len, &c, &err) == 1) {
+      dt_ps_msg_t m;
+      if (type != DT_PS_ERROR || code >= 0 || dt_ps_decode(type, body, len, &m, &c, &err)) continue;
+      code = (int)m.m.error->code;
+      snprintf(msg, cap, "%s", m.m.error->message);
+      dt_ps_msg_free(&m);
+    }
+  }
+  dt_ps_reader_free(&r);
+  return code;
+}
+
+/* Sends bytes (optionally ending our side), then expects one of the codes and a close. */
+static int expect(const char *name, int fd, const void *bytes, size_t n, bool end_side,
+                  const int *codes, int ncodes) {
+  if (fd < 0) {
+    printf("%s: cannot connect\n", name);
+    return 1;
+  }
+  if (n && send_all(fd, bytes, n) != 0) {
+    /* The server may already have answered and closed: read what it said. */
+  }
+  if (end_side) shutdown(fd, SHUT_WR);
+  char msg[1024];
+  bool closed;
+  int code = read_error(fd, msg, sizeof msg, &closed);
+  close(fd);
+  bool ok = false;
+  for (int i = 0; i < ncodes; i++) ok |= code == codes[i];
+  if (ok && closed) {
+    printf("%s: ERROR %s: %s; closed\n", name, dt_ps_error_name(code), msg);
+    return 0;
+  }
+  printf("%s: FAILED: got %s (%s), %s; expected %s%s\n", name,
+         code < 0 ? "no ERROR" : dt_ps_error_name(code), msg, closed ? "closed" : "not closed",
+         dt_ps_error_name(codes[0]), ncodes > 1 ? " or similar" : "");
+  return 1;
+}
+
+static size_t hello(uint8_t *buf, const char *tok, uint64_t sig, uint64_t np) {
+  Dtrain__Ps__Hello h = DTRAIN__PS__HELLO__INIT;
+  h.protocol = DT_PS_PROTOCOL_VERSION;
+  h.worker_id = 990;
+  h.signature = sig;
+  h.token.data = (uint8_t *)(uintptr_t)tok;
+  h.token.len = strlen(tok);
+  h.num_params = np;
+  h.num_servers = 1;
+  return dt_ps_encode_head(DT_PS_HELLO, &h.base, 0, buf);
+}
+
+static int case_random(void) {
+  static const int codes[] = {BAD_TOO_LARGE, BAD_TYPE, BAD_MSG, BAD_PROTO, BAD_TRUNC, BAD_TOK};
+  uint64_t s = 0x9e3779b97f4a7c15ULL;
+  int failures = 0;
+  for (int round = 0; round < 8; round++) {
+    uint8_t buf[4096];
+    size_t n = 16 + (size_t)(s % 4000);
+    for (size_t i = 0; i < n; i++) {
+      s ^= s << 13;
+      s ^= s >> 7;
+      s ^= s << 17;
+      buf[i] = (uint8_t)s;
+    }
+    /* Every other stream is one whole frame of a real type with a random body, so
+     * that the body's decoding is attacked too, not only the header's checks. */
+    if (round % 2) {
+      uint32_t len = (uint32_t)n - 4;
+      buf[0] = (uint8_t)(len >> 24);
+      buf[1] = (uint8_t)(len >> 16);
+      buf[2] = (uint8_t)(len >> 8);
+      buf[3] = (uint8_t)len;
+      buf[4] = (uint8_t)(DT_PS_HELLO + s % 9);
+    }
+    char name[32];
+    snprintf(name, sizeof name, "random[%d]", round);
+    failures += expect(name, connect_server(), buf, n, true, codes, 6);
+  }
+  return failures;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 4) {
+    fprintf(stderr, "usage: %s HOST PORT CASE [TOKEN SIGNATURE_HEX NUM_PARAMS]\n", argv[0]);
+    return 2;
+  }
+  host = argv[1];
+  port = argv[2];
+  const char *c = argv[3];
+  if (argc > 6) {
+    token = argv[4];
+    signature = strtoull(argv[5], NULL, 16);
+    num_params = strtoull(argv[6], NULL, 10);
+  }
+  uint8_t buf[4096];
+  size_t n;
+  if (!strcmp(c, "random")) return case_random();
+  if (!strcmp(c, "truncated")) {
+    /* A HELLO whose header promises more bytes than ever come. */
+    n = hello(buf, token, signature, num_params);
+    buf[3] = (uint8_t)(buf[3] + 40);
+    return expect(c, connect_server(), buf, n, true, (const int[]){BAD_TRUNC}, 1);
+  }
+  if (!strcmp(c, "huge")) {
+    /* A length prefix of 4 GiB - 1: refused from the header alone. */
+    const uint8_t h[5] = {0xff, 0xff, 0xff, 0xff, DT_PS_PUSH};
+    return expect(c, connect_server(), h, 5, false, (const int[]){BAD_TOO_LARGE}, 1);
+  }
+  if (!strcmp(c, "unknown_type")) {
+    const uint8_t h[7] = {0, 0, 0, 3, 77, 0x08, 0x01};
+    return expect(c, connect_server(), h, 7, false, (const int[]){BAD_TYPE}, 1);
+  }
+  if (!strcmp(c, "no_hello")) {
+    const uint8_t h[7] = {0, 0, 0, 3, DT_PS_PULL, 0x08, 0x01};
+    return expect(c, connect_server(), h, 7, false, (const int[]){BAD_PROTO}, 1);
+  }
+  if (!strcmp(c, "bad_token")) {
+    n = hello(buf, "not-the-token", signature, num_params);
+    return expect(c, connect_server(), buf, n, false, (const int[]){BAD_TOK}, 1);
+  }
+  if (!strcmp(c, "bad_signature")) {
+    n = hello(buf, token, signature ^ 0x5a5a, num_params);
+    return expect(c, connect_server(), buf, n, false, (const int[]){BAD_SIG}, 1);
+  }
+  if (!strcmp(c, "bad_shard")) {
+    n = hello(buf, token, signature, num_params + 1);
+    return expect(c, connect_server(), buf, n, false, (const int[]){BAD_SHARD}, 1);
+  }
+  if (!strcmp(c, "unread")) {
+    /* A member that asks for the parameters again and again and reads none of them. */
+    int fd = connect_server();
+    n = hello(buf, token, signature, num_params);
+    Dtrain__Ps__Pull p = DTRAIN__PS__PULL__INIT;
+    for (int i = 0; i < 400; i++) {
+      p.clock = 1;
+      n += dt_ps_encode_head(DT_PS_PULL, &p.base, 0, buf + n);
+      if (n > sizeof buf - 32) break;
+    }
+    return expect(c, fd, buf, n, false, (const int[]){BAD_BUF}, 1);
+  }
+  if (!strcmp(c, "too_many")) {
+    /* Connections that stay open until the server refuses one. */
+    int fds[256], k = 0, rc = 1;
+    for (; k < 256; k++) {
+      fds[k] = connect_server();
+      struct pollfd pf = {.fd = fds[k], .events = POLLIN};
+      if (fds[k] < 0) break;
+      if (poll(&pf, 1, 200) > 0) {
+        rc = expect(c, fds[k], NULL, 0, false, (const int[]){BAD_MANY}, 1);
+        break;
+      }
+    }
+    for (int i = 0; i < k; i++) close(fds[i]);
+    return rc;
+  }
+  if (!strcmp(c, "idle")) {
+    /* Connected, and silent: closed after ps.heartbeat_timeout_s. */
+    return expect(c, connect_server(), NULL, 0, false, (const int[]){BAD_TIME}, 1);
+  }
+  fprintf(stderr, "unknown case '%s'\n", c);
+  return 2;
+}
