@@ -49,7 +49,7 @@ typedef struct {
 
 /* Connects to every server (retrying up to ps.reconnect_timeout_s), says HELLO, sends
  * INIT with init_params (num_params floats) where a range is empty, and starts the
- * thread. */
+ * thread. *out is set also when this fails: release it with ps_client_free. */
 int ps_client_start(ps_client_t **out, const ps_client_opts_t *o, const float *init_params,
                     ps_client_info_t *info, dt_error_t *err);
 
