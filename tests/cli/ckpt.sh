@@ -51,6 +51,20 @@ wait_for_file() {
   return 1
 }
 
+# wait_for_step ROOT LO HI SECONDS: picks a random step in [LO, HI] and waits until
+# the checkpoint `latest` names is at least that step (true), the run has ended, or
+# SECONDS pass (false). Aiming by steps, not by time, keeps the kill inside the run
+# however loaded the machine is.
+wait_for_step() {
+  local target=$(($2 + RANDOM % ($3 - $2 + 1))) i step
+  for ((i = 0; i < $4 * 50; i++)); do
+    step=$(sed -nE 's/^ckpt-0*([0-9]+)$/\1/p' "$1/latest" 2>/dev/null)
+    [ -n "$step" ] && [ "$step" -ge "$target" ] && return 0
+    sleep 0.02
+  done
+  return 1
+}
+
 # random_delay LO_MS HI_MS: sleeps a random time in [LO, HI] milliseconds.
 random_delay() {
   sleep "$(awk -v lo="$1" -v hi="$2" -v r="$RANDOM" 'BEGIN { printf "%.3f", (lo + (hi - lo) * r / 32767) / 1000 }')"

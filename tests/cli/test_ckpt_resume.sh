@@ -30,8 +30,8 @@ K1="$TMP/k1"
 "$WORKER" "${args[@]}" "${ck[@]}" --set checkpoint.dir="$K1" --set csv_log.file="$TMP/k1.csv" \
   >"$TMP/killed.log" 2>&1 &
 pid=$!
-wait_for_file "$K1/latest" 60 || fail "no checkpoint within 60 s: $(cat "$TMP/killed.log")"
-random_delay 0 $((ms / 2))
+wait_for_step "$K1" 37 600 120 || fail "no checkpoint within 120 s: $(cat "$TMP/killed.log")"
+random_delay 0 20
 kill -KILL $pid
 wait $pid
 status=$?
@@ -54,8 +54,8 @@ grep -E "early stopping|Restored" "$TMP/ref.log"
 K2="$TMP/k2"
 "$WORKER" "${args[@]}" "${ck[@]}" --set checkpoint.dir="$K2" >"$TMP/term.log" 2>&1 &
 pid=$!
-wait_for_file "$K2/latest" 60 || fail "no checkpoint within 60 s: $(cat "$TMP/term.log")"
-random_delay 0 $((ms / 2))
+wait_for_step "$K2" 37 600 120 || fail "no checkpoint within 120 s: $(cat "$TMP/term.log")"
+random_delay 0 20
 kill -TERM $pid
 wait $pid
 status=$?

@@ -28,8 +28,8 @@ K1="$TMP/k1"
 "${MPIEXEC[@]}" -n 2 "$WORKER" "${args[@]}" "${ck[@]}" --set checkpoint.dir="$K1" \
   >"$TMP/killed.log" 2>&1 &
 mpi_pid=$!
-wait_for_file "$K1/latest" 60 || fail "no checkpoint within 60 s: $(cat "$TMP/killed.log")"
-random_delay 0 $((ms / 2))
+wait_for_step "$K1" 97 1200 120 || fail "no checkpoint within 120 s: $(cat "$TMP/killed.log")"
+random_delay 0 20
 rank_pid=$(pgrep -f "^$WORKER .*checkpoint.dir=$K1" | tail -1)
 if [ -n "$rank_pid" ]; then
   kill -KILL "$rank_pid"
@@ -56,8 +56,8 @@ stop_run() {
   "${MPIEXEC[@]}" -n 2 "$WORKER" "${args[@]}" "${ck[@]}" --set checkpoint.dir="$dir" \
     >"$TMP/$name.log" 2>&1 &
   mpi_pid=$!
-  wait_for_file "$dir/latest" 60 || fail "$name: no checkpoint within 60 s: $(cat "$TMP/$name.log")"
-  random_delay 0 $((ms / 2))
+  wait_for_step "$dir" 97 1200 120 || fail "$name: no checkpoint within 120 s: $(cat "$TMP/$name.log")"
+  random_delay 0 20
   if [ "$target" = mpiexec ]; then
     pkill "-$sig" -f "^mpiexec .*checkpoint.dir=$dir"
   else
