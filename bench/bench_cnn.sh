@@ -15,6 +15,10 @@ source "$(dirname "$0")/common.sh"
 rounds=${1:-3}
 batch=64
 bench_build
+# Debian's torch multiplies matrices in OpenBLAS, whose threads torch.set_num_threads
+# does not limit: without this the "1-thread" anchor runs its dense layers on every core.
+# (Our worker sets its BLAS threads from train.threads and ignores the variable.)
+export OPENBLAS_NUM_THREADS=1
 
 ours_run() {
   "$WORKER" --config "$ROOT/examples/fmnist-cnn.ini" --no-progress --set train.epochs=1 \
