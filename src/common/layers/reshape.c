@@ -1,10 +1,20 @@
-/* Reshape, as Keras' Reshape: target_shape = 28,28,1 gives each sample that shape; the
- * number of values must stay the same. Forward and backward are copies. */
+/* Reshape and Flatten, as Keras': target_shape = 28,28,1 gives each sample that shape
+ * (the number of values must stay the same); flatten gives one vector. The data are
+ * row-major either way, so both are the same copy forward and backward. */
 #include <string.h>
 
 #include "dtrain/layer.h"
 
-static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_t *err) {
+static int build_flatten(dt_layer_t *l, dt_config_t *cfg, const char *section,
+                         dt_error_t *err) {
+  (void)cfg;
+  (void)section;
+  (void)err;
+  l->out_shape = dt_shape_1d((int)dt_shape_size(&l->in_shape));
+  return 0;
+}
+
+static int build_reshape(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_t *err) {
   int dims[DT_MAX_DIMS], n, rc;
   if (!dt_config_has_key(cfg, section, "target_shape"))
     return dt_error_set(err, DT_ERR_CONFIG, "%s: a reshape layer needs 'target_shape'",
@@ -36,5 +46,7 @@ static void backward(dt_layer_t *l, int batch, const float *x, const float *y, c
   if (dx) memcpy(dx, dy, sizeof(float) * (size_t)batch * dt_shape_size(&l->in_shape));
 }
 
+const dt_layer_ops_t dt_layer_flatten = {
+    .type = "flatten", .build = build_flatten, .forward = forward, .backward = backward};
 const dt_layer_ops_t dt_layer_reshape = {
-    .type = "reshape", .build = build, .forward = forward, .backward = backward};
+    .type = "reshape", .build = build_reshape, .forward = forward, .backward = backward};
