@@ -5,7 +5,8 @@
  *     model.pb            the INIT message without parameters: tensors, optimizer,
  *                         signature, this server's place in the split
  *     range.safetensors   "params", "moment1", "moment2" (as the optimizer has them)
- *                         of the range; metadata: version, optimizer step, sync round,
+ *                         of the range; metadata: version, optimizer step, the sync
+ *                         round's clock,
  *                         and the live workers' clocks
  *
  * The workers listed are members again after --resume, for ps.heartbeat_timeout_s:
@@ -92,15 +93,20 @@ done:
   return rc;
 }
 
-/* "id:clock,id:clock" of the live workers (malloc'd). */
+/* "id:clock,id:clock" of the live workers (malloc'd): the clock of each one's latest
+ * push that the saved parameters hold. In sync mode the pushes of the round being
+ * summed are not in them: their workers send them again after a restart. */
 static char *members_text(const ps_server_t *s) {
   size_t cap = 32 * (size_t)s->nmembers + 1, used = 0;
   char *t = malloc(cap);
   if (!t) return NULL;
   t[0] = '\0';
-  for (int i = 0; i < s->nmembers; i++)
+  for (int i = 0; i < s->nmembers; i++) {
+    int64_t clock = s->members[i]->pushed;
+    if (s->cfg.consistency == DT_PS_SYNC && clock > s->round_clock - 1) clock = s->round_clock - 1;
     used += (size_t)snprintf(t + used, cap - used, "%s%u:%" PRId64, i ? "," : "",
-                             s->members[i]->id, s->members[i]->pushed);
+                             s->members[i]->id, clock);
+  }
   return t;
 }
 
@@ -110,7 +116,7 @@ int ps_ckpt_save(ps_server_t *s, dt_error_t *err) {
   snprintf(name, sizeof name, "ps-%015" PRIu64, s->version);
   snprintf(version, sizeof version, "%" PRIu64, s->version);
   snprintf(step, sizeof step, "%" PRId64, s->optim.step);
-  snprintf(round, sizeof round, "%" PRIu64, s->round);
+  snprintf(round, sizeof round, "%" PRId64, s->round_clock);
   snprintf(sig, sizeof sig, "%016" PRIx64, s->signature);
   char *members = members_text(s);
   uint8_t *model = NULL;
@@ -202,8 +208,15 @@ static int restore_members(ps_server_t *s, const void *data, size_t len, const c
       break;
     }
     p = *end ? end + 1 : end;
-    if (!ps_member_find(s, (uint32_t)id) && !ps_member_add(s, (uint32_t)id, clock, err))
+    if (ps_member_find(s, (uint32_t)id)) continue;
+    member_t *m = ps_member_add(s, (uint32_t)id, clock, err);
+    if (!m) {
       rc = DT_ERR_NOMEM;
+      break;
+    }
+    /* sync: it was in the rounds before, and is in the ones to come. */
+    m->joined = true;
+    m->last_push = clock;
   }
   free(v);
   return rc;
@@ -248,7 +261,7 @@ int ps_ckpt_restore(ps_server_t *s, dt_error_t *err) {
   }
   s->version = version;
   s->optim.step = (int64_t)step;
-  s->round = round;
+  s->round_clock = round > 0 ? (int64_t)round : 1;
   s->last_ckpt_version = version;
   s->last_ckpt_time = ps_now();
   dt_log_info(&s->log, "resumed from %s: version %" PRIu64 ", server %u of %u, parameters [%"

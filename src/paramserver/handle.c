@@ -65,10 +65,14 @@ static void handle_hello(conn_t *c, const Dtrain__Ps__Hello *h) {
     ps_conn_fail(old, DTRAIN__PS__ERROR_CODE__REPLACED, "worker %u connected again from %s",
                  h->worker_id, c->peer);
   }
+  bool sync = s->cfg.consistency == DT_PS_SYNC;
+  int64_t welcome_clock;
   if (m) {
+    /* h is its latest push that every server answered: it is past that clock. */
     if (h->clock > m->pushed) m->pushed = h->clock;
+    welcome_clock = m->pushed;
     dt_log_info(&s->log, "worker %u reconnected from %s at clock %" PRId64, h->worker_id, c->peer,
-                m->pushed);
+                h->clock);
   } else {
     /* A newcomer continues from the slowest live worker's clock, so that SSP does not
      * hold everyone back until it has caught up from 0. */
@@ -78,8 +82,10 @@ static void handle_hello(conn_t *c, const Dtrain__Ps__Hello *h) {
       ps_conn_fail(c, 0, "%s", err.msg);
       return;
     }
+    m->last_push = h->clock;
+    welcome_clock = sync ? ps_sync_hello(s, m, h->clock) : start;
     dt_log_info(&s->log, "worker %u joined from %s at clock %" PRId64 "; %d live worker(s)",
-                h->worker_id, c->peer, start, s->nmembers);
+                h->worker_id, c->peer, welcome_clock, s->nmembers);
   }
   m->conn = c;
   m->last_seen = ps_now();
@@ -92,7 +98,7 @@ static void handle_hello(conn_t *c, const Dtrain__Ps__Hello *h) {
   w.version = s->version;
   w.consistency = (Dtrain__Ps__Consistency)s->cfg.consistency;
   w.staleness = (uint32_t)s->cfg.staleness;
-  w.clock = m->pushed;
+  w.clock = welcome_clock;
   w.heartbeat_timeout_s = s->cfg.heartbeat_timeout_s;
   send_msg(c, DT_PS_WELCOME, &w.base);
   /* A reconnecting worker's clock may be ahead of what a checkpoint restored: SSP
@@ -160,7 +166,13 @@ static void handle_pull(conn_t *c, const Dtrain__Ps__Pull *p) {
     ps_conn_fail(c, DTRAIN__PS__ERROR_CODE__PROTOCOL, "a second PULL before the first was answered");
     return;
   }
-  if (ps_pull_ready(s, m, p->clock)) {
+  if (s->cfg.consistency == DT_PS_SYNC && !m->joined) {
+    /* Naming its first round may let the rounds before it be applied. */
+    ps_sync_announce(s, m, p->clock);
+    ps_sync_advance(s);
+    ps_serve_pulls(s);
+  }
+  if (ps_pull_ready(s, p->clock)) {
     ps_send_params(c, p->clock);
   } else {
     m->pull_pending = true;

@@ -7,6 +7,7 @@
  *   handle.c  what each message does: handshake, INIT, PUSH, PULL, BYE
  *   shard.c   the range's state: updates per consistency model, membership and
  *             liveness, which pulls may be answered, statistics
+ *   sync_rounds.c  sync mode's rounds, indexed by the workers' clocks
  *   ckpt.c    checkpoints of the range and optimizer state, and --resume
  *   main.c    command line, config, signals */
 #ifndef DTRAIN_PS_SERVER_H
@@ -32,12 +33,19 @@ typedef struct conn conn_t;
  * be reconnecting). */
 typedef struct {
   uint32_t id;
-  int64_t pushed;      /* the clock of its latest push */
+  int64_t pushed;      /* the clock of its latest push; in sync mode also "it is past
+                          every round up to here" (see sync_rounds.c) */
   double last_seen;    /* when anything last arrived from it */
   conn_t *conn;        /* its connection, or NULL while it has none */
-  bool contributed;    /* sync: its gradient is in the current round */
-  bool has_wait;       /* sync: its next pull waits for round wait_round to be applied */
-  uint64_t wait_round;
+  /* sync mode (sync_rounds.c): which rounds it belongs to. */
+  bool joined;         /* its first round is known (from its first PULL or PUSH) */
+  int64_t join_clock;  /* that first round */
+  int64_t join_min;    /* before it is known: no earlier than this */
+  int64_t last_push;   /* the clock of its latest push taken (applied, or in a round);
+                          one at or below it is a copy sent again after a reconnect */
+  float *held;         /* (n) a push for a round after the current one, or NULL */
+  int64_t held_clock;
+  float held_lr;
   bool pull_pending;   /* a PULL not answered yet */
   int64_t pull_clock;
 } member_t;
@@ -62,6 +70,8 @@ struct conn {
 
 typedef struct {
   uint64_t pushes, pulls, pulls_waited, dropped, bad_connections;
+  uint64_t repeated;   /* pushes sent again after a reconnect that had arrived before */
+  uint64_t discarded;  /* sync: pushes for rounds already applied (after a restart) */
   int64_t max_gap;     /* largest (pull clock - 1) - slowest live worker's pushed clock */
   uint64_t gap_hist[8];/* pulls by gap 0, 1, ..., 6, >= 7 */
 } ps_stats_t;
@@ -96,7 +106,7 @@ struct ps_server {
   float *accum;             /* (n) sync: the current round's gradient sum */
   int ncontrib;
   double lr_sum;
-  uint64_t round;           /* sync: rounds applied */
+  int64_t round_clock;      /* sync: the clock whose pushes accum sums */
 
   member_t **members;
   int nmembers, cap_members;
@@ -131,18 +141,31 @@ void ps_send_params(conn_t *c, int64_t clock);
 int ps_shard_init(ps_server_t *s, const Dtrain__Ps__Init *init, const float *params,
                   dt_error_t *err);
 void ps_shard_free(ps_server_t *s);
+/* One optimizer step of the range with grad (n); the version counts it. */
+void ps_shard_apply(ps_server_t *s, const float *grad, float lr);
 member_t *ps_member_find(ps_server_t *s, uint32_t id);
 member_t *ps_member_add(ps_server_t *s, uint32_t id, int64_t clock, dt_error_t *err);
 void ps_member_remove(ps_server_t *s, member_t *m, const char *why);
 /* The smallest pushed clock of the live workers, or `none` when there are none. */
 int64_t ps_min_pushed(const ps_server_t *s, int64_t none);
 void ps_shard_push(ps_server_t *s, member_t *m, const Dtrain__Ps__Push *p, const float *grad);
-bool ps_pull_ready(const ps_server_t *s, const member_t *m, int64_t clock);
+/* Whether a pull at `clock` may be answered now. */
+bool ps_pull_ready(const ps_server_t *s, int64_t clock);
 /* Answers every pending pull that may now be answered. */
 void ps_serve_pulls(ps_server_t *s);
 /* Drops members silent for longer than T. */
 void ps_check_liveness(ps_server_t *s, double now);
 void ps_log_stats(ps_server_t *s, const char *when);
+
+/* sync_rounds.c: bulk-synchronous rounds indexed by clock. */
+/* A worker unknown to this server said HELLO at clock h: the first round it may
+ * belong to, and the clock it is told to continue from. */
+int64_t ps_sync_hello(ps_server_t *s, member_t *m, int64_t h);
+/* A PULL or PUSH at `clock` from m: the first one names its first round. */
+void ps_sync_announce(ps_server_t *s, member_t *m, int64_t clock);
+void ps_sync_push(ps_server_t *s, member_t *m, int64_t clock, const float *grad, float lr);
+/* Applies every round that no live worker holds up any more. */
+void ps_sync_advance(ps_server_t *s);
 
 /* ckpt.c */
 int ps_ckpt_save(ps_server_t *s, dt_error_t *err);

@@ -5,9 +5,9 @@
  *   async  every push is applied at once; pulls are answered at once.
  *   ssp    as async, but a pull at clock c waits until every live worker has pushed
  *          clock c-s-1 (Ho et al., NIPS'13).
- *   sync   pushes are summed until every live worker has one in the round; their
- *          mean is applied once, and a worker's pull waits for the round it pushed
- *          into. A worker that leaves or is dropped no longer holds a round up. */
+ *   sync   round r sums every live worker's push of clock r and applies their mean
+ *          once; a pull at clock c waits until round c-1 is applied (sync_rounds.c).
+ *          A worker that leaves or is dropped no longer holds a round up. */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <stdlib.h>
@@ -91,6 +91,7 @@ int ps_shard_init(ps_server_t *s, const Dtrain__Ps__Init *in, const float *param
   s->end = e;
   s->n = n;
   s->version = 0;
+  s->round_clock = 1;
   s->initialized = true;
   return 0;
 }
@@ -101,7 +102,10 @@ void ps_shard_free(ps_server_t *s) {
   free(s->params);
   free(s->accum);
   dt_optim_free(&s->optim);
-  for (int i = 0; i < s->nmembers; i++) free(s->members[i]);
+  for (int i = 0; i < s->nmembers; i++) {
+    free(s->members[i]->held);
+    free(s->members[i]);
+  }
   free(s->members);
   s->members = NULL;
   s->nmembers = 0;
@@ -145,24 +149,10 @@ int64_t ps_min_pushed(const ps_server_t *s, int64_t none) {
   return lo;
 }
 
-static void apply(ps_server_t *s, const float *grad, float lr) {
+void ps_shard_apply(ps_server_t *s, const float *grad, float lr) {
   dt_optim_begin_step(&s->optim);
   dt_optim_update(&s->optim, s->params, grad, 0, s->n, lr, s->local, s->nlocal);
   s->version++;
-}
-
-/* sync: applies the round once every live worker has a gradient in it. */
-static void try_complete_round(ps_server_t *s) {
-  if (s->ncontrib == 0) return;
-  for (int i = 0; i < s->nmembers; i++)
-    if (!s->members[i]->contributed) return;
-  float scale = 1.0f / (float)s->ncontrib;
-  for (size_t i = 0; i < s->n; i++) s->accum[i] *= scale;
-  apply(s, s->accum, (float)(s->lr_sum / s->ncontrib));
-  s->round++;
-  s->ncontrib = 0;
-  s->lr_sum = 0.0;
-  for (int i = 0; i < s->nmembers; i++) s->members[i]->contributed = false;
 }
 
 void ps_member_remove(ps_server_t *s, member_t *m, const char *why) {
@@ -173,41 +163,42 @@ void ps_member_remove(ps_server_t *s, member_t *m, const char *why) {
   s->members[i] = s->members[--s->nmembers];
   dt_log_info(&s->log, "worker %u %s at clock %" PRId64 "; %d live worker(s)", m->id, why,
               m->pushed, s->nmembers);
+  free(m->held);
   free(m);
-  if (s->initialized && s->cfg.consistency == DT_PS_SYNC) try_complete_round(s);
+  if (s->initialized && s->cfg.consistency == DT_PS_SYNC) ps_sync_advance(s);
   if (s->initialized) ps_serve_pulls(s);
   ps_log_stats(s, "membership changed");
 }
 
 void ps_shard_push(ps_server_t *s, member_t *m, const Dtrain__Ps__Push *p, const float *grad) {
-  if (p->clock > m->pushed) m->pushed = p->clock;
+  if (p->clock <= m->last_push) {
+    /* The worker lost the connection before our answer and sent this push again,
+     * but the first copy had arrived: applying it twice would count it twice. */
+    s->stats.repeated++;
+    ps_serve_pulls(s);
+    return;
+  }
   s->stats.pushes++;
   float lr = p->lr;
   /* Staleness-aware learning rate (Zhang et al., IJCAI'16): a gradient computed on
    * parameters tau updates old moves them 1/tau as far. */
   if (s->cfg.staleness_lr && s->version > p->base_version + 1)
     lr /= (float)(s->version - p->base_version);
-  if (s->cfg.consistency != DT_PS_SYNC) {
-    apply(s, grad, lr);
+  if (s->cfg.consistency == DT_PS_SYNC) {
+    ps_sync_push(s, m, p->clock, grad, lr);
   } else {
-    if (s->ncontrib == 0) memcpy(s->accum, grad, s->n * sizeof *grad);
-    else
-      for (size_t i = 0; i < s->n; i++) s->accum[i] += grad[i];
-    s->ncontrib++;
-    s->lr_sum += lr;
-    m->contributed = true;
-    m->has_wait = true;
-    m->wait_round = s->round;
-    try_complete_round(s);
+    if (p->clock > m->pushed) m->pushed = p->clock;
+    m->last_push = p->clock;
+    ps_shard_apply(s, grad, lr);
   }
   ps_serve_pulls(s);
   ps_ckpt_maybe(s, ps_now());
 }
 
-bool ps_pull_ready(const ps_server_t *s, const member_t *m, int64_t clock) {
+bool ps_pull_ready(const ps_server_t *s, int64_t clock) {
   switch (s->cfg.consistency) {
     case DT_PS_SSP: return ps_min_pushed(s, INT64_MAX) >= clock - s->cfg.staleness - 1;
-    case DT_PS_SYNC: return !m->has_wait || s->round > m->wait_round;
+    case DT_PS_SYNC: return s->round_clock >= clock;
     default: return true;
   }
 }
@@ -215,7 +206,7 @@ bool ps_pull_ready(const ps_server_t *s, const member_t *m, int64_t clock) {
 void ps_serve_pulls(ps_server_t *s) {
   for (int i = 0; i < s->nmembers; i++) {
     member_t *m = s->members[i];
-    if (!m->pull_pending || !m->conn || !ps_pull_ready(s, m, m->pull_clock)) continue;
+    if (!m->pull_pending || !m->conn || !ps_pull_ready(s, m->pull_clock)) continue;
     m->pull_pending = false;
     ps_send_params(m->conn, m->pull_clock);
   }
@@ -242,11 +233,12 @@ void ps_log_stats(ps_server_t *s, const char *when) {
   dt_log_info(&s->log, "stats (%s): version %" PRIu64 ", %" PRIu64 " pushes, %" PRIu64
               " pulls (%" PRIu64 " waited), max clock gap %" PRId64 " (%s%s), gaps 0..7+: %" PRIu64
               " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-              ", %d live worker(s), %" PRIu64 " dropped, %" PRIu64 " bad connection(s)",
+              ", %d live worker(s), %" PRIu64 " dropped, %" PRIu64 " bad connection(s), %" PRIu64
+              " repeated and %" PRIu64 " late push(es) not applied",
               when, s->version, st->pushes, st->pulls, st->pulls_waited, st->max_gap,
               dt_ps_consistency_names[s->cfg.consistency],
               s->cfg.consistency == DT_PS_SSP ? "" : ", unbounded", st->gap_hist[0],
               st->gap_hist[1], st->gap_hist[2], st->gap_hist[3], st->gap_hist[4],
               st->gap_hist[5], st->gap_hist[6], st->gap_hist[7], s->nmembers, st->dropped,
-              st->bad_connections);
+              st->bad_connections, st->repeated, st->discarded);
 }

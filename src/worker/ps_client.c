@@ -108,7 +108,9 @@ struct ps_client {
   job_t cur; /* the exchange being worked on */
   bool active;
   double job_start;
-  int64_t heartbeat_clock;
+  /* The clock of the latest push that every server has answered: HELLO's clock, so
+   * a server knows which rounds this worker is surely past. */
+  int64_t acked_clock;
 };
 
 static double now_s(void) {
@@ -214,7 +216,7 @@ static bool queue_hello(ps_client_t *c, conn_t *k) {
   h.num_params = c->o.num_params;
   h.server_index = (uint32_t)k->index;
   h.num_servers = (uint32_t)c->n;
-  h.clock = c->heartbeat_clock;
+  h.clock = c->acked_clock;
   return queue_frame(k, DT_PS_HELLO, &h.base, NULL, 0, false);
 }
 
@@ -272,6 +274,10 @@ static void conn_down(ps_client_t *c, conn_t *k, const char *why) {
   }
   k->phase = DOWN;
   k->push_queued = k->pull_queued = false;
+  /* A push that went out may still have been lost with the connection (the server
+   * died before reading it): it goes again, and a server that did read it ignores
+   * the second copy by its clock. */
+  if (c->active && c->cur.push && !k->got_params) k->need_push = true;
   k->next_attempt = now + k->backoff;
   k->backoff = k->backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : k->backoff * 2;
 }
@@ -489,7 +495,6 @@ static void take_job(ps_client_t *c, double now) {
   if (!fresh) return;
   c->active = true;
   c->job_start = now;
-  if (c->cur.push) c->heartbeat_clock = c->cur.push_clock;
   for (int i = 0; i < c->n; i++) {
     conn_t *k = &c->conns[i];
     k->need_push = c->cur.push;
@@ -521,7 +526,7 @@ static void check_progress(ps_client_t *c, double now) {
       if (k->consistency != info.consistency || k->staleness != info.staleness)
         info.mixed = true;
     }
-    if (info.clock > c->heartbeat_clock) c->heartbeat_clock = info.clock;
+    if (info.clock > c->acked_clock) c->acked_clock = info.clock;
     pthread_mutex_lock(&c->mu);
     c->info = info;
     c->all_ready = true;
@@ -531,6 +536,7 @@ static void check_progress(ps_client_t *c, double now) {
   if (!c->active) return;
   if (all_params) {
     c->active = false;
+    if (c->cur.push) c->acked_clock = c->cur.push_clock;
     pthread_mutex_lock(&c->mu);
     c->done_seq = c->taken_seq;
     pthread_cond_broadcast(&c->cv);
@@ -588,7 +594,7 @@ static void *thread_main(void *arg) {
       if (k->phase == DOWN && now >= k->next_attempt) conn_connect(c, k);
       /* A HEARTBEAT only when the line has been quiet: any frame keeps us alive. */
       if (k->phase == READY && k->nsegs == 0 && now - k->last_send >= c->o.cfg->heartbeat_s &&
-          !queue_small(k, DT_PS_HEARTBEAT, c->heartbeat_clock))
+          !queue_small(k, DT_PS_HEARTBEAT, c->acked_clock))
         fail(c, DT_ERR_NOMEM, "out of memory for a heartbeat");
       if (k->nsegs && k->phase >= HELLO_SENT) flush(c, k, now);
     }

@@ -7,6 +7,8 @@
 #    whose version is at least that of the last checkpoint it logged before the kill,
 #    with the workers' clocks; the workers reconnect by themselves, carry on, and
 #    finish; the server then counts more updates than it restored.
+#  - the same in sync mode: the restored server is rounds behind the workers' clocks;
+#    it skips the rounds nobody pushes into any more and goes on in step with them.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ps.sh"
 D="$TMP/data"
@@ -35,40 +37,54 @@ grep -qE "worker 1 dropped: nothing heard for [0-9.]+ s \(ps.heartbeat_timeout_s
 grep -q "worker 0 left (BYE)" "$TMP/sync.log" && pass || fail "worker 0 did not finish with BYE"
 grep -q "^Epoch 40/40" "$TMP/sync_w0.log" && pass || fail "worker 0 did not train to the end"
 
-# --- the server dies and comes back from its checkpoint, ssp ---
-CK="$TMP/ckpt"
-SSP=(--set ps.consistency=ssp --set ps.staleness=2)
-ps_start restart "${SSP[@]}" --set ps.checkpoint_dir="$CK" --set ps.checkpoint_every_updates=100 \
-  --set ps.checkpoint_every_s=0 || finish
-for w in 0 1; do
-  bg "restart_w$w" "$WORKER" "${MLP[@]}" "${SUBSET[@]}" --set ps.servers="127.0.0.1:$PORT_restart" \
-    --set ps.worker_id=$w --set ps.num_workers=2 --set train.epochs=30 \
-    --set optimizer.momentum=0.5 --set train.lr=0.1
-done
-if wait_log "$TMP/restart.log" "checkpoint .*/ps-0*[3-9][0-9][0-9] written" 120; then
-  kill -9 "$PID_restart"
-  wait "$PID_restart" 2>/dev/null
-  pass
-else
-  fail "no third checkpoint: $(tail -3 "$TMP/restart.log")"
-fi
-saved=$(sed -nE 's/^checkpoint .* written: version ([0-9]+),.*/\1/p' "$TMP/restart.log" | tail -1)
-PS_PORT=$PORT_restart ps_start restart2 --resume "${SSP[@]}" --set ps.checkpoint_dir="$CK" \
-  --set ps.checkpoint_every_updates=100 --set ps.checkpoint_every_s=0 || finish
-wait_ok restart_w0
-wait_ok restart_w1
-ps_stop restart2
-grep -vE "^checkpoint" "$TMP/restart2.log"
-grep -hE "^(Test|PS)|parameter server" "$TMP/restart_w0.log" "$TMP/restart_w1.log"
-restored=$(sed -nE 's/^resumed from .*: version ([0-9]+),.*/\1/p' "$TMP/restart2.log")
-[ -n "$saved" ] && [ -n "$restored" ] && [ "$restored" -ge "$saved" ] && pass ||
-  fail "restored version '$restored' < last checkpoint before the kill '$saved'"
-final=$(stat_of restart2 version)
-[ -n "$final" ] && [ "$final" -gt "$restored" ] && pass ||
-  fail "no updates after the restart (version $final, restored $restored)"
-for w in 0 1; do
-  grep -q "reconnected after" "$TMP/restart_w$w.log" && pass || fail "worker $w did not reconnect"
-  grep -q "^Epoch 30/30" "$TMP/restart_w$w.log" && pass || fail "worker $w did not finish"
-  expect_test_accuracy "$(cat "$TMP/restart_w$w.log")" 6000 0.75
-done
+# --- the server dies and comes back from its checkpoint ---
+# restart NAME EPOCHS [server args...]: two workers; the server is killed after its
+# third checkpoint (every 100 updates) and started again with --resume.
+restart() {
+  local name=$1 epochs=$2
+  shift 2
+  local ck="$TMP/ckpt_$name" args=("$@" --set ps.checkpoint_every_updates=100
+    --set ps.checkpoint_every_s=0)
+  args+=(--set ps.checkpoint_dir="$ck")
+  ps_start "$name" "${args[@]}" || return
+  local port="PORT_$name" pid="PID_$name"
+  for w in 0 1; do
+    bg "${name}_w$w" "$WORKER" "${MLP[@]}" "${SUBSET[@]}" --set ps.servers="127.0.0.1:${!port}" \
+      --set ps.worker_id=$w --set ps.num_workers=2 --set train.epochs="$epochs" \
+      --set optimizer.momentum=0.5 --set train.lr=0.1
+  done
+  if wait_log "$TMP/$name.log" "checkpoint .*/ps-0*[3-9][0-9][0-9] written" 120; then
+    kill -9 "${!pid}"
+    wait "${!pid}" 2>/dev/null
+    pass
+  else
+    fail "$name: no third checkpoint: $(tail -3 "$TMP/$name.log")"
+  fi
+  local saved restored final
+  saved=$(sed -nE 's/^checkpoint .* written: version ([0-9]+),.*/\1/p' "$TMP/$name.log" | tail -1)
+  PS_PORT=${!port} ps_start "${name}2" --resume "${args[@]}" || return
+  wait_ok "${name}_w0"
+  wait_ok "${name}_w1"
+  ps_stop "${name}2"
+  grep -vE "^checkpoint" "$TMP/${name}2.log"
+  grep -hE "^(Test|PS)|parameter server" "$TMP/${name}_w0.log" "$TMP/${name}_w1.log"
+  restored=$(sed -nE 's/^resumed from .*: version ([0-9]+),.*/\1/p' "$TMP/${name}2.log")
+  [ -n "$saved" ] && [ -n "$restored" ] && [ "$restored" -ge "$saved" ] && pass ||
+    fail "$name: restored version '$restored' < last checkpoint before the kill '$saved'"
+  final=$(stat_of "${name}2" version)
+  [ -n "$final" ] && [ "$final" -gt "$restored" ] && pass ||
+    fail "$name: no updates after the restart (version $final, restored $restored)"
+  for w in 0 1; do
+    grep -q "reconnected after" "$TMP/${name}_w$w.log" && pass || fail "$name: worker $w did not reconnect"
+    grep -q "^Epoch $epochs/$epochs" "$TMP/${name}_w$w.log" && pass ||
+      fail "$name: worker $w did not finish"
+    expect_test_accuracy "$(cat "$TMP/${name}_w$w.log")" 6000 0.75
+  done
+}
+
+restart restart 30 --set ps.consistency=ssp --set ps.staleness=2
+restart restart_sync 20 --set ps.consistency=sync
+# The workers' clocks are past the restored round: it must have moved up to theirs.
+grep -qE "worker [01] reconnected" "$TMP/restart_sync2.log" && pass ||
+  fail "restart_sync: no worker reconnected to the restored server"
 finish
