@@ -7,8 +7,9 @@
 #    test_ps_async.sh) reach more than 0.87 test accuracy.
 #  - sync: one push from every live worker, averaged, applied once: the example's own
 #    optimizer (like 2-rank all-reduce) reaches more than 0.87 in 4 epochs; the
-#    servers applied fewer updates than pushes (two per round once both are in) and
-#    no pull ever ran ahead (gap 0).
+#    servers applied fewer updates than pushes (two per round once both are in), the
+#    same number on both (the same rounds, however late worker 1 joined), and no pull
+#    ever ran ahead (gap 0).
 #  - ssp, staleness 1, with the exchange overlapping the next step (one step of
 #    delay of its own): the bound holds too (training on a 6,000-image subset).
 source "$(dirname "$0")/lib.sh"
@@ -64,6 +65,9 @@ for s in s0 s1; do
   [ "$p" = 3368 ] && [ "$v" -lt "$p" ] && [ "$v" -ge 1684 ] && pass ||
     fail "sync server $s: $v updates for $p pushes (expected 3368 pushes, 1684-3367 updates)"
 done
+# Both ranges went through the same rounds, however late worker 1 joined.
+[ "$(stat_of sync_s0 version)" = "$(stat_of sync_s1 version)" ] && pass ||
+  fail "the sync servers applied $(stat_of sync_s0 version) and $(stat_of sync_s1 version) rounds"
 
 D="$TMP/data"
 make_subset "$D" 6000
