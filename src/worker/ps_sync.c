@@ -173,6 +173,15 @@ int ps_sync_finish(ps_sync_t *ps, dt_model_t *m, dt_error_t *err) {
   return ps_client_stop(ps->client, err);
 }
 
+int ps_sync_leave(ps_sync_t *ps, dt_model_t *m, dt_error_t *err) {
+  int rc;
+  if (!ps->client) return 0;
+  if (ps->pending && (rc = wait_exchange(ps, m, err))) return rc;
+  dt_log_info(&ps->log, "PS: leaving at clock %" PRId64 " after %ld pushes",
+              ps_client_clock(ps->client), ps->pushes);
+  return ps_client_stop(ps->client, err);
+}
+
 void ps_sync_free(ps_sync_t *ps) {
   ps_client_free(ps->client);
   free(ps->accum);

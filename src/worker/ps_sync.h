@@ -62,6 +62,12 @@ int ps_sync_step(ps_sync_t *ps, dt_model_t *m, float lr, dt_error_t *err);
  * the model and says BYE. */
 int ps_sync_finish(ps_sync_t *ps, dt_model_t *m, dt_error_t *err);
 
+/* Stopping early (a preemption signal): completes the exchange in flight (its
+ * parameters become the model's) and says BYE, so that the servers stop counting on
+ * this worker at once instead of after ps.heartbeat_timeout_s. Gradients summed for
+ * ps.push_every and not pushed yet are dropped. */
+int ps_sync_leave(ps_sync_t *ps, dt_model_t *m, dt_error_t *err);
+
 void ps_sync_free(ps_sync_t *ps);
 
 #endif

@@ -524,6 +524,7 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
                     : sig == SIGUSR1 ? "SIGUSR1 received"
                                      : "another rank received a stop signal",
                     t->step, t->epoch + 1, t->batch_in_epoch);
+        if (t->opt.ps && (rc = ps_sync_leave(&t->ps, &t->model, err))) return rc;
         if (!t->ckpt.dir[0])
           return dt_error_set(err, DT_ERR_STATE, "stopped by a signal at step %ld without a "
                               "checkpoint: set checkpoint.dir to keep the progress", t->step);

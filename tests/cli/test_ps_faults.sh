@@ -7,8 +7,11 @@
 #    whose version is at least that of the last checkpoint it logged before the kill,
 #    with the workers' clocks; the workers reconnect by themselves, carry on, and
 #    finish; the server then counts more updates than it restored.
-#  - the same in sync mode: the restored server is rounds behind the workers' clocks;
-#    it skips the rounds nobody pushes into any more and goes on in step with them.
+#  - a sync worker preempted by SIGTERM says BYE, checkpoints and exits 0; --resume
+#    brings it back into the rounds and it finishes.
+#  - the server restart in sync mode: the restored server is rounds behind the
+#    workers' clocks; it skips the rounds nobody pushes into any more and goes on in
+#    step with them.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ps.sh"
 D="$TMP/data"
@@ -36,6 +39,35 @@ grep -qE "worker 1 dropped: nothing heard for [0-9.]+ s \(ps.heartbeat_timeout_s
   "$TMP/sync.log" && pass || fail "the server did not drop the killed worker"
 grep -q "worker 0 left (BYE)" "$TMP/sync.log" && pass || fail "worker 0 did not finish with BYE"
 grep -q "^Epoch 40/40" "$TMP/sync_w0.log" && pass || fail "worker 0 did not train to the end"
+
+# --- a worker is preempted (SIGTERM) and resumed, sync mode ---
+# It finishes its exchange, says BYE (the server lets it go at once instead of after
+# the heartbeat timeout), writes its checkpoint and exits 0; --resume rejoins the
+# servers from the next round and finishes the run.
+ps_start pre --set ps.consistency=sync || finish
+PRE=("${MLP[@]}" "${SUBSET[@]}" --set ps.servers="127.0.0.1:$PORT_pre" --set ps.num_workers=2
+  --set train.epochs=20)
+bg pre_w0 "$WORKER" "${PRE[@]}" --set ps.worker_id=0
+bg pre_w1 "$WORKER" "${PRE[@]}" --set ps.worker_id=1 --set checkpoint.dir="$TMP/pre_ckpt"
+if wait_log "$TMP/pre_w1.log" "^Epoch 2/20" 120; then
+  kill -TERM "$PID_pre_w1"
+  wait_ok pre_w1
+else
+  fail "worker 1 did not reach epoch 2: $(tail -3 "$TMP/pre_w1.log")"
+fi
+grep -q "^PS: leaving at clock" "$TMP/pre_w1.log" && pass || fail "the preempted worker did not leave"
+grep -q "worker 1 left (BYE)" "$TMP/pre.log" && pass || fail "the preempted worker said no BYE"
+bg pre_w1b "$WORKER" "${PRE[@]}" --set ps.worker_id=1 --set checkpoint.dir="$TMP/pre_ckpt" --resume
+wait_ok pre_w1b
+wait_ok pre_w0
+ps_stop pre
+grep -hE "^(Resumed|PS|Test)|SIGTERM" "$TMP/pre_w1.log" "$TMP/pre_w1b.log"
+grep -vE "^stats" "$TMP/pre.log"
+grep -q "^Resumed from .*/pre_ckpt/ckpt-" "$TMP/pre_w1b.log" && pass || fail "worker 1 did not resume"
+grep -qE "worker 1 takes part from round [0-9]+ on" <(grep -A9 "worker 1 left (BYE)" "$TMP/pre.log") &&
+  pass || fail "the resumed worker did not join the rounds again"
+grep -q "^Epoch 20/20" "$TMP/pre_w1b.log" && pass || fail "the resumed worker did not finish"
+expect_test_accuracy "$(cat "$TMP/pre_w1b.log")" 6000 0.75
 
 # --- the server dies and comes back from its checkpoint ---
 # restart NAME EPOCHS [server args...]: two workers; the server is killed after its
