@@ -6,7 +6,10 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config libopenblas-dev zlib1g-dev
           libopenmpi-dev openmpi-bin libprotobuf-c-dev protobuf-c-compiler libuv1-dev
           dataset-fashion-mnist python3 python3-venv time util-linux
-          clang)
+          clang
+          # deploy/ tests: `docker-compose config` (no engine needed; brings
+          # python3-yaml), network namespaces and tc for the netns cluster.
+          docker-compose iproute2)
 if [ "${1:-}" = "--bench" ]; then
   packages+=(python3-torch)
 fi

@@ -73,3 +73,14 @@ finish() {
   [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
   exit $?
 }
+
+# wait_log FILE PATTERN SECONDS: waits until FILE has a line matching the extended
+# regex PATTERN; fails after SECONDS.
+wait_log() {
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    grep -qE -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}

@@ -37,17 +37,6 @@ bg() {
   ) >/dev/null 2>&1 &
 }
 
-# wait_log FILE PATTERN SECONDS: waits until FILE has a line matching the extended
-# regex PATTERN; fails after SECONDS.
-wait_log() {
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    grep -qE -- "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 # ps_start NAME [dtrain-ps args...]: starts a server (on PS_PORT if set, else a free
 # port) and sets PORT_NAME.
 ps_start() {
