@@ -310,9 +310,12 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
 /* batches: those this process ran in the epoch (fewer than an epoch after a resume). */
 static void print_epoch(trainer_t *t, long epoch, long batches, double seconds, double loss,
                         double acc, const eval_result_t *val) {
-  char line[512];
-  size_t used = (size_t)snprintf(line, sizeof line, "Epoch %ld/%ld - %ld steps - %.1fs - loss: %.4f",
-                                 epoch, t->opt.epochs, t->steps_per_epoch, seconds, loss);
+  char line[512], steps[48];
+  /* After a resume in the middle of an epoch, say how much of it this run did. */
+  if (batches == t->steps_per_epoch) snprintf(steps, sizeof steps, "%ld steps", batches);
+  else snprintf(steps, sizeof steps, "%ld of %ld steps", batches, t->steps_per_epoch);
+  size_t used = (size_t)snprintf(line, sizeof line, "Epoch %ld/%ld - %s - %.1fs - loss: %.4f",
+                                 epoch, t->opt.epochs, steps, seconds, loss);
   if (!isnan(acc)) used += (size_t)snprintf(line + used, sizeof line - used, " - accuracy: %.4f", acc);
   if (val && val->samples) {
     used += (size_t)snprintf(line + used, sizeof line - used, " - val_loss: %.4f", val->loss);
