@@ -1,10 +1,10 @@
 /* The gradient-check harness shared by the test_gradcheck* executables.
  *
  * Two kinds of check:
- *  - standalone layers (gc_check_layer): ops->backward called with a non-NULL dx (and
- *    dy = c, a fixed random tensor) against differences of L(x) = sum(c * y(x)), for
- *    dx and for the layer's own parameter gradients;
- *  - whole models (gc_net_check_params): every entry of grad_buf after
+ *  - standalone layers (gradcheck_layer_shape): ops->backward called with a non-NULL dx
+ *    (and dy = c, a fixed random tensor) against differences of L(x) = sum(c * y(x)),
+ *    for dx and for the layer's own parameter gradients;
+ *  - whole models (net_check_params): every entry of grad_buf after
  *    dt_model_backward against differences of the model's loss.
  * Shapes, inputs, targets and parameters are drawn from fixed seeds, so a failure
  * reproduces. Everything is static inline so that the checks count into the
@@ -280,6 +280,56 @@ static inline void gradcheck_model(const char *what, const char *fmt, int nwidth
 
 /* ---- standalone layers: ops->backward with a non-NULL dx ---- */
 
+typedef struct gc_opts gc_opts_t;
+
+/* Draws everything a layer check depends on: parameters and states, the inputs n->x,
+ * the weights c (batch * out) of L = sum(c * y), and n->fwd_seed where forward uses
+ * randomness. */
+typedef void gc_draw_fn(net_t *n, float *c, dt_rng_t *rng, const gc_opts_t *o);
+
+struct gc_opts {
+  bool training;    /* forward in training mode */
+  int ids;          /* > 0: the inputs are token ids in [0, ids) (embeddings); dx is then
+                       not checked */
+  gc_draw_fn *draw; /* NULL: gc_draw_default */
+};
+
+static inline void gc_draw_c(net_t *n, float *c, dt_rng_t *rng) {
+  for (size_t i = 0; i < (size_t)n->batch * n->out; i++) c[i] = uniform(rng, -1.0f, 1.0f);
+}
+
+/* The forward seed, net_init, and inputs in +-[0.05, 2] (away from the ReLU kink, and
+ * large enough for softmax/sigmoid to leave their linear region) or ids. */
+static inline void gc_draw_default(net_t *n, float *c, dt_rng_t *rng, const gc_opts_t *o) {
+  n->fwd_seed = dt_rng_u64(rng);
+  net_init(n, rng);
+  for (size_t i = 0; i < (size_t)n->batch * n->in; i++) {
+    if (o->ids > 0) {
+      n->x[i] = (float)dt_rng_below(rng, (uint64_t)o->ids);
+    } else {
+      float v = uniform(rng, 0.05f, 2.0f);
+      n->x[i] = dt_rng_below(rng, 2) ? v : -v;
+    }
+  }
+  gc_draw_c(n, c, rng);
+}
+
+/* For layers without parameters or randomness whose gradient has a kink where two
+ * inputs tie (the max pools): inputs a shuffled grid of values 0.01 apart, so that no
+ * perturbation of EPS changes which value of a window is the largest. */
+static inline void gc_draw_distinct(net_t *n, float *c, dt_rng_t *rng, const gc_opts_t *o) {
+  (void)o;
+  const size_t nin = (size_t)n->batch * n->in;
+  for (size_t i = 0; i < nin; i++) n->x[i] = 0.01f * (float)i - 0.005f * (float)nin;
+  for (size_t i = nin; i > 1; i--) {
+    size_t j = (size_t)dt_rng_below(rng, i);
+    float t = n->x[i - 1];
+    n->x[i - 1] = n->x[j];
+    n->x[j] = t;
+  }
+  gc_draw_c(n, c, rng);
+}
+
 /* L(x) = sum(c * y(x)) in double, for the layer of the one-layer model in n. */
 static inline double functional(net_t *n, const float *c) {
   const float *y = net_forward(n);
@@ -289,15 +339,30 @@ static inline double functional(net_t *n, const float *c) {
   return s;
 }
 
-/* Checks the first layer of the model `text` (loss mse, nothing after the layer that
- * fuses into the loss) for inputs of in_shape and a batch of `batch`: dx and the
- * layer's parameter gradients from ops->backward(dy = c). Inputs are drawn in
- * +-[0.05, 2] (away from the ReLU kink, and large enough for softmax/sigmoid to leave
- * their linear region), or as integers in [0, int_inputs) when int_inputs > 0 (for
- * embeddings; dx is then not checked). */
-static inline void gradcheck_layer_shape(const char *what, const char *text, dt_shape_t in_shape,
-                                         int batch, bool training, int int_inputs, uint64_t seed,
-                                         int line) {
+/* The central difference of functional() in the coordinate *v (an input or a
+ * parameter), over the float-rounded step. */
+static inline double functional_diff(net_t *n, const float *c, float *v) {
+  const float v0 = *v;
+  *v = v0 + EPS;
+  const float hi = *v;
+  const double lp = functional(n, c);
+  *v = v0 - EPS;
+  const float lo = *v;
+  const double lm = functional(n, c);
+  *v = v0;
+  return (lp - lm) / ((double)hi - lo);
+}
+
+/* Checks the layer `section` (the body of its config section) on its own, for inputs of
+ * in_shape and a batch of `batch`: dx (unless the inputs are ids) and the layer's
+ * parameter gradients from ops->backward(dy = c), against L = sum(c * y), with what
+ * opts.draw draws. The layer is the first of a model with loss mse and a flatten after
+ * it, which lets the loss take outputs of any shape (and copies flat ones). */
+static inline void gradcheck_layer_shape(const char *what, const char *section, dt_shape_t in_shape,
+                                         int batch, gc_opts_t opts, uint64_t seed, int line) {
+  char text[1024];
+  snprintf(text, sizeof text, "[model]\nloss = mse\n[layer.1]\n%s[layer.2]\ntype = flatten\n",
+           section);
   dt_rng_t rng;
   dt_rng_seed(&rng, seed);
   net_t n;
@@ -305,21 +370,10 @@ static inline void gradcheck_layer_shape(const char *what, const char *text, dt_
     net_free(&n);
     return;
   }
-  const int in = n.in;
-  n.training = training;
-  n.fwd_seed = dt_rng_u64(&rng);
-  net_init(&n, &rng);
-  for (int i = 0; i < batch * in; i++) {
-    if (int_inputs > 0) {
-      n.x[i] = (float)dt_rng_below(&rng, (uint64_t)int_inputs);
-    } else {
-      float v = uniform(&rng, 0.05f, 2.0f);
-      n.x[i] = dt_rng_below(&rng, 2) ? v : -v;
-    }
-  }
-  size_t nout = (size_t)batch * n.out, nin = (size_t)batch * in;
+  n.training = opts.training;
+  size_t nout = (size_t)batch * n.out, nin = (size_t)batch * n.in;
   float *c = malloc(sizeof(float) * nout), *dx = malloc(sizeof(float) * nin);
-  for (size_t i = 0; i < nout; i++) c[i] = uniform(&rng, -1.0f, 1.0f);
+  (opts.draw ? opts.draw : gc_draw_default)(&n, c, &rng, &opts);
 
   dt_layer_t *l = &n.m.layers[0];
   functional(&n, c);
@@ -331,34 +385,16 @@ static inline void gradcheck_layer_shape(const char *what, const char *text, dt_
   float *pg = malloc(sizeof(float) * (n.m.num_params ? n.m.num_params : 1));
   memcpy(pg, n.m.grad_buf, sizeof(float) * n.m.num_params);
 
-  char label[192], s[64];
-  snprintf(label, sizeof label, "%.96s (batch %d, in %s)", what, batch,
+  char label[256], s[64];
+  snprintf(label, sizeof label, "%.160s (batch %d, in %s)", what, batch,
            dt_shape_str(&in_shape, s, sizeof s));
-  for (size_t k = 0; k < nin && int_inputs <= 0; k++) {
-    const float x0 = n.x[k];
-    n.x[k] = x0 + EPS;
-    const float hi = n.x[k];
-    double lp = functional(&n, c);
-    n.x[k] = x0 - EPS;
-    const float lo = n.x[k];
-    double lm = functional(&n, c);
-    n.x[k] = x0;
-    check_grad(label, "dx", k, dx[k], (lp - lm) / ((double)hi - lo), f0, line);
-  }
+  for (size_t k = 0; k < nin && opts.ids <= 0; k++)
+    check_grad(label, "dx", k, dx[k], functional_diff(&n, c, &n.x[k]), f0, line);
   for (int p = 0; p < n.m.nparams; p++) {
     const dt_param_info_t *pi = &n.m.params[p];
-    for (size_t i = 0; i < pi->count; i++) {
-      float *w = &n.m.param_buf[pi->offset + i];
-      const float w0 = *w;
-      *w = w0 + EPS;
-      const float hi = *w;
-      double lp = functional(&n, c);
-      *w = w0 - EPS;
-      const float lo = *w;
-      double lm = functional(&n, c);
-      *w = w0;
-      check_grad(label, pi->name, i, pg[pi->offset + i], (lp - lm) / ((double)hi - lo), f0, line);
-    }
+    for (size_t i = 0; i < pi->count; i++)
+      check_grad(label, pi->name, i, pg[pi->offset + i],
+                 functional_diff(&n, c, &n.m.param_buf[pi->offset + i]), f0, line);
   }
   free(c);
   free(dx);

@@ -10,171 +10,59 @@
 
 #include "gradcheck.h"
 
-static const char bn_only[] = "[model]\nloss = mse\n[layer.1]\ntype = batch_norm\n";
-
-/* ---- a batch_norm layer built and run on its own ----
- * The model requires a flat output before the loss, so (H, W, C) and (T, F) inputs are
- * checked on the layer directly: built from a config section, with its own parameter,
- * gradient, state and scratch memory, against differences of L = sum(c * y) with the
- * tolerance of gradcheck.h. */
-typedef struct {
-  dt_config_t *cfg;
-  dt_layer_t l;
-  float *mem; /* params, grads, states */
-  float *scratch;
-  int batch;
-  size_t n; /* values per batch */
-  bool training;
-} solo_t;
-
-static bool solo_build(solo_t *s, const char *keys, dt_shape_t in, int batch) {
-  memset(s, 0, sizeof *s);
-  dt_error_t err = {0};
-  char text[256];
-  snprintf(text, sizeof text, "[bn]\ntype = batch_norm\n%s", keys);
-  s->cfg = dt_config_new();
-  s->l.ops = dt_layer_find("batch_norm");
-  s->l.in_shape = in;
-  snprintf(s->l.name, sizeof s->l.name, "batch_norm_1");
-  int rc = dt_config_load_string(s->cfg, text, "solo", &err);
-  if (!rc) rc = s->l.ops->build(&s->l, s->cfg, "bn", &err);
-  CHECK_INT_EQ(rc, 0);
-  if (rc) {
-    fprintf(stderr, "building %s: %s\n", text, err.msg);
-    return false;
-  }
-  size_t np = 0, ns = 0;
-  for (int p = 0; p < s->l.nparams; p++) np += s->l.param_decl[p].count;
-  for (int p = 0; p < s->l.nstates; p++) ns += s->l.state_decl[p].count;
-  s->mem = calloc(2 * np + ns + 1, sizeof(float));
-  size_t sb = (s->l.ops->scratch_floats(&s->l, batch) * sizeof(float) + 63) / 64 * 64;
-  s->scratch = aligned_alloc(64, sb);
-  s->l.scratch = s->scratch;
-  float *p = s->mem;
-  for (int i = 0; i < s->l.nparams; i++, p += s->l.param_decl[i - 1].count) s->l.w[i] = p;
-  for (int i = 0; i < s->l.nparams; i++, p += s->l.param_decl[i - 1].count) s->l.g[i] = p;
-  for (int i = 0; i < s->l.nstates; i++, p += s->l.state_decl[i - 1].count) s->l.s[i] = p;
-  s->batch = batch;
-  s->n = (size_t)batch * dt_shape_size(&in);
-  return true;
+/* gradcheck_layer_shape on a batch_norm layer with the extra keys `keys`; (H, W, C) and
+ * (T, F) inputs included (the harness flattens the output for the loss). */
+static void check_bn(const char *what, const char *keys, dt_shape_t in, int batch, gc_opts_t opts,
+                     uint64_t seed, int line) {
+  char body[256];
+  snprintf(body, sizeof body, "type = batch_norm\n%s", keys);
+  gradcheck_layer_shape(what, body, in, batch, opts, seed, line);
 }
 
-static void solo_free(solo_t *s) {
-  free(s->l.priv);
-  free(s->mem);
-  free(s->scratch);
-  dt_config_free(s->cfg);
+/* gamma around 1 and beta around 0 (net_init), moving averages away from 0 and 1 (what
+ * eval mode normalizes with), inputs in [-2, 2]. */
+static void draw_moved(net_t *n, float *c, dt_rng_t *rng, const gc_opts_t *o) {
+  (void)o;
+  net_init(n, rng);
+  const dt_layer_t *l = &n->m.layers[0];
+  for (size_t i = 0; i < l->state_decl[0].count; i++) {
+    l->s[0][i] = uniform(rng, -0.5f, 0.5f);
+    l->s[1][i] = uniform(rng, 0.3f, 2.0f);
+  }
+  for (size_t i = 0; i < (size_t)n->batch * n->in; i++) {
+    n->x[i] = uniform(rng, -2.0f, 2.0f);
+    c[i] = uniform(rng, -1.0f, 1.0f);
+  }
 }
 
-static double solo_functional(solo_t *s, const float *x, float *y, const float *c) {
-  dt_fwd_ctx_t ctx = {.training = s->training, .rng = NULL};
-  s->l.ops->forward(&s->l, &ctx, s->batch, x, y);
-  double sum = 0.0;
-  for (size_t i = 0; i < s->n; i++) sum += (double)c[i] * y[i];
-  return sum;
-}
-
-static void gradcheck_solo(const char *what, const char *keys, dt_shape_t in, int batch,
-                           bool training, uint64_t seed, int line) {
-  solo_t s;
-  if (!solo_build(&s, keys, in, batch)) {
-    solo_free(&s);
-    return;
-  }
-  s.training = training;
-  dt_rng_t rng;
-  dt_rng_seed(&rng, seed);
-  /* gamma around 1, beta around 0, moving averages away from 0 and 1. */
-  for (int p = 0; p < s.l.nparams; p++)
-    for (size_t i = 0; i < s.l.param_decl[p].count; i++)
-      s.l.w[p][i] = (s.l.param_decl[p].init == DT_INIT_ONES ? 1.0f : 0.0f) +
-                    uniform(&rng, -0.5f, 0.5f);
-  for (size_t i = 0; i < s.l.state_decl[0].count; i++) {
-    s.l.s[0][i] = uniform(&rng, -0.5f, 0.5f);
-    s.l.s[1][i] = uniform(&rng, 0.3f, 2.0f);
-  }
-  float *x = malloc(sizeof(float) * s.n), *y = malloc(sizeof(float) * s.n),
-        *c = malloc(sizeof(float) * s.n), *dx = malloc(sizeof(float) * s.n);
-  for (size_t i = 0; i < s.n; i++) {
-    x[i] = uniform(&rng, -2.0f, 2.0f);
-    c[i] = uniform(&rng, -1.0f, 1.0f);
-  }
-  solo_functional(&s, x, y, c);
-  double f0 = 0.0;
-  for (size_t i = 0; i < s.n; i++) f0 += fabs((double)c[i] * y[i]);
-  s.l.ops->backward(&s.l, batch, x, y, c, dx);
-  size_t np = 0;
-  for (int p = 0; p < s.l.nparams; p++) np += s.l.param_decl[p].count;
-  float *pg = malloc(sizeof(float) * (np + 1));
-  memcpy(pg, s.l.nparams ? s.l.g[0] : s.mem, sizeof(float) * np);
-
-  char label[192], sh[64];
-  snprintf(label, sizeof label, "%.96s (batch %d, in %s)", what, batch,
-           dt_shape_str(&in, sh, sizeof sh));
-  for (size_t k = 0; k < s.n; k++) {
-    const float x0 = x[k];
-    x[k] = x0 + EPS;
-    const float hi = x[k];
-    double lp = solo_functional(&s, x, y, c);
-    x[k] = x0 - EPS;
-    const float lo = x[k];
-    double lm = solo_functional(&s, x, y, c);
-    x[k] = x0;
-    check_grad(label, "dx", k, dx[k], (lp - lm) / ((double)hi - lo), f0, line);
-  }
-  size_t off = 0;
-  for (int p = 0; p < s.l.nparams; p++) {
-    for (size_t i = 0; i < s.l.param_decl[p].count; i++) {
-      float *w = &s.l.w[p][i];
-      const float w0 = *w;
-      *w = w0 + EPS;
-      const float hi = *w;
-      double lp = solo_functional(&s, x, y, c);
-      *w = w0 - EPS;
-      const float lo = *w;
-      double lm = solo_functional(&s, x, y, c);
-      *w = w0;
-      check_grad(label, s.l.param_decl[p].name, i, pg[off + i], (lp - lm) / ((double)hi - lo), f0,
-                 line);
-    }
-    off += s.l.param_decl[p].count;
-  }
-  free(x);
-  free(y);
-  free(c);
-  free(dx);
-  free(pg);
-  solo_free(&s);
-}
-
+/* Under both draws: gradcheck.h's default (averages at their initial 0 and 1, inputs in
+ * +-[0.05, 2]) and draw_moved. */
 static void test_gradcheck_standalone(void) {
+  const gc_opts_t train = {.training = true}, train_moved = {.training = true, .draw = draw_moved};
   /* Training mode: dx goes through the batch mean and variance. */
-  gradcheck_layer_shape("batch_norm (F) training", bn_only, dt_shape_1d(5), 4, true, 0, 11,
-                        __LINE__);
-  gradcheck_layer_shape("batch_norm (F) training, batch 2", bn_only, dt_shape_1d(3), 2, true, 0,
-                        12, __LINE__);
-  gradcheck_solo("batch_norm (H,W,C) training", "", dt_shape_3d(3, 2, 4), 3, true, 13, __LINE__);
-  gradcheck_solo("batch_norm (T,F) training", "momentum = 0.5\nepsilon = 0.01\n",
-                 (dt_shape_t){2, {4, 3, 1, 1}}, 2, true, 14, __LINE__);
-  gradcheck_solo("batch_norm (H,W,C) without gamma/beta (training)",
-                 "center = false\nscale = false\n", dt_shape_3d(2, 2, 3), 2, true, 15, __LINE__);
-  gradcheck_solo("batch_norm (H,W,C) beta only (training)", "scale = false\n",
-                 dt_shape_3d(2, 2, 3), 2, true, 16, __LINE__);
-  gradcheck_layer_shape("batch_norm gamma only (training)",
-                        "[model]\nloss = mse\n[layer.1]\ntype = batch_norm\ncenter = false\n",
-                        dt_shape_1d(4), 3, true, 0, 16, __LINE__);
+  check_bn("batch_norm (F) training", "", dt_shape_1d(5), 4, train, 11, __LINE__);
+  check_bn("batch_norm (F) training, batch 2", "", dt_shape_1d(3), 2, train, 12, __LINE__);
+  check_bn("batch_norm (H,W,C) training", "", dt_shape_3d(3, 2, 4), 3, train_moved, 13, __LINE__);
+  check_bn("batch_norm (T,F) training", "momentum = 0.5\nepsilon = 0.01\n",
+           (dt_shape_t){2, {4, 3, 1, 1}}, 2, train_moved, 14, __LINE__);
+  check_bn("batch_norm (H,W,C) without gamma/beta (training)", "center = false\nscale = false\n",
+           dt_shape_3d(2, 2, 3), 2, train_moved, 15, __LINE__);
+  check_bn("batch_norm (H,W,C) beta only (training)", "scale = false\n", dt_shape_3d(2, 2, 3), 2,
+           train_moved, 16, __LINE__);
+  check_bn("batch_norm gamma only (training)", "center = false\n", dt_shape_1d(4), 3, train, 16,
+           __LINE__);
   /* 17 channels: blocks of one row (fewer channels are walked several rows at a time). */
-  gradcheck_solo("batch_norm (H,W,C) 17 channels (training)", "", dt_shape_3d(2, 1, 17), 2, true,
-                 20, __LINE__);
-  gradcheck_layer_shape("batch_norm (F) 16 features training", bn_only, dt_shape_1d(16), 3, true,
-                        0, 21, __LINE__);
+  check_bn("batch_norm (H,W,C) 17 channels (training)", "", dt_shape_3d(2, 1, 17), 2, train_moved,
+           20, __LINE__);
+  check_bn("batch_norm (F) 16 features training", "", dt_shape_1d(16), 3, train, 21, __LINE__);
   /* A batch of one sample of (1, 1, C): every channel has a single value, x_hat = 0. */
-  gradcheck_solo("batch_norm single value per channel", "", dt_shape_3d(1, 1, 3), 1, true, 19,
-                 __LINE__);
-  /* Eval mode: the affine map of the moving averages (here their initial 0 and 1). */
-  gradcheck_layer_shape("batch_norm (F) eval", bn_only, dt_shape_1d(5), 4, false, 0, 17, __LINE__);
-  gradcheck_solo("batch_norm (H,W,C) eval, moved averages", "", dt_shape_3d(2, 3, 4), 2, false,
-                 18, __LINE__);
+  check_bn("batch_norm single value per channel", "", dt_shape_3d(1, 1, 3), 1, train_moved, 19,
+           __LINE__);
+  /* Eval mode: the affine map of the moving averages, at their initial 0 and 1 and moved
+   * away from them. */
+  check_bn("batch_norm (F) eval", "", dt_shape_1d(5), 4, (gc_opts_t){0}, 17, __LINE__);
+  check_bn("batch_norm (H,W,C) eval, moved averages", "", dt_shape_3d(2, 3, 4), 2,
+           (gc_opts_t){.draw = draw_moved}, 18, __LINE__);
 }
 
 static void test_gradcheck_models(void) {
@@ -333,24 +221,27 @@ static void test_values(void) {
 /* A channel whose mean is large against its spread: the statistics must not lose the
  * spread to cancellation. Checked against the same formula evaluated in double. */
 static void test_large_mean(void) {
-  solo_t s;
-  if (!solo_build(&s, "epsilon = 1e-6\n", dt_shape_3d(4, 4, 2), 8)) {
-    solo_free(&s);
+  net_t n;
+  if (!net_build_shape(&n,
+                       "[model]\nloss = mse\n[layer.1]\ntype = batch_norm\nepsilon = 1e-6\n"
+                       "[layer.2]\ntype = flatten\n",
+                       dt_shape_3d(4, 4, 2), 8)) {
+    net_free(&n);
     return;
   }
-  s.l.w[0][0] = s.l.w[0][1] = 1.0f;
-  s.l.s[1][0] = s.l.s[1][1] = 1.0f;
-  s.training = true;
+  dt_layer_t *l = &n.m.layers[0];
+  l->w[0][0] = l->w[0][1] = 1.0f;
+  l->s[1][0] = l->s[1][1] = 1.0f;
+  n.training = true;
   dt_rng_t rng;
   dt_rng_seed(&rng, 7);
   const int m = 8 * 16;
-  float x[2 * 8 * 16], y[2 * 8 * 16];
+  float *x = n.x;
   for (int r = 0; r < m; r++) {
     x[2 * r] = 3000.0f + uniform(&rng, -0.05f, 0.05f);
     x[2 * r + 1] = uniform(&rng, -3.0f, 3.0f);
   }
-  dt_fwd_ctx_t ctx = {.training = true};
-  s.l.ops->forward(&s.l, &ctx, 8, x, y);
+  const float *y = net_forward(&n);
   for (int j = 0; j < 2; j++) {
     double mean = 0, var = 0;
     for (int r = 0; r < m; r++) mean += x[2 * r + j];
@@ -368,10 +259,10 @@ static void test_large_mean(void) {
      * a true 8e-4) would be off by far more. */
     CHECK_NEAR(worst, 0.0, j == 0 ? 5e-3 : 1e-5);
     /* From moving_mean 0 and moving_variance 1 with momentum 0.99. */
-    CHECK_NEAR(s.l.s[0][j], 0.01 * mean, 1e-6 * fmax(1.0, fabs(0.01 * mean)));
-    CHECK_NEAR(s.l.s[1][j], 0.99 + 0.01 * var, 1e-6);
+    CHECK_NEAR(l->s[0][j], 0.01 * mean, 1e-6 * fmax(1.0, fabs(0.01 * mean)));
+    CHECK_NEAR(l->s[1][j], 0.99 + 0.01 * var, 1e-6);
   }
-  solo_free(&s);
+  net_free(&n);
 }
 
 static void test_config_errors(void) {
@@ -390,16 +281,20 @@ static void test_config_errors(void) {
 
   /* center = false and scale = false: no parameters, the two states remain; the
    * channels are the last axis. */
-  solo_t s;
-  if (solo_build(&s, "center = no\nscale = no\n", dt_shape_3d(2, 2, 3), 2)) {
-    CHECK_INT_EQ(s.l.nparams, 0);
-    CHECK_INT_EQ(s.l.nstates, 2);
-    CHECK_INT_EQ(s.l.state_decl[0].count, 3);
-    CHECK_INT_EQ(s.l.state_decl[1].count, 3);
-    CHECK_INT_EQ(s.l.out_shape.ndim, 3);
-    CHECK_INT_EQ(s.l.out_shape.dims[2], 3);
+  net_t n;
+  if (net_build_shape(&n,
+                      "[model]\nloss = mse\n[layer.1]\ntype = batch_norm\ncenter = no\n"
+                      "scale = no\n[layer.2]\ntype = flatten\n",
+                      dt_shape_3d(2, 2, 3), 2)) {
+    const dt_layer_t *l = &n.m.layers[0];
+    CHECK_INT_EQ(l->nparams, 0);
+    CHECK_INT_EQ(l->nstates, 2);
+    CHECK_INT_EQ(l->state_decl[0].count, 3);
+    CHECK_INT_EQ(l->state_decl[1].count, 3);
+    CHECK_INT_EQ(l->out_shape.ndim, 3);
+    CHECK_INT_EQ(l->out_shape.dims[2], 3);
   }
-  solo_free(&s);
+  net_free(&n);
 }
 
 int main(void) {

@@ -21,14 +21,13 @@ static void gradcheck_layer(const char *what, const char *section, bool training
   dt_rng_t rng;
   dt_rng_seed(&rng, seed);
   for (int t = 0; t < trials; t++) {
-    char text[512], full[600];
-    snprintf(full, sizeof full, "[model]\nloss = mse\n[layer.1]\n%s", section);
-    snprintf(text, sizeof text, full, irange(&rng, 2, 9));
+    char body[512];
+    snprintf(body, sizeof body, section, irange(&rng, 2, 9));
     int in = irange(&rng, 2, 9), batch = irange(&rng, 2, 5);
     char label[128];
     snprintf(label, sizeof label, "%.64s (trial %d)", what, t);
-    gradcheck_layer_shape(label, text, dt_shape_1d(in), batch, training, 0, dt_rng_u64(&rng),
-                          line);
+    gradcheck_layer_shape(label, body, dt_shape_1d(in), batch, (gc_opts_t){.training = training},
+                          dt_rng_u64(&rng), line);
   }
 }
 

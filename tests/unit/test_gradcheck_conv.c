@@ -22,14 +22,10 @@
 
 static dt_shape_t shape2(int a, int b) { return (dt_shape_t){2, {a, b, 1, 1}}; }
 
-/* gradcheck_layer_shape on `body` as [layer.1], followed by a flatten when its output is
- * not flat (the loss needs a flat vector; the check is of layer 1 alone). */
+/* gradcheck_layer_shape with inputs drawn in +-[0.05, 2], in eval mode. */
 static void check_layer(const char *what, const char *body, dt_shape_t in, int batch,
                         uint64_t seed, int line) {
-  char text[1024];
-  snprintf(text, sizeof text, "[model]\nloss = mse\n[layer.1]\n%s[layer.2]\ntype = flatten\n",
-           body);
-  gradcheck_layer_shape(what, text, in, batch, false, 0, seed, line);
+  gradcheck_layer_shape(what, body, in, batch, (gc_opts_t){0}, seed, line);
 }
 
 static void test_convolutions(const char *path) {
@@ -111,50 +107,10 @@ static void test_simple_layers(void) {
               __LINE__);
 }
 
-/* Like gradcheck_layer_shape for a layer without parameters (the pools), with inputs
- * that are a shuffled grid of values 0.01 apart so that no window has a tie within the
- * perturbation. */
-static void check_distinct(const char *what, const char *body, dt_shape_t in_shape, int batch,
+/* gradcheck_layer_shape with inputs without ties (gc_draw_distinct), in eval mode. */
+static void check_distinct(const char *what, const char *body, dt_shape_t in, int batch,
                            uint64_t seed, int line) {
-  char text[512];
-  snprintf(text, sizeof text, "[model]\nloss = mse\n[layer.1]\n%s[layer.2]\ntype = flatten\n",
-           body);
-  dt_rng_t rng;
-  dt_rng_seed(&rng, seed);
-  net_t n;
-  if (!net_build_shape(&n, text, in_shape, batch)) {
-    net_free(&n);
-    return;
-  }
-  const size_t nin = (size_t)batch * n.in, nout = (size_t)batch * n.out;
-  for (size_t i = 0; i < nin; i++) n.x[i] = 0.01f * (float)i - 0.005f * (float)nin;
-  for (size_t i = nin; i > 1; i--) {
-    size_t j = (size_t)dt_rng_below(&rng, i);
-    float t = n.x[i - 1];
-    n.x[i - 1] = n.x[j];
-    n.x[j] = t;
-  }
-  float *c = malloc(sizeof(float) * nout), *dx = malloc(sizeof(float) * nin);
-  for (size_t i = 0; i < nout; i++) c[i] = uniform(&rng, -1.0f, 1.0f);
-  dt_layer_t *l = &n.m.layers[0];
-  functional(&n, c);
-  double f0 = 0.0;
-  for (size_t i = 0; i < nout; i++) f0 += fabs((double)c[i] * n.m.acts[1][i]);
-  l->ops->backward(l, batch, n.m.acts[0], n.m.acts[1], c, dx);
-  for (size_t k = 0; k < nin; k++) {
-    const float x0 = n.x[k];
-    n.x[k] = x0 + EPS;
-    const float hi = n.x[k];
-    double lp = functional(&n, c);
-    n.x[k] = x0 - EPS;
-    const float lo = n.x[k];
-    double lm = functional(&n, c);
-    n.x[k] = x0;
-    check_grad(what, "dx", k, dx[k], (lp - lm) / ((double)hi - lo), f0, line);
-  }
-  free(c);
-  free(dx);
-  net_free(&n);
+  gradcheck_layer_shape(what, body, in, batch, (gc_opts_t){.draw = gc_draw_distinct}, seed, line);
 }
 
 static void test_max_pools(void) {
