@@ -70,7 +70,9 @@ static void handle_hello(conn_t *c, const Dtrain__Ps__Hello *h) {
   if (m) {
     /* h is its latest push that every server answered: it is past that clock. */
     if (h->clock > m->pushed) m->pushed = h->clock;
-    welcome_clock = m->pushed;
+    /* A newcomer that reconnects before naming its first round is offered the same
+     * round again. */
+    welcome_clock = sync && !m->joined ? m->join_min - 1 : m->pushed;
     dt_log_info(&s->log, "worker %u reconnected from %s at clock %" PRId64, h->worker_id, c->peer,
                 h->clock);
   } else {
