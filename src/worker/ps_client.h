@@ -10,8 +10,9 @@
  *
  * The thread also says HELLO (and INIT when a server's range is empty), sends
  * HEARTBEATs while the trainer is busy, and reconnects with backoff when a server goes
- * away: a push that had been sent completely is not sent again (at most once), a pull
- * is repeated. A server unreachable for ps.reconnect_timeout_s, an exchange that takes
+ * away: what a server has not answered of the exchange in flight is sent again, push
+ * included (the server may have died before reading it; one that did read it drops
+ * the copy by its clock, so each push is applied at most once). A server unreachable for ps.reconnect_timeout_s, an exchange that takes
  * longer than the trainer's timeout, or an ERROR that retrying cannot fix (wrong
  * token, another model) fail the exchange with a message naming the server. */
 #ifndef DTRAIN_WORKER_PS_CLIENT_H
