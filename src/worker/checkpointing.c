@@ -48,37 +48,53 @@ static void checkpoint_name(const trainer_t *t, char *name, size_t cap) {
   snprintf(name, cap, "ckpt-%010ld", t->step);
 }
 
-/* A model file: the parameter tensors from params, then the state tensors from state. */
-static int encode_weights(trainer_t *t, const float *params, const float *state, void **out,
-                          size_t *len, dt_error_t *err) {
+/* A model file's tensors: the parameters (at params), then the layers' state (at
+ * state). On failure nothing is left allocated. */
+static int weight_tensors(const trainer_t *t, float *params, float *state,
+                          dt_param_info_t **tensors, float ***bases, int *n, dt_error_t *err) {
   const dt_model_t *m = &t->model;
-  int n = m->nparams + m->nstates;
-  dt_param_info_t *tensors = malloc(sizeof *tensors * (size_t)(n ? n : 1));
-  const float **bases = malloc(sizeof *bases * (size_t)(n ? n : 1));
+  *n = m->nparams + m->nstates;
+  *tensors = malloc(sizeof **tensors * (size_t)(*n ? *n : 1));
+  *bases = malloc(sizeof **bases * (size_t)(*n ? *n : 1));
+  if (!*tensors || !*bases) {
+    free(*tensors);
+    free(*bases);
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for the model's tensor list");
+  }
+  for (int i = 0; i < m->nparams; i++) {
+    (*tensors)[i] = m->params[i];
+    (*bases)[i] = params;
+  }
+  for (int i = 0; i < m->nstates; i++) {
+    (*tensors)[m->nparams + i] = m->states[i];
+    (*bases)[m->nparams + i] = state;
+  }
+  return 0;
+}
+
+/* A model file: the parameter tensors from params, then the state tensors from state. */
+static int encode_weights(trainer_t *t, float *params, float *state, void **out, size_t *len,
+                          dt_error_t *err) {
+  dt_param_info_t *tensors;
+  float **bases;
+  int n;
+  int rc = weight_tensors(t, params, state, &tensors, &bases, &n, err);
+  if (rc) return rc;
   size_t cfg_len = dt_config_to_string(t->cfg, NULL, 0);
   char *cfg_text = malloc(cfg_len + 1);
-  if (!tensors || !bases || !cfg_text) {
+  if (!cfg_text) {
     free(tensors);
     free(bases);
-    free(cfg_text);
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory writing a checkpoint");
   }
   dt_config_to_string(t->cfg, cfg_text, cfg_len + 1);
-  for (int i = 0; i < m->nparams; i++) {
-    tensors[i] = m->params[i];
-    bases[i] = params;
-  }
-  for (int i = 0; i < m->nstates; i++) {
-    tensors[m->nparams + i] = m->states[i];
-    bases[m->nparams + i] = state;
-  }
   char step[32], epoch[32], world[32];
   snprintf(step, sizeof step, "%ld", t->step);
   snprintf(epoch, sizeof epoch, "%ld", t->epoch);
   snprintf(world, sizeof world, "%d", t->comm->world);
   const char *meta[] = {"format", "dtrain", "step", step, "epoch", epoch,
                         "world", world, "config", cfg_text, NULL};
-  int rc = dt_safetensors_encode_parts(tensors, n, bases, meta, out, len, err);
+  rc = dt_safetensors_encode_parts(tensors, n, (const float *const *)bases, meta, out, len, err);
   free(tensors);
   free(bases);
   free(cfg_text);
@@ -169,7 +185,7 @@ static size_t trainer_json(const trainer_t *t, const char *why, char *buf, size_
 }
 
 /* Rank 0's part of a save once every rank's file is in: the shared files, then commit. */
-static int write_shared(trainer_t *t, dt_ckpt_writer_t *w, const float *state, const char *why,
+static int write_shared(trainer_t *t, dt_ckpt_writer_t *w, float *state, const char *why,
                         size_t *bytes, dt_error_t *err) {
   void *data = NULL;
   size_t len;
@@ -348,23 +364,14 @@ static int decode_weights(trainer_t *t, const char *dir, const char *file, float
   size_t len;
   int rc = read_part(dir, file, &data, &len, what, sizeof what, err);
   if (rc) return rc;
-  const dt_model_t *m = &t->model;
-  int n = m->nparams + m->nstates;
-  dt_param_info_t *tensors = malloc(sizeof *tensors * (size_t)(n ? n : 1));
-  float **bases = malloc(sizeof *bases * (size_t)(n ? n : 1));
-  if (!tensors || !bases) {
-    rc = dt_error_set(err, DT_ERR_NOMEM, "out of memory loading %s", what);
-  } else {
-    for (int i = 0; i < m->nparams; i++) {
-      tensors[i] = m->params[i];
-      bases[i] = params;
-    }
-    for (int i = 0; i < m->nstates; i++) {
-      tensors[m->nparams + i] = m->states[i];
-      bases[m->nparams + i] = state;
-    }
-    rc = dt_safetensors_decode_parts(data, len, tensors, n, bases, what, err);
+  dt_param_info_t *tensors;
+  float **bases;
+  int n;
+  if ((rc = weight_tensors(t, params, state, &tensors, &bases, &n, err))) {
+    free(data);
+    return rc;
   }
+  rc = dt_safetensors_decode_parts(data, len, tensors, n, bases, what, err);
   free(tensors);
   free(bases);
   free(data);
