@@ -84,3 +84,30 @@ wait_log() {
   done
   return 1
 }
+
+# bg NAME COMMAND...: runs COMMAND in the background in a process group of its own,
+# output in $TMP/NAME.log, pid in PID_NAME. A guard ends within a second of it and
+# kills it with its children after BG_LIMIT seconds (default 400), even if the script
+# itself was killed; bg_kill_all (for the caller's EXIT trap) kills what is left.
+BG_PIDS=()
+bg() {
+  local name=$1
+  shift
+  setsid "$@" >"$TMP/$name.log" 2>&1 &
+  local pid=$!
+  BG_PIDS+=("$pid")
+  printf -v "PID_$name" '%s' "$pid"
+  (
+    for ((t = 0; t < ${BG_LIMIT:-400}; t++)); do
+      kill -0 "$pid" 2>/dev/null || exit 0
+      sleep 1
+    done
+    kill -9 -- "-$pid"
+  ) >/dev/null 2>&1 &
+}
+
+bg_kill_all() {
+  local p
+  for p in "${BG_PIDS[@]}"; do kill -9 -- "-$p" 2>/dev/null; done
+  wait 2>/dev/null
+}

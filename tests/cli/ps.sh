@@ -1,41 +1,18 @@
 # Shared setup for the parameter-server script tests (tests/cli/test_ps_*.sh), sourced
 # after lib.sh. Servers listen on loopback port 0 and report the port they got through
-# --port-file; every process started here is killed when the script ends, and a guard
-# kills it after BG_LIMIT seconds even if the script itself was killed.
+# --port-file; every process started here (bg, in lib.sh) is killed when the script
+# ends, and a guard kills it after BG_LIMIT seconds even if the script was killed.
 PS="$BUILD/src/paramserver/dtrain-ps"
-BG_LIMIT=${BG_LIMIT:-400}
-BG_PIDS=()
 # Workers of the MLP example in sync.mode = ps; the caller adds servers and identity.
 MLP=(--config "$SRC/examples/fmnist-mlp.ini" --no-progress --set tensorboard.enabled=false
   --set sync.mode=ps)
 
 ps_cleanup() {
-  local p
-  for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  wait 2>/dev/null
+  bg_kill_all
   rm -rf "$TMP"
 }
 trap ps_cleanup EXIT
 trap 'exit 1' INT TERM
-
-# bg NAME COMMAND...: runs COMMAND in the background, output in $TMP/NAME.log; its pid
-# is in PID_NAME.
-bg() {
-  local name=$1
-  shift
-  "$@" >"$TMP/$name.log" 2>&1 &
-  local pid=$!
-  BG_PIDS+=("$pid")
-  printf -v "PID_$name" '%s' "$pid"
-  # The guard ends within a second of its process, and kills it after BG_LIMIT s.
-  (
-    for ((t = 0; t < BG_LIMIT; t++)); do
-      kill -0 "$pid" 2>/dev/null || exit 0
-      sleep 1
-    done
-    kill -9 "$pid" 2>/dev/null
-  ) >/dev/null 2>&1 &
-}
 
 # ps_start NAME [dtrain-ps args...]: starts a server (on PS_PORT if set, else a free
 # port) and sets PORT_NAME.

@@ -19,34 +19,14 @@ D="$SRC/deploy"
 E="$D/entrypoint.sh"
 PS="$BUILD/src/paramserver/dtrain-ps"
 PY=/usr/bin/python3
-LIMIT=120
-JOBS=()
+BG_LIMIT=120
 
 cleanup() {
-  local p
-  for p in "${JOBS[@]}"; do kill -9 -- "-$p" 2>/dev/null; done
+  bg_kill_all
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-# job NAME COMMAND...: COMMAND in the background in a process group of its own (pid in
-# PID_NAME, output in $TMP/NAME.log), killed with its children after LIMIT seconds.
-job() {
-  local name=$1
-  shift
-  setsid "$@" >"$TMP/$name.log" 2>&1 &
-  local pid=$!
-  JOBS+=("$pid")
-  printf -v "PID_$name" '%s' "$pid"
-  (
-    for ((t = 0; t < LIMIT; t++)); do
-      kill -0 "$pid" 2>/dev/null || exit 0
-      sleep 1
-    done
-    kill -9 -- "-$pid"
-  ) >/dev/null 2>&1 &
-}
 
 # expect_line NAME OUTPUT LINE: OUTPUT has LINE as one of its lines.
 expect_line() {
@@ -333,13 +313,13 @@ D6="$TMP/data"
 make_subset "$D6" 6000
 # shellcheck disable=SC2046
 SUBSET_SET=$(data_args "$D6" | sed 's/--set //g')
-job ps "$PS" --listen 127.0.0.1:0 --port-file "$TMP/ps.port"
+bg ps "$PS" --listen 127.0.0.1:0 --port-file "$TMP/ps.port"
 wait_log "$TMP/ps.port" "^[0-9]+$" 20 || fail "the server did not start: $(cat "$TMP/ps.log")"
 port=$(cat "$TMP/ps.port")
 DTRAIN_ROLE=server DTRAIN_PORT="$port" bash "$E" health && pass || fail "server health on port $port"
 out=$(DTRAIN_ROLE=server DTRAIN_PORT=1 bash "$E" health 2>&1)
 [ $? -ne 0 ] && grep -q "nothing listens on port 1" <<<"$out" && pass || fail "health of no server: $out"
-DT_TEST_PS_DELAY_MS=20 job w env DTRAIN_WORKER_BIN="$WORKER" DTRAIN_CONFIG="$SRC/examples/fmnist-mlp.ini" \
+DT_TEST_PS_DELAY_MS=20 bg w env DTRAIN_WORKER_BIN="$WORKER" DTRAIN_CONFIG="$SRC/examples/fmnist-mlp.ini" \
   DTRAIN_SERVERS="127.0.0.1:$port" DTRAIN_WORKER_ID=0 DTRAIN_NUM_WORKERS=1 DTRAIN_EPOCHS=50 \
   DTRAIN_SET="tensorboard.enabled=false $SUBSET_SET" bash "$E" worker
 if wait_log "$TMP/w.log" "^parameter servers: 1" 60; then
@@ -378,7 +358,7 @@ slurm_env=(env PATH="$FAKE:$PATH" SLURM_SUBMIT_DIR="$TMP" SLURM_JOB_ID=4242 SLUR
   SLURM_JOB_NODELIST=node[1-2] SLURM_NTASKS=1 SLURM_CPUS_PER_TASK=1 DTRAIN_WORKER_BIN="$WORKER"
   DTRAIN_CONFIG="$SRC/examples/fmnist-mlp.ini" DTRAIN_EPOCHS=8
   DTRAIN_SET="tensorboard.enabled=false $SUBSET_SET")
-job slurm1 "${slurm_env[@]}" bash "$D/slurm/train.sbatch"
+bg slurm1 "${slurm_env[@]}" bash "$D/slurm/train.sbatch"
 if wait_log "$TMP/slurm1.log" "^Epoch 1/8" 60; then
   kill -USR1 "$PID_slurm1"
 else
@@ -390,14 +370,14 @@ grep -qE "^Checkpoint .*/checkpoints/dtrain-4242/ckpt-[0-9]+ written \(preempted
   pass || fail "no preemption checkpoint in the Slurm job"
 grep -qx "scancel --signal=TERM 4242" "$FAKE/calls" && grep -qx "scontrol requeue 4242" "$FAKE/calls" &&
   pass || fail "the Slurm job did not signal its tasks and requeue: $(cat "$FAKE/calls")"
-job slurm2 "${slurm_env[@]}" SLURM_RESTART_COUNT=1 bash "$D/slurm/train.sbatch"
+bg slurm2 "${slurm_env[@]}" SLURM_RESTART_COUNT=1 bash "$D/slurm/train.sbatch"
 wait "$PID_slurm2" && pass || fail "the requeued Slurm job failed: $(tail -5 "$TMP/slurm2.log")"
 grep -q "^Resumed from .*/checkpoints/dtrain-4242/ckpt-" "$TMP/slurm2.log" && grep -q "^Epoch 8/8" "$TMP/slurm2.log" &&
   pass || fail "the requeued job did not resume and finish: $(cat "$TMP/slurm2.log")"
 [ "$(grep -c requeue "$FAKE/calls")" = 1 ] && pass || fail "a finished job requeued itself"
 
 # --- the mpirun wrapper: SIGTERM becomes a checkpoint on every rank ---
-job mpi bash "$E" mpirun -n 2 --oversubscribe "$WORKER" \
+bg mpi bash "$E" mpirun -n 2 --oversubscribe "$WORKER" \
   --config "$SRC/examples/fmnist-mlp.ini" --no-progress --set train.epochs=50 \
   --set tensorboard.enabled=false $(data_args "$D6") --set checkpoint.dir="$TMP/mpi-ckpt"
 if wait_log "$TMP/mpi.log" "^Epoch 1/50" 60; then
