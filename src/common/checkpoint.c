@@ -121,9 +121,23 @@ int dt_ckpt_write_file(const char *dir, const char *file, const void *data, size
   return 0;
 }
 
+/* True for the names dtrain gives its checkpoints: a lowercase word, '-', then decimal
+ * digits ("ckpt-0000001200", "ps-000000000000042"). A checkpoint root may be shared
+ * with the user's own folders (or be a volume root with lost+found): only names of
+ * this shape are ever listed, resumed from or pruned. */
+static bool is_checkpoint_name(const char *name) {
+  const char *p = name;
+  while (*p >= 'a' && *p <= 'z') p++;
+  if (p == name || *p != '-' || !p[1]) return false;
+  for (p++; *p; p++)
+    if (*p < '0' || *p > '9') return false;
+  return true;
+}
+
 int dt_ckpt_begin(const char *root, const char *name, dt_ckpt_writer_t **out, dt_error_t *err) {
-  if (!name[0] || strchr(name, '/') || name[0] == '.' || strlen(name) >= FILE_NAME_MAX)
-    return dt_error_set(err, DT_ERR_ARG, "bad checkpoint name '%s'", name);
+  if (!is_checkpoint_name(name) || strlen(name) >= FILE_NAME_MAX)
+    return dt_error_set(err, DT_ERR_ARG, "bad checkpoint name '%s' (wanted a lowercase word, "
+                        "'-' and digits)", name);
   dt_ckpt_writer_t *w = calloc(1, sizeof *w);
   if (!w) return dt_error_set(err, DT_ERR_NOMEM, "out of memory starting a checkpoint");
   int rc;
@@ -211,7 +225,7 @@ int dt_ckpt_set_best(const char *root, const char *name, dt_error_t *err) {
   return write_pointer(root, "best", name, err);
 }
 
-/* Committed checkpoints under root (directories not starting with '.'), sorted by
+/* Committed checkpoints under root (directories with checkpoint names), sorted by
  * name ascending; *out is malloc'd (free each entry and the array). */
 static int list_checkpoints(const char *root, char ***out, int *count) {
   *out = NULL;
@@ -221,7 +235,7 @@ static int list_checkpoints(const char *root, char ***out, int *count) {
   int cap = 0;
   struct dirent *e;
   while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
+    if (!is_checkpoint_name(e->d_name)) continue;
     char p[DT_CKPT_PATH_MAX];
     struct stat st;
     if (snprintf(p, sizeof p, "%s/%s", root, e->d_name) >= (int)sizeof p) continue;
@@ -250,20 +264,67 @@ static void free_list(char **list, int count) {
   free(list);
 }
 
-/* Keeps the newest keep_last checkpoints (by name), the one `latest` names and the one
- * `best` names; removes the rest. */
+static int load_manifest(const char *dir, dt_json_t **out, dt_error_t *err);
+
+/* DIR's manifest if DIR is a checkpoint dtrain wrote: the manifest's own CRC holds and
+ * it names our format. NULL for anything else, which pruning must not touch. */
+static dt_json_t *own_manifest(const char *dir) {
+  dt_json_t *m;
+  if (load_manifest(dir, &m, NULL) != 0) return NULL;
+  const dt_json_t *format = dt_json_get_typed(m, "format", DT_JSON_STRING);
+  if (format && strcmp(format->string, "dtrain-checkpoint") == 0 &&
+      dt_json_get_typed(m, "files", DT_JSON_ARRAY))
+    return m;
+  dt_json_free(m);
+  return NULL;
+}
+
+/* Removes one of our checkpoints: the files its manifest lists, the manifest, then the
+ * directory. Anything else found inside was not ours, so it stays (and so does the
+ * directory, since rmdir then fails). */
+static void remove_checkpoint(const char *dir, const dt_json_t *manifest) {
+  const dt_json_t *files = dt_json_get_typed(manifest, "files", DT_JSON_ARRAY);
+  char p[DT_CKPT_PATH_MAX];
+  for (const dt_json_t *f = files->child; f; f = f->next) {
+    const dt_json_t *name = dt_json_get_typed(f, "name", DT_JSON_STRING);
+    if (name && name->string[0] && name->string[0] != '.' && !strchr(name->string, '/') &&
+        snprintf(p, sizeof p, "%s/%s", dir, name->string) < (int)sizeof p)
+      unlink(p);
+  }
+  if (snprintf(p, sizeof p, "%s/%s", dir, MANIFEST) < (int)sizeof p) unlink(p);
+  rmdir(dir);
+}
+
+/* Keeps the newest keep_last of our checkpoints (by name), the one `latest` names and
+ * the one `best` names; removes the rest. Directories that are not ours (by name and
+ * by manifest) are neither counted nor removed. */
 static void prune(const char *root, int keep_last) {
   char **list;
   int count;
   if (keep_last <= 0 || list_checkpoints(root, &list, &count) != 0) return;
+  dt_json_t **manifests = calloc((size_t)count + 1, sizeof *manifests);
+  if (!manifests) {
+    free_list(list, count);
+    return;
+  }
+  int owned = 0;
+  char p[DT_CKPT_PATH_MAX];
+  for (int i = 0; i < count; i++)
+    if (path_join(p, root, list[i], NULL) == 0 && (manifests[i] = own_manifest(p)))
+      owned++;
   char best[FILE_NAME_MAX] = "", latest[FILE_NAME_MAX] = "";
   read_pointer(root, "best", best, sizeof best);
   read_pointer(root, "latest", latest, sizeof latest);
-  for (int i = 0; i < count - keep_last; i++) {
+  /* list is sorted oldest first: the first (owned - keep_last) owned ones go. */
+  int to_remove = owned - keep_last;
+  for (int i = 0; i < count && to_remove > 0; i++) {
+    if (!manifests[i]) continue;
+    to_remove--;
     if (strcmp(list[i], best) == 0 || strcmp(list[i], latest) == 0) continue;
-    char p[DT_CKPT_PATH_MAX];
-    if (snprintf(p, sizeof p, "%s/%s", root, list[i]) < (int)sizeof p) remove_dir(p);
+    if (path_join(p, root, list[i], NULL) == 0) remove_checkpoint(p, manifests[i]);
   }
+  for (int i = 0; i < count; i++) dt_json_free(manifests[i]);
+  free(manifests);
   free_list(list, count);
 }
 

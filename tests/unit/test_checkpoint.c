@@ -323,6 +323,58 @@ static void test_write_failure(void) {
   CHECK_STR_CONTAINS(err.msg, "afile");
 }
 
+/* Writes a small file at root/rel (its folder must exist). */
+static void write_text(const char *rel, const char *text) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  FILE *f = fopen(p, "w");
+  if (!f) return;
+  fputs(text, f);
+  fclose(f);
+}
+
+/* A checkpoint root shared with the user's own folders (issue 14, defect 1): pruning
+ * removes only checkpoints dtrain wrote, counts only those, and inside one of ours
+ * removes only the files its manifest lists. Runs in root/shared. */
+static void test_prune_leaves_foreign_folders(void) {
+  dt_error_t err = {0};
+  size_t root_len = strlen(root);
+  snprintf(root + root_len, sizeof root - root_len, "/shared");
+  CHECK_INT_EQ(mkdir(root, 0755), 0);
+  /* The user's folders: plain names, a volume root's lost+found, a folder named like a
+   * checkpoint but without our manifest, and one with a manifest of another tool. */
+  static const char *const foreign_dirs[] = {"archive", "backup_2024", "lost+found", "ckpt-00",
+                                             "ckpt-000"};
+  for (size_t i = 0; i < sizeof foreign_dirs / sizeof foreign_dirs[0]; i++) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", root, foreign_dirs[i]);
+    CHECK_INT_EQ(mkdir(p, 0755), 0);
+  }
+  write_text("archive/important.txt", "keep me");
+  write_text("backup_2024/model.bin", "keep me too");
+  write_text("ckpt-00/notes.txt", "mine");
+  write_text("ckpt-000/manifest.json", "{\"format\": \"something-else\"}");
+
+  for (int i = 1; i <= 5; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "ckpt-%02d", i);
+    CHECK_INT_EQ(commit(name, (float)i, 2, &err), 0);
+    /* A file the user dropped into one of our checkpoints is not ours to delete. */
+    if (i == 1) write_text("ckpt-01/my-notes.txt", "mine");
+  }
+  CHECK(path_exists("archive/important.txt"));
+  CHECK(path_exists("backup_2024/model.bin"));
+  CHECK(path_exists("lost+found"));
+  CHECK(path_exists("ckpt-00/notes.txt"));
+  CHECK(path_exists("ckpt-000/manifest.json"));
+  /* Ours are counted on their own: the newest two stay, the older ones go. */
+  CHECK(path_exists("ckpt-04/model.safetensors") && path_exists("ckpt-05/model.safetensors"));
+  CHECK(!path_exists("ckpt-02") && !path_exists("ckpt-03"));
+  CHECK(!path_exists("ckpt-01/model.safetensors") && !path_exists("ckpt-01/manifest.json"));
+  CHECK(path_exists("ckpt-01/my-notes.txt"));
+  root[root_len] = '\0';
+}
+
 int main(void) {
   snprintf(root, sizeof root, "%s/dtrain-ckpt-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   if (!mkdtemp(root)) {
@@ -334,6 +386,7 @@ int main(void) {
   test_safetensors();
   test_directories();
   test_write_failure();
+  test_prune_leaves_foreign_folders();
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);

@@ -15,6 +15,11 @@
  * Any failure (disk full, permission) is returned and the temporary directory is
  * removed; `latest` is untouched.
  *
+ * Names are a lowercase word, '-' and digits (ckpt-0000001200, ps-000000000000042).
+ * ROOT may hold the user's own folders too: only directories with such a name are
+ * listed or resumed from, and pruning removes only those whose manifest is ours, and
+ * in them only the files the manifest lists.
+ *
  * Reading: dt_ckpt_find_latest verifies the checkpoint `latest` names (the manifest,
  * then every file's size and CRC32C); if it is missing or corrupt it says why and
  * falls back to the newest older checkpoint that verifies. */
@@ -33,8 +38,8 @@ enum { DT_CKPT_PATH_MAX = 4096, DT_CKPT_MAX_FILES = 64 };
 
 typedef struct dt_ckpt_writer dt_ckpt_writer_t;
 
-/* Starts checkpoint NAME under ROOT (created if missing): makes ROOT/.tmp-NAME,
- * replacing a stale one left by a crash. */
+/* Starts checkpoint NAME (a lowercase word, '-', digits) under ROOT (created if
+ * missing): makes ROOT/.tmp-NAME, replacing a stale one left by a crash. */
 int dt_ckpt_begin(const char *root, const char *name, dt_ckpt_writer_t **out, dt_error_t *err);
 
 /* The temporary directory, for other processes (ranks) that write their own files
@@ -54,7 +59,7 @@ int dt_ckpt_add_record(dt_ckpt_writer_t *w, const char *file, uint64_t size, uin
                        dt_error_t *err);
 
 /* Writes the manifest (with `info`, a JSON object's text or NULL, stored under "info"),
- * publishes the checkpoint and points `latest` at it; then removes the oldest
+ * publishes the checkpoint and points `latest` at it; then removes the oldest of our
  * checkpoints beyond keep_last (0: keep all), never the one `best` names. Frees w,
  * also on failure (the temporary directory is then removed). */
 int dt_ckpt_commit(dt_ckpt_writer_t *w, const char *info, int keep_last, dt_error_t *err);
