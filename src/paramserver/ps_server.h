@@ -19,11 +19,11 @@
 #include <uv.h>
 
 #include "dtrain/error.h"
-#include "dtrain/layer.h"
 #include "dtrain/log.h"
 #include "dtrain/optim.h"
 #include "dtrain/ps.h"
 #include "dtrain/ps_frame.h"
+#include "dtrain/tensor.h"
 
 typedef struct ps_server ps_server_t;
 typedef struct conn conn_t;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dtrain/clock.h"
 #include "dtrain/json.h"
 #include "trainer.h"
 
@@ -227,7 +228,7 @@ typedef struct {
 int ckpt_save(trainer_t *t, const char *why, dt_error_t *err) {
   dt_comm_t *comm = t->comm;
   dt_model_t *m = &t->model;
-  double start = progress_now();
+  double start = dt_now_s();
   char name[64], tmp[DT_CKPT_PATH_MAX + 80];
   checkpoint_name(t, name, sizeof name);
   snprintf(tmp, sizeof tmp, "%s/.tmp-%s", t->ckpt.dir, name);
@@ -313,7 +314,7 @@ int ckpt_save(trainer_t *t, const char *why, dt_error_t *err) {
   if (outcome[0] && comm->rank != 0)
     rc = dt_error_set(err, DT_ERR_IO, "checkpoint %s was not written (rank 0 says why)", name);
   if (!rc) {
-    double s = progress_now() - start;
+    double s = dt_now_s() - start;
     dt_log_info(&t->log, "Checkpoint %s/%s written (%s): %.1f MB in %.3f s, %.0f MB/s", t->ckpt.dir,
                 name, why, outcome[1] / 1e6, s, outcome[1] / 1e6 / (s > 0 ? s : 1e-9));
     t->last_ckpt_step = t->step;
@@ -521,7 +522,7 @@ static double dir_bytes(const char *dir) {
 
 int ckpt_resume(trainer_t *t, const char *from, bool *found, dt_error_t *err) {
   dt_comm_t *comm = t->comm;
-  double start = progress_now();
+  double start = dt_now_s();
   /* Rank 0 picks the checkpoint; everyone loads that one. */
   struct {
     char dir[DT_CKPT_PATH_MAX];
@@ -578,7 +579,7 @@ int ckpt_resume(trainer_t *t, const char *from, bool *found, dt_error_t *err) {
                         "checkpoint does not fit this data and batch size", pick.dir,
                         t->batch_in_epoch, t->steps_per_epoch);
   t->resumed = true;
-  double mb = dir_bytes(pick.dir) / 1e6, secs = progress_now() - start;
+  double mb = dir_bytes(pick.dir) / 1e6, secs = dt_now_s() - start;
   dt_log_info(&t->log, "Resumed from %s: epoch %ld, batch %ld, step %ld (%.1f MB verified and "
               "loaded in %.3f s, %.0f MB/s)", pick.dir, t->epoch + 1, t->batch_in_epoch, t->step,
               mb, secs, mb / (secs > 0 ? secs : 1e-9));

@@ -3,16 +3,11 @@
 #include "progress.h"
 
 #include <math.h>
-#include <time.h>
 #include <unistd.h>
 
-enum { BAR_WIDTH = 30 };
+#include "dtrain/clock.h"
 
-double progress_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+enum { BAR_WIDTH = 30 };
 
 void progress_init(progress_t *p, FILE *out, bool allowed) {
   p->out = out;
@@ -22,13 +17,13 @@ void progress_init(progress_t *p, FILE *out, bool allowed) {
 
 void progress_begin(progress_t *p, long total_steps) {
   p->total = total_steps;
-  p->start = progress_now();
+  p->start = dt_now_s();
   p->last_draw = 0.0;
 }
 
 void progress_update(progress_t *p, long done, double loss, double accuracy) {
   if (!p->enabled) return;
-  double now = progress_now();
+  double now = dt_now_s();
   if (done < p->total && now - p->last_draw < 0.1) return;
   p->last_draw = now;
   int filled = p->total > 0 ? (int)(BAR_WIDTH * done / p->total) : BAR_WIDTH;

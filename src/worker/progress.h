@@ -21,6 +21,4 @@ void progress_update(progress_t *p, long done, double loss, double accuracy);
 /* Clears the bar so the epoch line can take its place. */
 void progress_end(progress_t *p);
 
-double progress_now(void);
-
 #endif

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ps_client.h"
 
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -21,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dtrain/clock.h"
 #include "dtrain/ps_frame.h"
 
 /* Reconnect backoff: doubling from the first delay up to the last. */
@@ -112,12 +114,6 @@ struct ps_client {
    * a server knows which rounds this worker is surely past. */
   int64_t acked_clock;
 };
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- failure, shared with the trainer ---- */
 
@@ -266,7 +262,7 @@ static void conn_down(ps_client_t *c, conn_t *k, const char *why) {
   clear_segs(k);
   k->rd.start = k->rd.end = 0;
   k->direct_left = 0;
-  double now = now_s();
+  double now = dt_now_s();
   if (k->phase != DOWN || k->down_since == 0.0) k->down_since = now;
   if (k->was_ready && !k->reported_down) {
     dt_log_warn(&c->log, "parameter server %s: %s; reconnecting", k->name, why);
@@ -336,7 +332,7 @@ static void on_welcome(ps_client_t *c, conn_t *k, const Dtrain__Ps__Welcome *w) 
   k->backoff = BACKOFF_FIRST_S;
   if (k->reported_down)
     dt_log_info(&c->log, "parameter server %s: reconnected after %.1f s", k->name,
-                now_s() - k->down_since);
+                dt_now_s() - k->down_since);
   k->reported_down = false;
   k->was_ready = true;
   if (!w->initialized && !queue_init(c, k)) {
@@ -583,7 +579,7 @@ static void *thread_main(void *arg) {
   ps_client_t *c = arg;
   struct pollfd pf[DT_PS_MAX_SERVERS + 1];
   for (;;) {
-    double now = now_s();
+    double now = dt_now_s();
     pthread_mutex_lock(&c->mu);
     bool stop = c->stop, failed = c->failed;
     pthread_mutex_unlock(&c->mu);
@@ -610,7 +606,7 @@ static void *thread_main(void *arg) {
       fail(c, DT_ERR_COMM, "poll: %s", strerror(errno));
       break;
     }
-    now = now_s();
+    now = dt_now_s();
     if (r > 0 && (pf[0].revents & POLLIN)) {
       char buf[64];
       while (read(c->wake[0], buf, sizeof buf) > 0) {
@@ -702,7 +698,7 @@ int ps_client_start(ps_client_t **out, const ps_client_opts_t *o, const float *i
   if ((rc = build_init(c, init_params, err))) return rc;
   if (!(c->conns = calloc((size_t)c->n, sizeof *c->conns)))
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory");
-  double now = now_s();
+  double now = dt_now_s();
   size_t max_body = (size_t)(o->cfg->max_frame_mb * 1048576.0);
   for (int i = 0; i < c->n; i++) {
     conn_t *k = &c->conns[i];
@@ -783,14 +779,14 @@ int ps_client_stop(ps_client_t *c, dt_error_t *err) {
   c->thread_started = false;
   /* BYE from this thread now that the other has ended: servers then drop us at once
    * instead of after their heartbeat timeout. */
-  double deadline = now_s() + BYE_WAIT_S;
+  double deadline = dt_now_s() + BYE_WAIT_S;
   for (int i = 0; i < c->n; i++) {
     conn_t *k = &c->conns[i];
     if (k->phase != READY) continue;
     if (!queue_small(k, DT_PS_BYE, 0)) continue;
-    while (k->nsegs && k->fd >= 0 && now_s() < deadline) {
+    while (k->nsegs && k->fd >= 0 && dt_now_s() < deadline) {
       struct pollfd pf = {.fd = k->fd, .events = POLLOUT};
-      if (poll(&pf, 1, 100) > 0 && !flush(c, k, now_s())) break;
+      if (poll(&pf, 1, 100) > 0 && !flush(c, k, dt_now_s())) break;
     }
   }
   return rc;

@@ -2,17 +2,14 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ps_sync.h"
 
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "dtrain/clock.h"
 
 int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int world,
                   const dt_log_t *log, dt_error_t *err) {
@@ -56,9 +53,9 @@ static void install(ps_sync_t *ps, dt_model_t *m) {
 }
 
 static int wait_exchange(ps_sync_t *ps, dt_model_t *m, dt_error_t *err) {
-  double t0 = now_s();
+  double t0 = dt_now_s();
   int rc = ps_client_wait(ps->client, err);
-  ps->wait_s += now_s() - t0;
+  ps->wait_s += dt_now_s() - t0;
   ps->pending = false;
   if (rc) return rc;
   install(ps, m);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dtrain/clock.h"
 #include "agreement.h"
 #include "preempt.h"
 
@@ -260,7 +261,7 @@ static double current_lr(const trainer_t *t) {
 static int train_step(trainer_t *t, size_t g, double *loss, double *correct, double *total,
                       step_times_t *times, dt_error_t *err) {
   dt_model_t *m = &t->model;
-  double t0 = progress_now();
+  double t0 = dt_now_s();
   dt_grad_sync_begin(&t->sync, t->step + 1);
   if (t->stall_at_step == t->step + 1) {
     dt_log_warn(&t->log, "DT_TEST_STALL_RANK/DT_TEST_STALL_AT_STEP: this rank stops answering "
@@ -272,7 +273,7 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
       dt_shard_batch(t->perm, g, (size_t)batch, t->comm->rank, t->comm->world);
   dt_dataset_gather(&t->train, idx, (size_t)batch, m->acts[0], t->labels);
   fill_targets(t, batch);
-  double t1 = progress_now();
+  double t1 = dt_now_s();
   const float *y = dt_model_forward(m, batch, true, &t->rng);
   int dim = (int)dt_model_output_size(m);
   *loss = dt_loss_compute(m->loss, y, batch, dim, t->labels, t->targets, m->dout);
@@ -280,12 +281,12 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   *correct += (double)dt_loss_count_correct(m->loss, y, batch, dim, t->labels, t->targets, &n);
   *total += (double)n;
   dt_model_backward(m, batch);
-  double t2 = progress_now();
+  double t2 = dt_now_s();
   int rc = dt_grad_sync_finish(&t->sync, err);
   if (rc) return rc;
   /* The gradients are the same on every rank by now, so clipping agrees too. */
   if (t->clipnorm > 0) dt_clip_by_global_norm(m->grad_buf, m->num_params, (float)t->clipnorm);
-  double t3 = progress_now();
+  double t3 = dt_now_s();
   float lr = (float)current_lr(t);
   if (t->opt.ps) {
     /* The parameter servers run the optimizer: gradients go out, parameters come in. */
@@ -295,7 +296,7 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
     dt_optim_update(&t->optim, m->param_buf, m->grad_buf, 0, m->num_params, lr, m->params,
                     m->nparams);
   }
-  double t4 = progress_now();
+  double t4 = dt_now_s();
   times->data_s = t1 - t0;
   times->compute_s = (t2 - t1) + (t4 - t3);
   times->comm_s = t3 - t2;
@@ -499,7 +500,7 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
   while (t->epoch < t->opt.epochs && !stopped_early(t)) {
     dt_epoch_permutation(t->opt.seed, (uint64_t)t->epoch, t->perm, t->train.n);
     progress_begin(&t->progress, t->steps_per_epoch);
-    double start = progress_now();
+    double start = dt_now_s();
     long first = t->batch_in_epoch;
     for (long g = first; g < t->steps_per_epoch; g++) {
       double loss;
@@ -542,7 +543,7 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
         save_or_warn(t, why);
       }
     }
-    double seconds = progress_now() - start;
+    double seconds = dt_now_s() - start;
     progress_end(&t->progress);
     if ((rc = finish_epoch(t, t->steps_per_epoch - first, seconds, err))) return rc;
   }

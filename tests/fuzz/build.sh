@@ -11,13 +11,13 @@ if [ -z "$CLANG" ]; then
   echo "tests/fuzz/build.sh: clang not found (Debian package clang)" >&2
   exit 1
 fi
-gen="$BUILD/src/common/proto/ps.pb-c.c"
+gen="$BUILD/src/psproto/proto/ps.pb-c.c"
 [ -f "$gen" ] || { echo "tests/fuzz/build.sh: $gen is missing: build dtrain first" >&2; exit 1; }
 mkdir -p "$BUILD/fuzz"
 # shellcheck disable=SC2046
 "$CLANG" -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address,undefined \
-  -fno-sanitize-recover=undefined -I"$SRC/src/common/include" -I"$BUILD/src/common/proto" \
-  $(pkg-config --cflags libprotobuf-c) \
-  "$SRC/tests/fuzz/fuzz_ps_frame.c" "$SRC/src/common/ps_frame.c" "$SRC/src/common/ps_range.c" \
-  "$SRC/src/common/error.c" "$gen" $(pkg-config --libs libprotobuf-c) \
+  -fno-sanitize-recover=undefined -I"$SRC/src/core/include" -I"$SRC/src/train/include" \
+  -I"$SRC/src/psproto/include" -I"$BUILD/src/psproto/proto" $(pkg-config --cflags libprotobuf-c) \
+  "$SRC/tests/fuzz/fuzz_ps_frame.c" "$SRC/src/psproto/ps_frame.c" "$SRC/src/psproto/ps_range.c" \
+  "$SRC/src/core/error.c" "$gen" $(pkg-config --libs libprotobuf-c) \
   -o "$BUILD/fuzz/fuzz_ps_frame"

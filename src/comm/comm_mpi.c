@@ -35,6 +35,8 @@
 #include <time.h>
 
 #include "dtrain/comm.h"
+
+#include "dtrain/clock.h"
 #include "dtrain/hot.h"
 
 const char *const dt_allreduce_names[] = {"ring", "mpi", NULL};
@@ -68,12 +70,6 @@ typedef struct {
 } mpi_t;
 
 static mpi_t *impl(dt_comm_t *c) { return (mpi_t *)c->impl; }
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int mpi_error(int mrc, const char *what, dt_error_t *err) {
   char text[MPI_MAX_ERROR_STRING];
@@ -149,9 +145,9 @@ static void describe_peers(dt_comm_t *c, int64_t seq, char *out, size_t cap) {
       rq[r] = MPI_REQUEST_NULL;
   }
   /* A second is plenty for a read from memory; what has not come by then will not. */
-  double deadline = now_s() + 1.0;
+  double deadline = dt_now_s() + 1.0;
   int left = world - 1;
-  while (left > 0 && now_s() < deadline) {
+  while (left > 0 && dt_now_s() < deadline) {
     left = 0;
     for (int r = 0; r < world; r++) {
       if (r == c->rank || answered[r] || rq[r] == MPI_REQUEST_NULL) continue;
@@ -216,13 +212,13 @@ static void back_off(double waited) {
 /* Waits for one request started as collective number seq. */
 static int wait_one(dt_comm_t *c, MPI_Request *req, int64_t seq, const char *what,
                     dt_error_t *err) {
-  double start = now_s(), waited = 0.0;
+  double start = dt_now_s(), waited = 0.0;
   for (unsigned spin = 0;; spin++) {
     int flag = 0, mrc = MPI_Test(req, &flag, MPI_STATUS_IGNORE);
     if (mrc != MPI_SUCCESS) return mpi_error(mrc, what, err);
     if (flag) return 0;
     if ((spin & 31) == 0) {
-      waited = now_s() - start;
+      waited = dt_now_s() - start;
       if (waited > c->timeout_s) return timeout_error(c, what, seq, err);
     }
     back_off(waited);
@@ -422,13 +418,13 @@ static int progress(dt_comm_t *c, dt_error_t *err) {
 static int wait_all(dt_comm_t *c, int *stuck, dt_error_t *err) {
   mpi_t *m = impl(c);
   if (stuck) *stuck = -1;
-  double start = now_s(), waited = 0.0;
+  double start = dt_now_s(), waited = 0.0;
   for (unsigned spin = 0;; spin++) {
     int left = test_pending(c, err);
     if (left < 0) return left;
     if (left == 0) break;
     if ((spin & 31) == 0) {
-      waited = now_s() - start;
+      waited = dt_now_s() - start;
       if (waited > c->timeout_s) {
         int first = 0;
         while (m->pending[first].done) first++;

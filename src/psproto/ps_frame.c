@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dtrain/ps.h"
+#include "dtrain/ps_range.h"
 
 /* Between frames the reader asks for this much at a time: small frames (PULL,
  * HEARTBEAT) arrive several per read, large ones are read straight to their end. */

@@ -1,9 +1,10 @@
-/* The split of the parameter vector over servers and the model signature (see ps.h). */
+/* The split of the parameter vector over servers and the model signature (see
+ * ps_range.h). */
+#include "dtrain/ps_range.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "dtrain/ps.h"
 
 void dt_ps_range(uint64_t n, unsigned num_servers, unsigned k, uint64_t *begin, uint64_t *end) {
   /* n < 2^40 and K <= 2^16 in practice; in 128 bits the products cannot overflow for

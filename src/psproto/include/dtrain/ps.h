@@ -1,8 +1,7 @@
-/* What the parameter server and its workers must compute the same way: the split of
- * the flat parameter vector into server ranges, the model signature that HELLO
- * carries, and the [ps] section of the run config (one reader for both programs, so
- * that a job's config file can be given to dtrain-ps and dtrain-worker alike).
- * Token comparison in constant time lives here too. */
+/* The [ps] section of the run config (one reader for both programs, so that a job's
+ * config file can be given to dtrain-ps and dtrain-worker alike), server addresses,
+ * and token comparison in constant time. The ranges and the model signature are in
+ * ps_range.h. */
 #ifndef DTRAIN_PS_H
 #define DTRAIN_PS_H
 
@@ -12,21 +11,9 @@
 
 #include "dtrain/config.h"
 #include "dtrain/error.h"
-#include "dtrain/layer.h"
-#include "dtrain/optim.h"
 #include "dtrain/ps_frame.h"
+#include "dtrain/ps_range.h"
 
-/* Server k of K owns [floor(n*k/K), floor(n*(k+1)/K)): ranges differ in length by at
- * most one and depend only on (n, K, k). */
-void dt_ps_range(uint64_t n, unsigned num_servers, unsigned k, uint64_t *begin, uint64_t *end);
-
-/* FNV-1a 64 over a canonical text of every tensor (name, shape, offset, count, decay),
- * the parameter count and the optimizer's settings: workers of one job and the
- * servers they talk to must agree on it. */
-uint64_t dt_ps_signature(const dt_param_info_t *tensors, int n, uint64_t num_params,
-                         const dt_optim_config_t *opt);
-
-typedef enum { DT_PS_ASYNC = 0, DT_PS_SSP = 1, DT_PS_SYNC = 2 } dt_ps_consistency;
 extern const char *const dt_ps_consistency_names[]; /* "async", "ssp", "sync", NULL */
 
 enum { DT_PS_HOST_MAX = 256, DT_PS_PATH_MAX = 4096 };

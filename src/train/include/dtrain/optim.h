@@ -23,7 +23,7 @@
 
 #include "dtrain/config.h"
 #include "dtrain/error.h"
-#include "dtrain/layer.h"
+#include "dtrain/tensor.h"
 
 typedef enum { DT_OPT_SGD, DT_OPT_ADAM, DT_OPT_RMSPROP, DT_OPT_ADADELTA } dt_optim_kind;
 

@@ -35,6 +35,9 @@ enum {
 /* Largest model the protocol describes: 2^40 parameters. */
 #define DT_PS_MAX_PARAMS ((uint64_t)1 << 40)
 
+/* How a server orders updates, as WELCOME carries it (names in ps.h). */
+typedef enum { DT_PS_ASYNC = 0, DT_PS_SSP = 1, DT_PS_SYNC = 2 } dt_ps_consistency;
+
 typedef enum {
   DT_PS_HELLO = DTRAIN__PS__MESSAGE_TYPE__HELLO,
   DT_PS_WELCOME = DTRAIN__PS__MESSAGE_TYPE__WELCOME,

@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #include "dtrain/error.h"
-#include "dtrain/layer.h"
+#include "dtrain/tensor.h"
 #include "dtrain/log.h"
 
 enum { DT_CKPT_PATH_MAX = 4096, DT_CKPT_MAX_FILES = 64 };
