@@ -289,6 +289,19 @@ void dt_model_backward(dt_model_t *m, int batch) {
 size_t dt_model_input_size(const dt_model_t *m) { return dt_shape_size(&m->in_shape); }
 size_t dt_model_output_size(const dt_model_t *m) { return dt_shape_size(&m->out_shape); }
 
+int dt_model_to_host(dt_model_t *m, dt_model_buffer which, float **host, dt_error_t *err) {
+  (void)err;
+  *host = which == DT_MODEL_PARAMS ? m->param_buf
+          : which == DT_MODEL_GRADS ? m->grad_buf
+                                    : m->state_buf;
+  return 0;
+}
+
+int dt_model_from_host(dt_model_t *m, dt_model_buffer which, dt_error_t *err) {
+  (void)m, (void)which, (void)err;
+  return 0;
+}
+
 /* snprintf at buf + *used that keeps counting the length once buf is full. */
 static void append(char *buf, size_t cap, size_t *used, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

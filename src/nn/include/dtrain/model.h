@@ -77,6 +77,17 @@ void dt_model_backward(dt_model_t *m, int batch);
 size_t dt_model_input_size(const dt_model_t *m);
 size_t dt_model_output_size(const dt_model_t *m);
 
+/* The model's flat buffers as host memory, for whoever reads or writes them on the
+ * host: checkpoints, the PS client, TensorBoard, metrics, best weights. Nothing else
+ * touches param_buf, grad_buf or state_buf directly outside nn/.
+ * dt_model_to_host brings buffer `which` to host memory (all num_params or num_states
+ * floats) and points *host at it; after writing into that memory, dt_model_from_host
+ * hands it back to the device. On the CPU backend the buffers are host memory: both
+ * copy nothing. */
+typedef enum { DT_MODEL_PARAMS, DT_MODEL_GRADS, DT_MODEL_STATES } dt_model_buffer;
+int dt_model_to_host(dt_model_t *m, dt_model_buffer which, float **host, dt_error_t *err);
+int dt_model_from_host(dt_model_t *m, dt_model_buffer which, dt_error_t *err);
+
 /* A multi-line summary like Keras' model.summary(): layer, output shape, params. */
 size_t dt_model_summary(const dt_model_t *m, char *buf, size_t cap);
 
