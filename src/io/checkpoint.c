@@ -563,9 +563,17 @@ int dt_ckpt_find_latest(const char *root, dt_log_t *log, char *dir, dt_error_t *
   /* Candidates: `latest` first, then every directory from the newest name down. */
   rc = DT_ERR_NOT_FOUND;
   char reason[DT_ERROR_MSG_MAX] = "";
+  int tried = 0;
   for (int i = has_latest ? -1 : 0; i < count; i++) {
     const char *name = i < 0 ? latest : list[count - 1 - i];
     if (i >= 0 && has_latest && strcmp(name, latest) == 0) continue;
+    /* A directory with our kind of name but no manifest at all was never committed by
+     * us (commit renames only after the manifest is written): the user's, not tried.
+     * The one `latest` names is always tried, so a damaged one is reported. */
+    char manifest[DT_CKPT_PATH_MAX + sizeof MANIFEST];
+    snprintf(manifest, sizeof manifest, "%s/%s/%s", root, name, MANIFEST);
+    if (i >= 0 && !exists(manifest)) continue;
+    tried++;
     dt_error_t verr = {0};
     if (path_join(path, root, name, &verr) == 0 && dt_ckpt_verify(path, &verr) == 0) {
       if (reason[0])
@@ -579,6 +587,7 @@ int dt_ckpt_find_latest(const char *root, dt_log_t *log, char *dir, dt_error_t *
                 verr.msg);
   }
   free_list(list, count);
+  if (rc && !tried) return dt_error_set(err, DT_ERR_NOT_FOUND, "no checkpoint in %s", root);
   if (rc)
     return dt_error_set(err, DT_ERR_FORMAT, "no usable checkpoint in %s (the last problem: %s)",
                         root, reason);

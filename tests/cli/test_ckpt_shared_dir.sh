@@ -1,6 +1,7 @@
-# A checkpoint directory the user shares with folders of their own (issue 14, defect
-# 1): the worker's keep_last and the server's keep_checkpoints prune only checkpoints
-# dtrain wrote; the user's folders and files are still there, byte for byte.
+# A checkpoint directory the user shares with folders of their own (issue 14, defects
+# 1 and 2): the worker's keep_last and the server's keep_checkpoints prune only
+# checkpoints dtrain wrote, and the user's folders and files are still there, byte for
+# byte; --resume on a fresh volume's root (lost+found only) starts from scratch.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ps.sh"
 
@@ -36,6 +37,24 @@ expect_user_folders "$W" "worker keep_last"
 # Ours still count among themselves: the newest two stay, and the one `best` names.
 ours=$(cd "$W" && ls -d ckpt-* | grep -vxF -e ckpt-0000000001 -e "$(cat best 2>/dev/null)" | wc -l)
 [ "$ours" -eq 2 ] && pass || fail "worker: $ours of its own checkpoints kept besides best, expected 2: $(ls "$W")"
+
+# --resume where there is only lost+found (a fresh ext4 volume) and the user's folders:
+# nothing to resume, so both programs start from scratch.
+V="$TMP/volume"
+mkdir -p "$V/lost+found"
+add_user_folders "$V"
+# shellcheck disable=SC2046
+out=$("$WORKER" --config "$SRC/examples/fmnist-mlp.ini" $(data_args "$D") --no-progress \
+  --set tensorboard.enabled=false --set train.epochs=1 --set checkpoint.dir="$V" --resume 2>&1) &&
+  grep -q "^--resume: no checkpoint in $V; starting from scratch" <<<"$out" && pass ||
+  fail "worker --resume on a fresh volume: $out"
+V="$TMP/server-volume"
+mkdir -p "$V/lost+found"
+add_user_folders "$V"
+ps_start v --resume --set ps.checkpoint_dir="$V" || finish
+wait_log "$TMP/v.log" "--resume: no checkpoint in .*; starting empty" 10 && pass ||
+  fail "server --resume on a fresh volume: $(cat "$TMP/v.log")"
+ps_stop v
 
 # The server: a checkpoint every 5 updates, keep the last 2.
 S="$TMP/server-ckpt"

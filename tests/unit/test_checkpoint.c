@@ -375,6 +375,37 @@ static void test_prune_leaves_foreign_folders(void) {
   root[root_len] = '\0';
 }
 
+/* A fresh volume's root holds lost+found and maybe the user's folders (issue 14, defect
+ * 2): there is no checkpoint to resume (DT_ERR_NOT_FOUND, so --resume starts from
+ * scratch), and foreign folders are not even tried as candidates. Runs in root/volume. */
+static void test_resume_on_fresh_volume(void) {
+  dt_error_t err = {0};
+  char dir[DT_CKPT_PATH_MAX];
+  size_t root_len = strlen(root);
+  snprintf(root + root_len, sizeof root - root_len, "/volume");
+  CHECK_INT_EQ(mkdir(root, 0755), 0);
+  char p[512];
+  snprintf(p, sizeof p, "%s/lost+found", root);
+  CHECK_INT_EQ(mkdir(p, 0700), 0);
+  dt_log_t log = dt_log_make(0, 1);
+  log.quiet = true;
+  FILE *warnings = tmpfile();
+  log.err = warnings;
+  CHECK_INT_EQ(dt_ckpt_find_latest(root, &log, dir, &err), DT_ERR_NOT_FOUND);
+  CHECK_STR_CONTAINS(err.msg, "no checkpoint in");
+  snprintf(p, sizeof p, "%s/archive", root);
+  CHECK_INT_EQ(mkdir(p, 0755), 0);
+  CHECK_INT_EQ(dt_ckpt_find_latest(root, &log, dir, &err), DT_ERR_NOT_FOUND);
+  /* Nothing was tried, so nothing was reported. */
+  CHECK_INT_EQ(ftell(warnings), 0);
+  fclose(warnings);
+  /* A checkpoint written beside them is found. */
+  CHECK_INT_EQ(commit("ckpt-01", 1.0f, 3, &err), 0);
+  CHECK_INT_EQ(dt_ckpt_find_latest(root, &log, dir, &err), 0);
+  CHECK_STR_CONTAINS(dir, "/volume/ckpt-01");
+  root[root_len] = '\0';
+}
+
 int main(void) {
   snprintf(root, sizeof root, "%s/dtrain-ckpt-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   if (!mkdtemp(root)) {
@@ -387,6 +418,7 @@ int main(void) {
   test_directories();
   test_write_failure();
   test_prune_leaves_foreign_folders();
+  test_resume_on_fresh_volume();
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);

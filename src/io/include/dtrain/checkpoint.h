@@ -75,8 +75,9 @@ int dt_ckpt_verify(const char *dir, dt_error_t *err);
 
 /* The newest checkpoint under ROOT that verifies, as a directory path into dir (of
  * size DT_CKPT_PATH_MAX). Each skipped checkpoint is reported through log with the
- * reason. DT_ERR_NOT_FOUND when ROOT holds no checkpoint at all; DT_ERR_FORMAT when
- * it holds some but none verifies. ROOT may also name a checkpoint directory itself. */
+ * reason. DT_ERR_NOT_FOUND when ROOT holds no checkpoint at all (folders that are
+ * not ours, such as lost+found or one with our kind of name but no manifest, do not
+ * count); DT_ERR_FORMAT when it holds some but none verifies. ROOT may also name a checkpoint directory itself. */
 int dt_ckpt_find_latest(const char *root, dt_log_t *log, char *dir, dt_error_t *err);
 
 /* Reads DIR/FILE whole into a malloc'd buffer. */
