@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -30,6 +31,10 @@ enum { IDX_TYPE_U8 = 0x08 };
  * above 16 GiB turns that into a clear format error instead of a failed or, worse,
  * successful giant malloc. */
 #define IDX_MAX_BYTES ((uint64_t)1 << 34)
+
+/* A payload is read into a buffer of this size first, doubled as the data keeps coming,
+ * so that what is allocated follows what the file holds, not what its header claims. */
+#define READ_START_BYTES ((size_t)1 << 20)
 
 /* gzread takes and returns int-sized counts, so large reads go in pieces of this size. */
 #define GZ_CHUNK ((size_t)1 << 30)
@@ -193,15 +198,41 @@ int dt_idx_read(const char *path, int expect_ndims, uint8_t **data, uint32_t *di
   int rc = read_header(gz, path, expect_ndims, dims, &total, err);
   if (rc < 0) goto done;
 
-  /* malloc(0) may return NULL, so an empty file still gets a real (1-byte) buffer. */
-  buf = malloc(total > 0 ? (size_t)total : 1);
+  /* The header is only a claim: a 13-byte file may say it holds 4 GiB. An uncompressed
+   * file is checked against its real size before anything is allocated... */
+  size_t header_bytes = 4 + 4 * (size_t)expect_ndims;
+  struct stat st;
+  if (gzdirect(gz) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+      (uint64_t)st.st_size < header_bytes + total) {
+    rc = dt_error_set(err, DT_ERR_FORMAT, "'%s': truncated: expected %llu data bytes after the "
+                      "header, got %llu (the file's size)", path, (unsigned long long)total,
+                      (unsigned long long)((uint64_t)st.st_size - header_bytes));
+    goto done;
+  }
+  /* ... and a compressed one (whose real size shows only by inflating it) is read
+   * into a buffer that grows with the data that actually arrives. */
+  size_t cap = total < READ_START_BYTES ? (size_t)total : READ_START_BYTES, got = 0;
+  buf = malloc(cap > 0 ? cap : 1); /* malloc(0) may return NULL */
+  while (buf) {
+    size_t more = 0;
+    rc = read_fully(gz, path, buf + got, cap - got, &more, err);
+    got += more;
+    if (rc < 0 || got < cap || cap == total) break;
+    size_t grown = cap > (size_t)total / 2 ? (size_t)total : 2 * cap;
+    uint8_t *bigger = realloc(buf, grown);
+    if (!bigger) {
+      free(buf);
+      buf = NULL;
+      break;
+    }
+    buf = bigger;
+    cap = grown;
+  }
   if (!buf) {
     rc = dt_error_set(err, DT_ERR_NOMEM, "'%s': cannot allocate %llu bytes for the data", path,
                       (unsigned long long)total);
     goto done;
   }
-  size_t got = 0;
-  rc = read_fully(gz, path, buf, (size_t)total, &got, err);
   if (rc < 0) goto done;
   if (got < total) {
     rc = truncated(gz, path, "data bytes after the header", total, got, err);
