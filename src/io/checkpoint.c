@@ -395,14 +395,37 @@ int dt_ckpt_commit(dt_ckpt_writer_t *w, const char *info, int keep_last, dt_erro
 
 /* ---- reading ---- */
 
+/* Opens PATH for reading only if it is a regular file: a FIFO or a link to /dev/zero
+ * put into a checkpoint would otherwise block or never end. O_NONBLOCK keeps the open
+ * itself from waiting for a FIFO's writer; it is cleared again for the reads. */
+static int open_regular(const char *path, FILE **out, dt_error_t *err) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return dt_error_set(err, errno == ENOENT ? DT_ERR_NOT_FOUND : DT_ERR_IO,
+                        "cannot open %s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return dt_error_set(err, DT_ERR_FORMAT, "%s: not a regular file", path);
+  }
+  int flags = fcntl(fd, F_GETFL);
+  FILE *f = flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 ? NULL : fdopen(fd, "rb");
+  if (!f) {
+    int e = errno;
+    close(fd);
+    return dt_error_set(err, DT_ERR_IO, "cannot open %s: %s", path, strerror(e));
+  }
+  *out = f;
+  return 0;
+}
+
 int dt_ckpt_read_file(const char *dir, const char *file, void **data, size_t *len,
                       dt_error_t *err) {
   char path[DT_CKPT_PATH_MAX];
   int rc = path_join(path, dir, file, err);
   if (rc) return rc;
-  FILE *f = fopen(path, "rb");
-  if (!f) return dt_error_set(err, errno == ENOENT ? DT_ERR_NOT_FOUND : DT_ERR_IO,
-                              "cannot open %s: %s", path, strerror(errno));
+  FILE *f;
+  if ((rc = open_regular(path, &f, err))) return rc;
   struct stat st;
   if (fstat(fileno(f), &st) != 0) {
     fclose(f);
@@ -459,8 +482,11 @@ static int load_manifest(const char *dir, dt_json_t **out, dt_error_t *err) {
 
 /* CRC32C of a file read in chunks; sets *size. */
 static int crc_file(const char *path, uint64_t *size, uint32_t *crc, dt_error_t *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return dt_error_set(err, DT_ERR_FORMAT, "%s: missing (%s)", path, strerror(errno));
+  FILE *f;
+  int rc = open_regular(path, &f, err);
+  if (rc == DT_ERR_NOT_FOUND) return dt_error_set(err, DT_ERR_FORMAT, "%s: missing (%s)", path,
+                                                  strerror(ENOENT));
+  if (rc) return rc;
   char *buf = malloc(READ_CHUNK);
   if (!buf) {
     fclose(f);
@@ -487,13 +513,22 @@ int dt_ckpt_verify(const char *dir, dt_error_t *err) {
   int rc = load_manifest(dir, &m, err);
   if (rc) return rc;
   const dt_json_t *files = dt_json_get_typed(m, "files", DT_JSON_ARRAY);
-  if (!files) rc = dt_error_set(err, DT_ERR_FORMAT, "%s/%s: no \"files\" list", dir, MANIFEST);
+  /* Every checkpoint holds at least its model file: an empty list verifies nothing. */
+  if (!files || files->count == 0)
+    rc = dt_error_set(err, DT_ERR_FORMAT, "%s/%s: no \"files\" listed", dir, MANIFEST);
   for (const dt_json_t *f = files ? files->child : NULL; f && !rc; f = f->next) {
     const dt_json_t *name = dt_json_get_typed(f, "name", DT_JSON_STRING);
     const dt_json_t *size = dt_json_get_typed(f, "size", DT_JSON_NUMBER);
     const dt_json_t *crc = dt_json_get_typed(f, "crc32c", DT_JSON_STRING);
     if (!name || !size || !crc || strchr(name->string, '/')) {
       rc = dt_error_set(err, DT_ERR_FORMAT, "%s/%s: a bad file entry", dir, MANIFEST);
+      break;
+    }
+    /* A size is a whole number of bytes a double holds exactly (below 2^53). */
+    if (!(size->number >= 0 && size->number <= 9007199254740992.0) ||
+        size->number != (double)(uint64_t)size->number) {
+      rc = dt_error_set(err, DT_ERR_FORMAT, "%s/%s: file %s has size %g, not a byte count", dir,
+                        MANIFEST, name->string, size->number);
       break;
     }
     char path[DT_CKPT_PATH_MAX];

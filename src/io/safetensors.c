@@ -117,6 +117,12 @@ int dt_safetensors_decode_parts(const void *data, size_t len, const dt_param_inf
   int rc = parse_header(data, len, what, &hdr, &start, err);
   if (rc) return rc;
   size_t data_len = len - start;
+  /* Which of the model's tensors the file gave: each exactly once. */
+  bool *seen = calloc((size_t)(n > 0 ? n : 1), sizeof *seen);
+  if (!seen) {
+    dt_json_free(hdr);
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory decoding %s", what);
+  }
   int found = 0;
   for (const dt_json_t *e = hdr->child; e && !rc; e = e->next) {
     if (strcmp(e->key, "__metadata__") == 0) continue;
@@ -127,6 +133,11 @@ int dt_safetensors_decode_parts(const void *data, size_t len, const dt_param_inf
                         "(a checkpoint of a different model?)", what, e->key);
       break;
     }
+    if (seen[i]) {
+      rc = dt_error_set(err, DT_ERR_FORMAT, "%s: tensor '%s' appears twice", what, e->key);
+      break;
+    }
+    seen[i] = true;
     const dt_json_t *dtype = dt_json_get_typed(e, "dtype", DT_JSON_STRING);
     const dt_json_t *shape = dt_json_get_typed(e, "shape", DT_JSON_ARRAY);
     const dt_json_t *offs = dt_json_get_typed(e, "data_offsets", DT_JSON_ARRAY);
@@ -162,15 +173,11 @@ int dt_safetensors_decode_parts(const void *data, size_t len, const dt_param_inf
            tensors[i].count * sizeof(float));
     found++;
   }
-  if (!rc && found != n) {
-    for (int i = 0; i < n; i++)
-      if (!dt_json_get(hdr, tensors[i].name)) {
-        rc = dt_error_set(err, DT_ERR_SHAPE, "%s: tensor '%s' of the model is missing (%d of %d "
-                          "found)", what, tensors[i].name, found, n);
-        break;
-      }
-    if (!rc) rc = dt_error_set(err, DT_ERR_FORMAT, "%s: a tensor name appears twice", what);
-  }
+  for (int i = 0; i < n && !rc; i++)
+    if (!seen[i])
+      rc = dt_error_set(err, DT_ERR_SHAPE, "%s: tensor '%s' of the model is missing (%d of %d "
+                        "found)", what, tensors[i].name, found, n);
+  free(seen);
   dt_json_free(hdr);
   return rc;
 }

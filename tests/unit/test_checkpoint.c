@@ -2,8 +2,9 @@
  * directories (commit, latest, pruning, best, verification of corrupt and truncated
  * files, the fallback to an older checkpoint, and write failures that must leave
  * `latest` alone). Runs in a fresh temporary directory. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* memmem */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "dtrain/checkpoint.h"
+#include "dtrain/crc32c.h"
 #include "dtrain/json.h"
 #include "test_util.h"
 
@@ -138,6 +140,22 @@ static void test_safetensors(void) {
   CHECK_STR_CONTAINS(err.msg, "header length 4294967296 does not fit");
   CHECK_INT_EQ(dt_safetensors_decode(bad, 5, tensors, 2, back, "m.st", &err), DT_ERR_FORMAT);
   free(bad);
+  free(file);
+
+  /* A file that names one tensor twice and another not at all (issue 14, defect 10):
+   * the count of entries matches, but the missing tensor must not silently keep the
+   * value it had. Two tensors of one shape, then "l.bb" renamed "l.aa" in the header. */
+  dt_param_info_t twins[2] = {tensors[1], tensors[1]};
+  snprintf(twins[0].name, sizeof twins[0].name, "l.aa");
+  snprintf(twins[1].name, sizeof twins[1].name, "l.bb");
+  twins[0].offset = 0;
+  twins[1].offset = 3;
+  CHECK_INT_EQ(dt_safetensors_encode(twins, 2, values, NULL, &file, &len, &err), 0);
+  char *name = memmem(file, len, "\"l.bb\"", 6);
+  CHECK(name != NULL);
+  if (name) memcpy(name, "\"l.aa\"", 6);
+  CHECK_INT_EQ(dt_safetensors_decode(file, len, twins, 2, back, "twice.st", &err), DT_ERR_FORMAT);
+  CHECK_STR_CONTAINS(err.msg, "twice.st: tensor 'l.aa' appears twice");
   free(file);
 }
 
@@ -406,6 +424,86 @@ static void test_resume_on_fresh_volume(void) {
   root[root_len] = '\0';
 }
 
+/* Rewrites root/rel's manifest text: replaces `from` by `to` (once), then recomputes its
+ * self CRC so that only the edited value can be what is wrong. */
+static void edit_manifest(const char *rel, const char *from, const char *to) {
+  char text[8192], p[512];
+  read_text(rel, text, sizeof text);
+  char *at = strstr(text, from);
+  CHECK(at != NULL);
+  if (!at) return;
+  char edited[8192];
+  snprintf(edited, sizeof edited, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+  char *crc = strstr(edited, "\"self_crc32c\": \"") + strlen("\"self_crc32c\": \"");
+  memset(crc, '0', 8);
+  char hex[9];
+  snprintf(hex, sizeof hex, "%08" PRIx32, dt_crc32c(0, edited, strlen(edited)));
+  memcpy(crc, hex, 8);
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  FILE *f = fopen(p, "w");
+  if (!f) return;
+  fputs(edited, f);
+  fclose(f);
+}
+
+/* Checkpoint files with out-of-range numbers and files that are not files (issue 14,
+ * defect 10): each is refused with a message, none hangs (an alarm ends the test if
+ * one does) and none trips UBSan. Runs in root/hostile. */
+static void test_hostile_checkpoint_files(void) {
+  dt_error_t err = {0};
+  size_t root_len = strlen(root);
+  snprintf(root + root_len, sizeof root - root_len, "/hostile");
+  CHECK_INT_EQ(mkdir(root, 0755), 0);
+  char dir[600];
+  static const char *const sizes[] = {"-8", "1e300", "12.5", "18446744073709551616"};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    CHECK_INT_EQ(commit("ckpt-01", 1.0f, 0, &err), 0);
+    char to[64];
+    snprintf(to, sizeof to, "\"size\": %s,", sizes[i]);
+    edit_manifest("ckpt-01/manifest.json", "\"size\": 7,", to);
+    snprintf(dir, sizeof dir, "%s/ckpt-01", root);
+    CHECK_INT_EQ(dt_ckpt_verify(dir, &err), DT_ERR_FORMAT);
+    CHECK_STR_CONTAINS(err.msg, "not a byte count");
+  }
+  /* An empty list of files verifies nothing, so it does not verify. */
+  CHECK_INT_EQ(commit("ckpt-02", 1.0f, 0, &err), 0);
+  char text[8192];
+  read_text("ckpt-02/manifest.json", text, sizeof text);
+  char *list = strstr(text, "\"files\": [");
+  char *end = list ? strstr(list, "]") : NULL;
+  CHECK(list && end);
+  if (list && end) {
+    char from[4096];
+    snprintf(from, sizeof from, "%.*s", (int)(end + 1 - list), list);
+    edit_manifest("ckpt-02/manifest.json", from, "\"files\": []");
+  }
+  snprintf(dir, sizeof dir, "%s/ckpt-02", root);
+  CHECK_INT_EQ(dt_ckpt_verify(dir, &err), DT_ERR_FORMAT);
+  CHECK_STR_CONTAINS(err.msg, "no \"files\" listed");
+
+  /* A FIFO, and a link to /dev/zero, in place of the model file: verified and read at
+   * once as "not a regular file" instead of waiting for a writer or reading forever. */
+  alarm(60);
+  CHECK_INT_EQ(commit("ckpt-03", 1.0f, 0, &err), 0);
+  char p[700];
+  snprintf(p, sizeof p, "%s/ckpt-03/model.safetensors", root);
+  unlink(p);
+  CHECK_INT_EQ(mkfifo(p, 0644), 0);
+  snprintf(dir, sizeof dir, "%s/ckpt-03", root);
+  CHECK_INT_EQ(dt_ckpt_verify(dir, &err), DT_ERR_FORMAT);
+  CHECK_STR_CONTAINS(err.msg, "model.safetensors: not a regular file");
+  void *data = NULL;
+  size_t len = 0;
+  CHECK_INT_EQ(dt_ckpt_read_file(dir, "model.safetensors", &data, &len, &err), DT_ERR_FORMAT);
+  unlink(p);
+  CHECK_INT_EQ(symlink("/dev/zero", p), 0);
+  CHECK_INT_EQ(dt_ckpt_verify(dir, &err), DT_ERR_FORMAT);
+  CHECK_STR_CONTAINS(err.msg, "not a regular file");
+  CHECK_INT_EQ(dt_ckpt_read_file(dir, "model.safetensors", &data, &len, &err), DT_ERR_FORMAT);
+  alarm(0);
+  root[root_len] = '\0';
+}
+
 int main(void) {
   snprintf(root, sizeof root, "%s/dtrain-ckpt-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   if (!mkdtemp(root)) {
@@ -419,6 +517,7 @@ int main(void) {
   test_write_failure();
   test_prune_leaves_foreign_folders();
   test_resume_on_fresh_volume();
+  test_hostile_checkpoint_files();
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);
