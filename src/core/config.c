@@ -123,11 +123,13 @@ static void strip_comment(char *s) {
 }
 
 /* Keys may not hold '.', since "--set section.key=value" splits at the last dot and a
- * dotted key could never be overridden; whitespace in a key is almost always a typo. */
+ * dotted key could never be overridden; whitespace in a key is almost always a typo.
+ * A key starting with '#' or ';' would be written out by --print-config as a comment
+ * and lost on the way back in. */
 static bool key_is_valid(const char *key) {
   for (const char *p = key; *p; p++)
     if (is_space(*p) || *p == '.' || *p == '[' || *p == ']') return false;
-  return *key != '\0';
+  return *key != '\0' && *key != '#' && *key != ';';
 }
 
 /* '=' in a section name would make it unreachable with --set. */
@@ -359,7 +361,8 @@ static int parse_line(dt_config_t *cfg, char *line, const char *origin, size_t l
   if (!key_is_valid(key))
     return dt_error_set(
         err, DT_ERR_CONFIG,
-        "%s:%zu: bad key '%.*s%s': a key may not contain whitespace, '.', '[' or ']'", origin,
+        "%s:%zu: bad key '%.*s%s': a key may not contain whitespace, '.', '[' or ']', nor "
+        "start with '#' or ';'", origin,
         lineno, clip(key), key, clip_tail(key));
   if (*section == NOT_FOUND)
     return dt_error_set(err, DT_ERR_CONFIG, "%s:%zu: key '%s' comes before any [section] header",
@@ -480,7 +483,8 @@ int dt_config_override(dt_config_t *cfg, const char *assignment, dt_error_t *err
   if (!key_is_valid(key) || !section_name_is_valid(section)) {
     free(copy);
     return bad_override(assignment,
-                        "bad section or key name (no whitespace, '.', '[' or ']' in a key)", err);
+                        "bad section or key name (no whitespace, '.', '[' or ']' in a key, and "
+                        "no '#' or ';' at its start)", err);
   }
 
   char *where = dup_printf("--set %s.%s", section, key);

@@ -645,6 +645,12 @@ static void test_override_errors(void) {
   CHECK_STR_CONTAINS(err.msg, "--set 'train.batch size=5': bad section or key name");
   CHECK_INT_EQ(dt_config_override(cfg, "[x].y=5", &err), DT_ERR_ARG);
   CHECK_STR_CONTAINS(err.msg, "--set '[x].y=5': bad section or key name");
+  /* Keys and sections that would print as comments (issue 14, defect 12). */
+  static const char *const commented[] = {"train.;lr=5", "train.#lr=5"};
+  for (size_t i = 0; i < sizeof commented / sizeof commented[0]; i++) {
+    CHECK_INT_EQ(dt_config_override(cfg, commented[i], &err), DT_ERR_ARG);
+    CHECK_STR_CONTAINS(err.msg, "bad section or key name");
+  }
   CHECK_INT_EQ(dt_config_override(cfg, "train.lr=1\n[evil]", &err), DT_ERR_ARG);
   CHECK_STR_CONTAINS(err.msg, "a value may not contain a line break");
   /* Failed overrides changed nothing. */
