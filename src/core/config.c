@@ -60,6 +60,12 @@ struct dt_config {
   char **retired;
   size_t n_retired, cap_retired;
   char *first_origin; /* the first file loaded: dt_config_where's answer for absent sections */
+  /* Keys that were looked up but absent, with the default the caller used, in order of
+   * first lookup: what dt_config_to_string_all shows as defaults. */
+  struct default_entry {
+    char *section, *key, *value;
+  } *defaults;
+  size_t n_defaults, cap_defaults;
 };
 
 /* ---- small helpers ---- */
@@ -249,6 +255,12 @@ void dt_config_free(dt_config_t *cfg) {
     free(cfg->entries[i].where);
   }
   for (size_t i = 0; i < cfg->n_retired; i++) free(cfg->retired[i]);
+  for (size_t i = 0; i < cfg->n_defaults; i++) {
+    free(cfg->defaults[i].section);
+    free(cfg->defaults[i].key);
+    free(cfg->defaults[i].value);
+  }
+  free(cfg->defaults);
   free(cfg->sections);
   free(cfg->entries);
   free(cfg->retired);
@@ -558,6 +570,28 @@ static entry_t *lookup(dt_config_t *cfg, const char *section, const char *key) {
   return &cfg->entries[e];
 }
 
+/* Records that [section] key was absent and `value` (the caller's default, as text)
+ * was used instead; the first lookup's default wins. Out of memory only loses the
+ * record: defaults are shown to people, never read back. */
+static void note_default(dt_config_t *cfg, const char *section, const char *key,
+                         const char *value) {
+  for (size_t i = 0; i < cfg->n_defaults; i++)
+    if (strcmp(cfg->defaults[i].section, section) == 0 && strcmp(cfg->defaults[i].key, key) == 0)
+      return;
+  struct default_entry *grown =
+      grow_array(cfg->defaults, &cfg->cap_defaults, cfg->n_defaults + 1, sizeof *grown);
+  if (!grown) return;
+  cfg->defaults = grown;
+  struct default_entry d = {strdup(section), strdup(key), strdup(value)};
+  if (!d.section || !d.key || !d.value) {
+    free(d.section);
+    free(d.key);
+    free(d.value);
+    return;
+  }
+  cfg->defaults[cfg->n_defaults++] = d;
+}
+
 /* "x.ini:12: [train] batch_size = '12abc': <why>" */
 static int bad_value(const dt_config_t *cfg, const entry_t *e, dt_error_t *err, const char *fmt,
                      ...) __attribute__((format(printf, 4, 5)));
@@ -579,6 +613,7 @@ int dt_config_get_string(dt_config_t *cfg, const char *section, const char *key,
   (void)err;
   entry_t *e = lookup(cfg, section, key);
   *out = e ? e->value : def;
+  if (!e && def) note_default(cfg, section, key, def);
   return 0;
 }
 
@@ -586,6 +621,9 @@ int dt_config_get_int(dt_config_t *cfg, const char *section, const char *key, lo
                       long max, long *out, dt_error_t *err) {
   entry_t *e = lookup(cfg, section, key);
   if (!e) {
+    char text[32];
+    snprintf(text, sizeof text, "%ld", def);
+    note_default(cfg, section, key, text);
     *out = def;
     return 0;
   }
@@ -607,6 +645,9 @@ int dt_config_get_double(dt_config_t *cfg, const char *section, const char *key,
                          double min, double max, double *out, dt_error_t *err) {
   entry_t *e = lookup(cfg, section, key);
   if (!e) {
+    char text[32];
+    snprintf(text, sizeof text, "%g", def);
+    note_default(cfg, section, key, text);
     *out = def;
     return 0;
   }
@@ -629,6 +670,7 @@ int dt_config_get_bool(dt_config_t *cfg, const char *section, const char *key, b
                        dt_error_t *err) {
   entry_t *e = lookup(cfg, section, key);
   if (!e) {
+    note_default(cfg, section, key, def ? "true" : "false");
     *out = def;
     return 0;
   }
@@ -657,6 +699,7 @@ int dt_config_get_choice(dt_config_t *cfg, const char *section, const char *key,
     *out = -1;
     return 0;
   }
+  if (!e) note_default(cfg, section, key, def);
   for (int i = 0; choices[i]; i++) {
     if (strcmp(choices[i], want) == 0) {
       *out = i;
@@ -825,7 +868,20 @@ int dt_config_foreach(const dt_config_t *cfg,
   return 0;
 }
 
-size_t dt_config_to_string(const dt_config_t *cfg, char *buf, size_t cap) {
+/* The defaults noted for section `name`, as comment lines "# key = value (default)". */
+static void put_defaults(const dt_config_t *cfg, const char *name, sink_t *sink) {
+  for (size_t i = 0; i < cfg->n_defaults; i++) {
+    const struct default_entry *d = &cfg->defaults[i];
+    if (strcmp(d->section, name) != 0) continue;
+    sink_put(sink, "# ");
+    sink_put(sink, d->key);
+    sink_put(sink, d->value[0] ? " = " : " =");
+    sink_put(sink, d->value);
+    sink_put(sink, "  (default)\n");
+  }
+}
+
+static size_t write_config(const dt_config_t *cfg, bool with_defaults, char *buf, size_t cap) {
   sink_t sink = {buf, buf ? cap : 0, 0};
   if (sink.cap) buf[0] = '\0';
   for (size_t i = 0; i < cfg->n_sections; i++) {
@@ -845,6 +901,27 @@ size_t dt_config_to_string(const dt_config_t *cfg, char *buf, size_t cap) {
       sink_put(&sink, e->value);
       sink_put(&sink, "\n");
     }
+    if (with_defaults) put_defaults(cfg, s->name, &sink);
+  }
+  /* Sections that were only looked up: their header as a comment too, so that the
+   * text read back is the same config. */
+  for (size_t i = 0; with_defaults && i < cfg->n_defaults; i++) {
+    const char *name = cfg->defaults[i].section;
+    bool shown = section_find(cfg, name) != NOT_FOUND;
+    for (size_t j = 0; j < i && !shown; j++) shown = strcmp(cfg->defaults[j].section, name) == 0;
+    if (shown) continue;
+    sink_put(&sink, sink.len ? "\n# [" : "# [");
+    sink_put(&sink, name);
+    sink_put(&sink, "]\n");
+    put_defaults(cfg, name, &sink);
   }
   return sink.len;
+}
+
+size_t dt_config_to_string(const dt_config_t *cfg, char *buf, size_t cap) {
+  return write_config(cfg, false, buf, cap);
+}
+
+size_t dt_config_to_string_all(const dt_config_t *cfg, char *buf, size_t cap) {
+  return write_config(cfg, true, buf, cap);
 }

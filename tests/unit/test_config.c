@@ -815,6 +815,47 @@ static void test_files(void) {
   free(many_text);
 }
 
+/* --print-config shows the defaults too (issue 14, for users): every key looked up
+ * but absent appears as a comment with the default its reader used, in its section or
+ * under a commented header, and the text reads back as the same config. */
+static void test_to_string_all(void) {
+  dt_config_t *cfg = load("[train]\nlr = 0.1\n[empty]\n");
+  dt_error_t err = {0};
+  long epochs;
+  double momentum;
+  bool shuffle;
+  const char *dir;
+  int kind;
+  static const char *const kinds[] = {"sgd", "adam", NULL};
+  double lr;
+  CHECK_INT_EQ(dt_config_get_double(cfg, "train", "lr", 0.01, 0, 10, &lr, &err), 0);
+  CHECK_INT_EQ(dt_config_get_int(cfg, "train", "epochs", 10, 1, 100, &epochs, &err), 0);
+  CHECK_INT_EQ(dt_config_get_int(cfg, "train", "epochs", 99, 1, 100, &epochs, &err), 0);
+  CHECK_INT_EQ(dt_config_get_double(cfg, "optimizer", "momentum", 0.9, 0, 1, &momentum, &err), 0);
+  CHECK_INT_EQ(dt_config_get_bool(cfg, "train", "shuffle", true, &shuffle, &err), 0);
+  CHECK_INT_EQ(dt_config_get_string(cfg, "data", "dir", "/data", &dir, &err), 0);
+  CHECK_INT_EQ(dt_config_get_string(cfg, "data", "optional", NULL, &dir, &err), 0);
+  CHECK_INT_EQ(dt_config_get_choice(cfg, "optimizer", "type", "sgd", kinds, &kind, &err), 0);
+  char text[1024];
+  size_t n = dt_config_to_string_all(cfg, text, sizeof text);
+  CHECK(n < sizeof text);
+  CHECK(strcmp(text,
+               "[train]\nlr = 0.1\n# epochs = 10  (default)\n# shuffle = true  (default)\n"
+               "\n[empty]\n"
+               "\n# [optimizer]\n# momentum = 0.9  (default)\n# type = sgd  (default)\n"
+               "\n# [data]\n# dir = /data  (default)\n") == 0);
+  /* The plain form is unchanged, and both read back as the same config. */
+  char plain[256];
+  dt_config_to_string(cfg, plain, sizeof plain);
+  CHECK(strcmp(plain, "[train]\nlr = 0.1\n\n[empty]\n") == 0);
+  dt_config_t *back = load(text);
+  char again[256];
+  dt_config_to_string(back, again, sizeof again);
+  CHECK(strcmp(again, plain) == 0);
+  dt_config_free(back);
+  dt_config_free(cfg);
+}
+
 int main(void) {
   test_syntax();
   test_getters();
@@ -822,6 +863,7 @@ int main(void) {
   test_numbered_sections();
   test_check_unused();
   test_to_string();
+  test_to_string_all();
   test_foreach();
   test_syntax_errors();
   test_value_errors();

@@ -79,4 +79,10 @@ int dt_config_foreach(const dt_config_t *cfg,
  * it needs (like snprintf), so a NULL/0 call sizes it. */
 size_t dt_config_to_string(const dt_config_t *cfg, char *buf, size_t cap);
 
+/* The same, plus every key that was looked up but absent, with the default its reader
+ * used, as a comment line "# key = value  (default)" in its section (a section that
+ * only defaults came from gets a commented header "# [name]"). Reading the text back
+ * gives the same config. Meant for after everything has read its settings. */
+size_t dt_config_to_string_all(const dt_config_t *cfg, char *buf, size_t cap);
+
 #endif
