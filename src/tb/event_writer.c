@@ -24,7 +24,8 @@
 enum {
   DEFAULT_QUEUE_BYTES = 8 << 20,
   DEFAULT_FLUSH_INTERVAL_MS = 2000,
-  DEFAULT_FLUSH_TIMEOUT_MS = 10000
+  DEFAULT_FLUSH_TIMEOUT_MS = 10000,
+  WRITE_EARLY_BYTES = 64 << 10
 };
 
 struct dt_events {
@@ -33,10 +34,8 @@ struct dt_events {
   size_t queue_cap;
   unsigned flush_interval_ms, flush_timeout_ms;
 
-  /* Serializes producers, which share the scratch space below. */
+  /* Serializes producers: a summary's parts are built from shared state (the histogram). */
   pthread_mutex_t produce_lock;
-  uint8_t *scratch; /* one framed record being built */
-  size_t scratch_cap;
   dt_histogram_t hist;
 
   /* Guards everything below; never held during I/O. */
@@ -91,12 +90,19 @@ static int write_all(int fd, const uint8_t *buf, size_t len) {
   return 0;
 }
 
+/* Queued bytes past which the writer is woken before its interval is up. Small, so
+ * that only the first pages of each queue buffer are ever touched (the rest is address
+ * space, not memory) while the full capacity still absorbs a disk that stalls. */
+static size_t write_early(const dt_events_t *ev) {
+  return ev->queue_cap / 2 < WRITE_EARLY_BYTES ? ev->queue_cap / 2 : WRITE_EARLY_BYTES;
+}
+
 static void *writer_main(void *arg) {
   dt_events_t *ev = arg;
   pthread_mutex_lock(&ev->lock);
   for (;;) {
     struct timespec deadline = deadline_after_ms(ev->flush_interval_ms);
-    while (!ev->stop && !ev->flush_requested && ev->front_len <= ev->queue_cap / 2) {
+    while (!ev->stop && !ev->flush_requested && ev->front_len <= write_early(ev)) {
       if (pthread_cond_timedwait(&ev->wake, &ev->lock, &deadline) == ETIMEDOUT) break;
     }
     ev->flush_requested = 0;
@@ -133,38 +139,30 @@ static void *writer_main(void *arg) {
   return NULL;
 }
 
-/* Frames and queues the packed Event; never blocks on I/O. A record that does not fit
- * is dropped and counted. Called with produce_lock held. */
+/* Frames the packed Event straight into the queue (no copy of it is built first, so a
+ * large image record costs its queue space only); never blocks on I/O. A record that
+ * does not fit is dropped and counted. */
 static int enqueue_event(dt_events_t *ev, const Dtrain__Tb__Event *event, dt_error_t *err) {
+  (void)err;
   size_t len = dtrain__tb__event__get_packed_size(event);
   size_t need = DT_TFRECORD_HEADER + len + DT_TFRECORD_FOOTER;
-  if (need > ev->scratch_cap) {
-    size_t cap = ev->scratch_cap ? ev->scratch_cap : 4096;
-    while (cap < need) cap *= 2;
-    uint8_t *p = realloc(ev->scratch, cap);
-    if (!p) return dt_error_set(err, DT_ERR_NOMEM, "event record of %zu bytes: out of memory", need);
-    ev->scratch = p;
-    ev->scratch_cap = cap;
-  }
-  uint8_t *rec = ev->scratch;
-  uint64_t len64 = len;
-  for (int i = 0; i < 8; i++) rec[i] = (uint8_t)(len64 >> (8 * i));
-  uint32_t hcrc = dt_crc32c_mask(dt_crc32c(0, rec, 8));
-  for (int i = 0; i < 4; i++) rec[8 + i] = (uint8_t)(hcrc >> (8 * i));
-  dtrain__tb__event__pack(event, rec + DT_TFRECORD_HEADER);
-  uint32_t dcrc = dt_crc32c_mask(dt_crc32c(0, rec + DT_TFRECORD_HEADER, len));
-  for (int i = 0; i < 4; i++) rec[DT_TFRECORD_HEADER + len + i] = (uint8_t)(dcrc >> (8 * i));
-
   pthread_mutex_lock(&ev->lock);
   if (ev->failed || ev->stop || ev->front_len + need > ev->queue_cap) {
     ev->dropped++;
   } else {
-    memcpy(ev->front + ev->front_len, rec, need);
+    uint8_t *rec = ev->front + ev->front_len;
+    uint64_t len64 = len;
+    for (int i = 0; i < 8; i++) rec[i] = (uint8_t)(len64 >> (8 * i));
+    uint32_t hcrc = dt_crc32c_mask(dt_crc32c(0, rec, 8));
+    for (int i = 0; i < 4; i++) rec[8 + i] = (uint8_t)(hcrc >> (8 * i));
+    dtrain__tb__event__pack(event, rec + DT_TFRECORD_HEADER);
+    uint32_t dcrc = dt_crc32c_mask(dt_crc32c(0, rec + DT_TFRECORD_HEADER, len));
+    for (int i = 0; i < 4; i++) rec[DT_TFRECORD_HEADER + len + i] = (uint8_t)(dcrc >> (8 * i));
     ev->front_len += need;
     ev->front_records++;
     ev->enqueued_bytes += need;
     /* Start writing early rather than fill up and drop. */
-    if (ev->front_len > ev->queue_cap / 2) pthread_cond_signal(&ev->wake);
+    if (ev->front_len > write_early(ev)) pthread_cond_signal(&ev->wake);
   }
   pthread_mutex_unlock(&ev->lock);
   return DT_OK;
@@ -421,7 +419,6 @@ static void destroy(dt_events_t *ev) {
   pthread_cond_destroy(&ev->wake);
   pthread_cond_destroy(&ev->drained);
   dt_histogram_free(&ev->hist);
-  free(ev->scratch);
   free(ev->front);
   free(ev->back);
   free(ev->path);
