@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dtrain/clip.h"
 #include "dtrain/clock.h"
 #include "agreement.h"
 #include "preempt.h"
