@@ -163,7 +163,7 @@ static int resume(trainer_t *t, const cli_t *cli, dt_error_t *err) {
   if (!t->ckpt.dir[0] && !inspect_is_checkpoint(from))
     snprintf(t->ckpt.dir, sizeof t->ckpt.dir, "%s", from);
   bool found;
-  return ckpt_resume(t, from, &found, err);
+  return trainer_resume(t, from, &found, err);
 }
 
 int main(int argc, char **argv) {
@@ -252,7 +252,7 @@ int main(int argc, char **argv) {
   }
   if (rc == 0 && t.preempted)
     dt_log_info(&log, "Stopped by a signal after checkpoint step %ld; continue with --resume",
-                t.step);
+                t.run.step);
   if (rc == 0 && t.ckpt_failures)
     dt_log_warn(&log, "%d checkpoint(s) could not be written (see the errors above)",
                 t.ckpt_failures);

@@ -2,7 +2,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ps_sync.h"
 
-
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,10 +163,14 @@ int ps_sync_finish(ps_sync_t *ps, dt_model_t *m, dt_error_t *err) {
   /* The servers' latest parameters are the model this worker evaluates. */
   if ((rc = post(ps, false, 0.0f, 1, NULL, false, err)) || (rc = wait_exchange(ps, m, err)))
     return rc;
+  return ps_client_stop(ps->client, err);
+}
+
+void ps_sync_report(const ps_sync_t *ps) {
+  if (!ps->client) return;
   dt_log_info(&ps->log, "PS: %ld exchanges, %ld pushes, clock %" PRId64 "; the trainer waited "
               "%.3f ms per exchange", ps->exchanges, ps->pushes, ps_client_clock(ps->client),
               ps->exchanges ? 1e3 * ps->wait_s / (double)ps->exchanges : 0.0);
-  return ps_client_stop(ps->client, err);
 }
 
 int ps_sync_leave(ps_sync_t *ps, dt_model_t *m, dt_error_t *err) {

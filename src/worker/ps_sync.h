@@ -68,6 +68,9 @@ int ps_sync_finish(ps_sync_t *ps, dt_model_t *m, dt_error_t *err);
  * ps.push_every and not pushed yet are dropped. */
 int ps_sync_leave(ps_sync_t *ps, dt_model_t *m, dt_error_t *err);
 
+/* Logs the exchanges, pushes and clock so far and how long the trainer waited. */
+void ps_sync_report(const ps_sync_t *ps);
+
 void ps_sync_free(ps_sync_t *ps);
 
 #endif
