@@ -29,6 +29,7 @@
 #include "dtrain/log.h"
 #include "dtrain/model.h"
 #include "dtrain/optim.h"
+#include "dtrain/test_hooks.h"
 #include "options.h"
 
 /* What an exchange works on: the trainer's objects, which outlive it. */
@@ -39,6 +40,7 @@ typedef struct {
   const dt_log_t *log;
   dt_model_t *model;
   dt_optim_t *optim;
+  const dt_test_hooks_t *hooks;
 } exchange_env_t;
 
 /* The trainer's timing of the run's steps, for the report. */

@@ -20,7 +20,8 @@ static int open_ps(void **self, const exchange_env_t *env, dt_dataset_t *train,
   p->model = env->model;
   p->optim = &env->optim->cfg;
   p->timeout_s = env->opt->timeout_s;
-  return ps_sync_setup(&p->ps, env->cfg, train, env->comm->world, env->log, err);
+  return ps_sync_setup(&p->ps, env->cfg, train, env->comm->world, env->hooks->ps_delay_ms,
+                       env->log, err);
 }
 
 /* After a --resume, so that the servers' parameters win over the checkpoint's. */

@@ -16,6 +16,7 @@
 #include "dtrain/config.h"
 #include "dtrain/events.h"
 #include "dtrain/log.h"
+#include "dtrain/test_hooks.h"
 #include "inspect.h"
 #include "preempt.h"
 #include "trainer.h"
@@ -192,6 +193,8 @@ int main(int argc, char **argv) {
     if (rc) fprintf(stderr, "error: %s\n", err.msg);
     return rc ? EXIT_RUN_FAILED : 0;
   }
+  /* Test switches, read once here and handed down (test_hooks.h). */
+  dt_test_hooks_t hooks = dt_test_hooks_read();
   /* The config is read before MPI starts: a rank that cannot read it exits at once,
    * and mpirun ends the job. */
   dt_log_t log = dt_log_make(0, 1);
@@ -236,7 +239,8 @@ int main(int argc, char **argv) {
    * when its own output goes to a file, so the bar would end up in logs; several
    * ranks drawing would garble it anyway. The epoch lines say the same. */
   trainer_t t;
-  rc = trainer_setup(&t, cfg, cli.config_path, &comm, log, !cli.no_progress && !launched, &err);
+  rc = trainer_setup(&t, cfg, cli.config_path, &comm, log, !cli.no_progress && !launched, &hooks,
+                     &err);
   if (rc == 0) {
     char summary[8192];
     dt_model_summary(&t.model, summary, sizeof summary);

@@ -11,7 +11,7 @@
 #include "dtrain/clock.h"
 
 int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int world,
-                  const dt_log_t *log, dt_error_t *err) {
+                  double delay_ms, const dt_log_t *log, dt_error_t *err) {
   memset(ps, 0, sizeof *ps);
   ps->log = *log;
   int rc = dt_ps_config_read(cfg, &ps->cfg, err);
@@ -35,9 +35,8 @@ int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int worl
   dt_log_info(&ps->log, "PS worker %ld of %ld: training samples [%zu, %zu) of %zu",
               ps->cfg.worker_id, ps->cfg.num_workers, begin, end, n);
   /* A fault switch for tests: a slow worker, to show what SSP holds back. */
-  const char *delay = getenv("DT_TEST_PS_DELAY_MS");
-  if (delay && atof(delay) > 0) {
-    ps->delay_s = atof(delay) / 1000.0;
+  if (delay_ms > 0) {
+    ps->delay_s = delay_ms / 1000.0;
     dt_log_warn(&ps->log, "DT_TEST_PS_DELAY_MS: each step waits %g ms (a switch for tests)",
                 ps->delay_s * 1e3);
   }

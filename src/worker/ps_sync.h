@@ -41,13 +41,14 @@ typedef struct {
   uint64_t versions[DT_PS_MAX_SERVERS]; /* of the parameters in the model's buffer */
   long exchanges, pushes;
   double wait_s;        /* time the trainer waited for exchanges */
-  double delay_s;       /* test switch DT_TEST_PS_DELAY_MS: sleep per step */
+  double delay_s;       /* test switch DT_TEST_PS_DELAY_MS: sleep per step (test_hooks.h) */
 } ps_sync_t;
 
 /* Reads [ps] and narrows train to this worker's part. world is the communicator's
- * size: a PS worker runs as a process of its own (1). */
+ * size: a PS worker runs as a process of its own (1). delay_ms is the test switch's
+ * wait per step (0: none). */
 int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int world,
-                  const dt_log_t *log, dt_error_t *err);
+                  double delay_ms, const dt_log_t *log, dt_error_t *err);
 
 /* Connects to the servers (INIT from the model's initial parameters if a range is
  * empty) and loads the servers' parameters into the model. */

@@ -96,11 +96,13 @@ static int read_model(trainer_t *t, dt_error_t *err) {
 }
 
 int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_comm_t *comm,
-                  dt_log_t log, bool show_progress, dt_error_t *err) {
+                  dt_log_t log, bool show_progress, const dt_test_hooks_t *hooks,
+                  dt_error_t *err) {
   memset(t, 0, sizeof *t);
   t->cfg = cfg;
   t->comm = comm;
   t->log = log;
+  t->hooks = *hooks;
   run_state_init(&t->run);
   int rc;
   if ((rc = run_options_read(cfg, &t->opt, err)) || (rc = ckpt_options_read(cfg, &t->ckpt, err)))
@@ -113,7 +115,7 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
     return rc;
   if ((rc = load_data(t, err))) return rc;
   if ((rc = read_model(t, err))) return rc;
-  exchange_env_t xenv = {cfg, &t->opt, comm, &t->log, &t->model, &t->optim};
+  exchange_env_t xenv = {cfg, &t->opt, comm, &t->log, &t->model, &t->optim, &t->hooks};
   if ((rc = exchange_setup(&t->exchange, &xenv, &t->train, err))) return rc;
   bool has_acc = t->model.loss == DT_LOSS_SOFTMAX_CE || t->model.loss == DT_LOSS_BCE_LOGITS;
   t->metrics = DT_METRIC_BIT(DT_METRIC_LOSS) | (has_acc ? DT_METRIC_BIT(DT_METRIC_ACCURACY) : 0);
@@ -168,11 +170,6 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   if (!t->perm || !t->labels || (t->target != TARGET_LABELS && !t->targets))
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory setting up training");
   if ((rc = exchange_prepare(&t->exchange, t->steps_per_epoch, err))) return rc;
-  /* The watchdog test's fault switch (see trainer.h). */
-  const char *stall_rank = getenv("DT_TEST_STALL_RANK");
-  const char *stall_step = getenv("DT_TEST_STALL_AT_STEP");
-  if (stall_rank && stall_step && atoi(stall_rank) == comm->rank)
-    t->stall_at_step = atol(stall_step);
 
   /* Every rank initializes from the same seed; rank 0's values are broadcast anyway so
    * that ranks agree even if their initial values differed. */
@@ -250,7 +247,7 @@ static double current_lr(const trainer_t *t) {
 
 /* The watchdog test's fault switch: this rank stops answering at this step. */
 static void stall_if_asked(trainer_t *t, long step) {
-  if (t->stall_at_step != step) return;
+  if (t->hooks.stall_rank != t->comm->rank || t->hooks.stall_at_step != step) return;
   dt_log_warn(&t->log, "DT_TEST_STALL_RANK/DT_TEST_STALL_AT_STEP: this rank stops answering "
               "at step %ld (a fault switch for tests)", step);
   for (;;) pause();

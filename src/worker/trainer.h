@@ -21,6 +21,7 @@
 #include "dtrain/model.h"
 #include "dtrain/optim.h"
 #include "dtrain/schedule.h"
+#include "dtrain/test_hooks.h"
 #include "checkpointing.h"
 #include "exchange.h"
 #include "options.h"
@@ -42,6 +43,7 @@ typedef struct trainer {
   dt_config_t *cfg;
   run_options_t opt;
   ckpt_options_t ckpt;
+  dt_test_hooks_t hooks; /* test-only fault switches (test_hooks.h) */
   dt_log_t log;
   dt_comm_t *comm;
   progress_t progress;
@@ -71,15 +73,13 @@ typedef struct trainer {
   int ckpt_failures;   /* checkpoints that could not be written (reported, not fatal) */
   bool preempted;      /* stopped by SIGTERM/SIGINT after writing a checkpoint */
   eval_result_t test_result;
-  /* Test-only fault switch: this rank stops answering at this step (1-based; 0:
-   * never), from DT_TEST_STALL_RANK and DT_TEST_STALL_AT_STEP. */
-  long stall_at_step;
 } trainer_t;
 
 /* Reads the whole config (errors are DT_ERR_CONFIG/DT_ERR_SHAPE), loads the data and
  * builds everything; fails on any config key that nothing read. */
 int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_comm_t *comm,
-                  dt_log_t log, bool show_progress, dt_error_t *err);
+                  dt_log_t log, bool show_progress, const dt_test_hooks_t *hooks,
+                  dt_error_t *err);
 
 /* Continues from the newest good checkpoint under `from` (ckpt_resume); *found is false
  * when there is none. Collective. */
