@@ -42,7 +42,8 @@ int ckpt_options_read(dt_config_t *cfg, ckpt_options_t *o, dt_error_t *err) {
   return 0;
 }
 
-/* One save or resume: the run's parts, and the model's buffers. */
+/* One save or resume: the run's parts, and the model's buffers on the host (fetched
+ * once per checkpoint with dt_model_to_host). */
 typedef struct {
   const ckpt_env_t *env;
   run_state_t *rs;
@@ -50,6 +51,13 @@ typedef struct {
   const dt_optim_t *o;
   float *params, *states; /* (num_params), (num_states) */
 } parts_t;
+
+/* The model's parameters and state on the host. */
+static int host_buffers(dt_model_t *m, float **params, float **states, dt_error_t *err) {
+  int rc = dt_model_to_host(m, DT_MODEL_PARAMS, params, err);
+  if (!rc) rc = dt_model_to_host(m, DT_MODEL_STATES, states, err);
+  return rc;
+}
 
 /* ---- writing ---- */
 
@@ -242,7 +250,9 @@ int ckpt_save(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, const dt_op
   char name[64], tmp[DT_CKPT_PATH_MAX + 80];
   checkpoint_name(rs->step, name, sizeof name);
   snprintf(tmp, sizeof tmp, "%s/.tmp-%s", root, name);
-  parts_t p = {env, rs, m, o, m->param_buf, m->state_buf};
+  parts_t p = {env, rs, m, o, NULL, NULL};
+  int hrc = host_buffers(m, &p.params, &p.states, err);
+  if (hrc) return dt_error_prefix(err, "checkpoint %s: ", name);
 
   /* The shared state is the average over ranks (batch norm's moving averages drift
    * apart between ranks); each rank's own copy goes into its rank file. */
@@ -560,10 +570,14 @@ int ckpt_resume(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, dt_optim_
 
   long saved_world = 0, samples = 0;
   int64_t optim_step = 0;
-  parts_t p = {env, rs, m, o, m->param_buf, m->state_buf};
-  rc = load_shared(&p, pick.dir, &saved_world, &samples, &optim_step, &local);
+  parts_t p = {env, rs, m, o, NULL, NULL};
+  rc = host_buffers(m, &p.params, &p.states, &local);
+  if (!rc) rc = load_shared(&p, pick.dir, &saved_world, &samples, &optim_step, &local);
   bool same_world = saved_world == comm->world;
   if (!rc && same_world) rc = load_rank(&p, pick.dir, &local);
+  /* What was loaded on the host becomes the model's. */
+  if (!rc) rc = dt_model_from_host(m, DT_MODEL_PARAMS, &local);
+  if (!rc) rc = dt_model_from_host(m, DT_MODEL_STATES, &local);
   if (!rc) o->step = optim_step;
   /* All ranks fail together: one that cannot load must not leave others training. */
   double failed = rc != 0;

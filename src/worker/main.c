@@ -141,11 +141,15 @@ static int exit_code_for(int rc) {
              : EXIT_RUN_FAILED;
 }
 
-/* Writes the flat parameter buffer as raw little-endian float32. */
-static int save_params(const char *path, const float *p, size_t n, dt_error_t *err) {
+/* Writes the model's flat parameter buffer as raw little-endian float32. */
+static int save_params(const char *path, dt_model_t *m, dt_error_t *err) {
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "save_params writes the host's floats as they are: little-endian hosts only"
 #endif
+  float *p;
+  size_t n = m->num_params;
+  int rc = dt_model_to_host(m, DT_MODEL_PARAMS, &p, err);
+  if (rc) return rc;
   FILE *f = fopen(path, "wb");
   if (!f) return dt_error_set(err, DT_ERR_IO, "cannot create '%s' for --save-params", path);
   bool ok = fwrite(p, sizeof *p, n, f) == n;
@@ -261,7 +265,7 @@ int main(int argc, char **argv) {
     dt_log_warn(&log, "%d checkpoint(s) could not be written (see the errors above)",
                 t.ckpt_failures);
   if (rc == 0 && cli.save_params_path && comm.rank == 0 && !t.preempted)
-    rc = save_params(cli.save_params_path, t.model.param_buf, t.model.num_params, &err);
+    rc = save_params(cli.save_params_path, &t.model, &err);
   if (rc == 0) {
     /* Reported so that memory use is visible in every run's output. */
     struct rusage ru;

@@ -51,7 +51,10 @@ int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int worl
                   double delay_ms, const dt_log_t *log, dt_error_t *err);
 
 /* Connects to the servers (INIT from the model's initial parameters if a range is
- * empty) and loads the servers' parameters into the model. */
+ * empty) and loads the servers' parameters into the model.
+ *
+ * Every function here that takes the model reads its gradients or writes its parameters
+ * on the host, through dt_model_to_host / dt_model_from_host. */
 int ps_sync_start(ps_sync_t *ps, dt_model_t *m, const dt_optim_config_t *ocfg, double timeout_s,
                   dt_error_t *err);
 

@@ -95,6 +95,15 @@ static int read_model(trainer_t *t, dt_error_t *err) {
   return check_model_fits_data(t, err);
 }
 
+/* The replicas start from the same parameters: rank 0's are broadcast. */
+static int broadcast_initial_params(trainer_t *t, dt_error_t *err) {
+  float *params;
+  int rc = dt_model_to_host(&t->model, DT_MODEL_PARAMS, &params, err);
+  if (!rc) rc = dt_comm_broadcast(t->comm, params, t->model.num_params * sizeof(float), 0, err);
+  if (!rc) rc = dt_model_from_host(&t->model, DT_MODEL_PARAMS, err);
+  return rc ? dt_error_prefix(err, "sending the initial parameters from rank 0: ") : 0;
+}
+
 int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_comm_t *comm,
                   dt_log_t log, bool show_progress, const dt_test_hooks_t *hooks,
                   dt_error_t *err) {
@@ -176,9 +185,7 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   dt_rng_t init_rng;
   dt_rng_seed(&init_rng, dt_rng_mix(t->opt.seed, 0x1417));
   dt_model_init_params(&t->model, &init_rng);
-  if ((rc = dt_comm_broadcast(comm, t->model.param_buf, t->model.num_params * sizeof(float), 0,
-                              err)))
-    return dt_error_prefix(err, "sending the initial parameters from rank 0: ");
+  if ((rc = broadcast_initial_params(t, err))) return rc;
   dt_rng_seed(&t->run.rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xd20b), (uint64_t)comm->rank));
   openblas_set_num_threads((int)t->opt.threads);
   progress_init(&t->progress, log.out, show_progress && dt_log_enabled(&log));
@@ -379,19 +386,23 @@ static void log_reconstructions(trainer_t *t, long epoch) {
 }
 
 /* Copies the model's weights and state into the run state's best weights (from) or
- * back into the model (!from). */
+ * back into the model (!from), on the host. */
 static int copy_best_weights(trainer_t *t, bool from, dt_error_t *err) {
-  (void)err;
   dt_model_t *m = &t->model;
-  float *best = t->run.best_weights;
+  float *params, *states, *best = t->run.best_weights;
+  int rc = dt_model_to_host(m, DT_MODEL_PARAMS, &params, err);
+  if (!rc) rc = dt_model_to_host(m, DT_MODEL_STATES, &states, err);
+  if (rc) return rc;
   if (from) {
-    memcpy(best, m->param_buf, sizeof(float) * m->num_params);
-    memcpy(best + m->num_params, m->state_buf, sizeof(float) * m->num_states);
+    memcpy(best, params, sizeof(float) * m->num_params);
+    memcpy(best + m->num_params, states, sizeof(float) * m->num_states);
     return 0;
   }
-  memcpy(m->param_buf, best, sizeof(float) * m->num_params);
-  memcpy(m->state_buf, best + m->num_params, sizeof(float) * m->num_states);
-  return 0;
+  memcpy(params, best, sizeof(float) * m->num_params);
+  memcpy(states, best + m->num_params, sizeof(float) * m->num_states);
+  if (!(rc = dt_model_from_host(m, DT_MODEL_PARAMS, err)))
+    rc = dt_model_from_host(m, DT_MODEL_STATES, err);
+  return rc;
 }
 
 /* The epoch's callbacks: CSV row, ReduceLROnPlateau, EarlyStopping (which keeps a
