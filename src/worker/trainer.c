@@ -359,30 +359,35 @@ static double monitored(const trainer_t *t, double loss, double acc, const eval_
   return strcmp(m, "val_loss") == 0 ? val->loss : val->accuracy;
 }
 
+/* How many validation images the reconstruction picture shows. */
+enum { RECONSTRUCTIONS = 8 };
+
 /* An autoencoder's first validation (or test) images and their reconstructions, to
- * TensorBoard. Runs on the logging rank only; it reuses the training arena. */
+ * TensorBoard. Runs on the logging rank only; it reuses the training arena. The picture
+ * is grayscale: inputs of one channel only. */
 static void log_reconstructions(trainer_t *t, long epoch) {
   dt_model_t *m = &t->model;
   const dt_dataset_t *ds = t->val.n ? &t->val : &t->test;
-  int n = m->capacity < 8 ? m->capacity : 8;
+  int n = m->capacity < RECONSTRUCTIONS ? m->capacity : RECONSTRUCTIONS;
   if ((size_t)n > ds->n) n = (int)ds->n;
-  if (!t->tlog.enabled || ds->ndim < 2 || n <= 0) return;
-  uint32_t idx[8];
+  size_t dim = dt_model_input_size(m);
+  if (!t->tlog.enabled || ds->ndim < 2 || n <= 0 ||
+      dim != (size_t)ds->shape[0] * (size_t)ds->shape[1])
+    return;
+  uint32_t idx[RECONSTRUCTIONS];
   for (int i = 0; i < n; i++) idx[i] = (uint32_t)i;
   dt_dataset_gather(ds, idx, (size_t)n, m->acts[0], t->labels);
-  size_t dim = dt_model_input_size(m);
-  float inputs[8 * 784], *out = malloc(sizeof(float) * (size_t)n * dim);
-  if (!out || dim > 784) {
-    free(out);
-    return;
-  }
+  /* Inputs and reconstructions in one allocation, sized from the model. */
+  float *inputs = malloc(sizeof(float) * (size_t)n * dim * 2);
+  if (!inputs) return;
+  float *out = inputs + (size_t)n * dim;
   memcpy(inputs, m->acts[0], sizeof(float) * (size_t)n * dim);
   const float *y = dt_model_forward(m, n, false, &t->run.rng);
   /* Logits of BCE go through the sigmoid that the loss fuses. */
   for (size_t i = 0; i < (size_t)n * dim; i++)
     out[i] = m->loss == DT_LOSS_BCE_LOGITS ? 1.0f / (1.0f + expf(-y[i])) : y[i];
   train_log_reconstructions(&t->tlog, epoch, inputs, out, n, ds->shape[0], ds->shape[1]);
-  free(out);
+  free(inputs);
 }
 
 /* Copies the model's weights and state into the run state's best weights (from) or
