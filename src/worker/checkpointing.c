@@ -13,7 +13,6 @@
 
 #include "dtrain/clock.h"
 #include "dtrain/json.h"
-#include "trainer.h"
 
 static const char *const monitor_names[] = {"val_loss", "val_accuracy", "loss", "accuracy", NULL};
 static const char *const mode_names[] = {"auto", "min", "max", NULL};
@@ -43,17 +42,33 @@ int ckpt_options_read(dt_config_t *cfg, ckpt_options_t *o, dt_error_t *err) {
   return 0;
 }
 
+/* One save or resume: the run's parts, and the model's buffers on the host (fetched
+ * once per checkpoint with dt_model_to_host). */
+typedef struct {
+  const ckpt_env_t *env;
+  run_state_t *rs;
+  const dt_model_t *m;
+  const dt_optim_t *o;
+  float *params, *states; /* (num_params), (num_states) */
+} parts_t;
+
+/* The model's parameters and state on the host. */
+static int host_buffers(dt_model_t *m, float **params, float **states, dt_error_t *err) {
+  int rc = dt_model_to_host(m, DT_MODEL_PARAMS, params, err);
+  if (!rc) rc = dt_model_to_host(m, DT_MODEL_STATES, states, err);
+  return rc;
+}
+
 /* ---- writing ---- */
 
-static void checkpoint_name(const trainer_t *t, char *name, size_t cap) {
-  snprintf(name, cap, "ckpt-%010ld", t->step);
+static void checkpoint_name(long step, char *name, size_t cap) {
+  snprintf(name, cap, "ckpt-%010ld", step);
 }
 
 /* A model file's tensors: the parameters (at params), then the layers' state (at
  * state). On failure nothing is left allocated. */
-static int weight_tensors(const trainer_t *t, float *params, float *state,
+static int weight_tensors(const dt_model_t *m, float *params, float *state,
                           dt_param_info_t **tensors, float ***bases, int *n, dt_error_t *err) {
-  const dt_model_t *m = &t->model;
   *n = m->nparams + m->nstates;
   *tensors = malloc(sizeof **tensors * (size_t)(*n ? *n : 1));
   *bases = malloc(sizeof **bases * (size_t)(*n ? *n : 1));
@@ -74,25 +89,25 @@ static int weight_tensors(const trainer_t *t, float *params, float *state,
 }
 
 /* A model file: the parameter tensors from params, then the state tensors from state. */
-static int encode_weights(trainer_t *t, float *params, float *state, void **out, size_t *len,
+static int encode_weights(const parts_t *p, float *params, float *state, void **out, size_t *len,
                           dt_error_t *err) {
   dt_param_info_t *tensors;
   float **bases;
   int n;
-  int rc = weight_tensors(t, params, state, &tensors, &bases, &n, err);
+  int rc = weight_tensors(p->m, params, state, &tensors, &bases, &n, err);
   if (rc) return rc;
-  size_t cfg_len = dt_config_to_string(t->cfg, NULL, 0);
+  size_t cfg_len = dt_config_to_string(p->env->cfg, NULL, 0);
   char *cfg_text = malloc(cfg_len + 1);
   if (!cfg_text) {
     free(tensors);
     free(bases);
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory writing a checkpoint");
   }
-  dt_config_to_string(t->cfg, cfg_text, cfg_len + 1);
+  dt_config_to_string(p->env->cfg, cfg_text, cfg_len + 1);
   char step[32], epoch[32], world[32];
-  snprintf(step, sizeof step, "%ld", t->step);
-  snprintf(epoch, sizeof epoch, "%ld", t->epoch);
-  snprintf(world, sizeof world, "%d", t->comm->world);
+  snprintf(step, sizeof step, "%ld", p->rs->step);
+  snprintf(epoch, sizeof epoch, "%ld", p->rs->epoch);
+  snprintf(world, sizeof world, "%d", p->env->comm->world);
   const char *meta[] = {"format", "dtrain", "step", step, "epoch", epoch,
                         "world", world, "config", cfg_text, NULL};
   rc = dt_safetensors_encode_parts(tensors, n, (const float *const *)bases, meta, out, len, err);
@@ -103,10 +118,9 @@ static int encode_weights(trainer_t *t, float *params, float *state, void **out,
 }
 
 /* The optimizer's moments: tensor "<param>.moment<k>" at the parameter's offset. */
-static int optimizer_tensors(const trainer_t *t, dt_param_info_t **tensors, float ***bases,
-                             int *n, dt_error_t *err) {
-  const dt_model_t *m = &t->model;
-  int moments = dt_optim_num_moments(&t->optim);
+static int optimizer_tensors(const dt_model_t *m, const dt_optim_t *o, dt_param_info_t **tensors,
+                             float ***bases, int *n, dt_error_t *err) {
+  int moments = dt_optim_num_moments(o);
   *n = m->nparams * moments;
   *tensors = malloc(sizeof **tensors * (size_t)(*n ? *n : 1));
   *bases = malloc(sizeof **bases * (size_t)(*n ? *n : 1));
@@ -120,41 +134,41 @@ static int optimizer_tensors(const trainer_t *t, dt_param_info_t **tensors, floa
       dt_param_info_t *p = &(*tensors)[k * m->nparams + i];
       *p = m->params[i];
       snprintf(p->name, sizeof p->name, "%.48s.moment%c", m->params[i].name, k ? '2' : '1');
-      (*bases)[k * m->nparams + i] = k == 0 ? t->optim.moment1 : t->optim.moment2;
+      (*bases)[k * m->nparams + i] = k == 0 ? o->moment1 : o->moment2;
     }
   return 0;
 }
 
-static int encode_optimizer(const trainer_t *t, void **out, size_t *len, dt_error_t *err) {
+static int encode_optimizer(const parts_t *p, void **out, size_t *len, dt_error_t *err) {
   dt_param_info_t *tensors;
   float **bases;
   int n, rc;
-  if ((rc = optimizer_tensors(t, &tensors, &bases, &n, err))) return rc;
+  if ((rc = optimizer_tensors(p->m, p->o, &tensors, &bases, &n, err))) return rc;
   char step[32];
-  snprintf(step, sizeof step, "%" PRId64, t->optim.step);
-  const char *meta[] = {"type", dt_optim_names[t->optim.cfg.kind], "step", step, NULL};
+  snprintf(step, sizeof step, "%" PRId64, p->o->step);
+  const char *meta[] = {"type", dt_optim_names[p->o->cfg.kind], "step", step, NULL};
   rc = dt_safetensors_encode_parts(tensors, n, (const float *const *)bases, meta, out, len, err);
   free(tensors);
   free(bases);
   return rc;
 }
 
-static int encode_rank(const trainer_t *t, void **out, size_t *len, dt_error_t *err) {
+static int encode_rank(const parts_t *p, void **out, size_t *len, dt_error_t *err) {
+  const run_state_t *rs = p->rs;
   char rank[16], world[16], rng[96], sums[3][32], batches[32];
-  snprintf(rank, sizeof rank, "%d", t->comm->rank);
-  snprintf(world, sizeof world, "%d", t->comm->world);
+  snprintf(rank, sizeof rank, "%d", p->env->comm->rank);
+  snprintf(world, sizeof world, "%d", p->env->comm->world);
   snprintf(rng, sizeof rng, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64,
-           t->rng.s[0], t->rng.s[1], t->rng.s[2], t->rng.s[3]);
+           rs->rng.s[0], rs->rng.s[1], rs->rng.s[2], rs->rng.s[3]);
   /* %.17g prints a double that reads back to the same bits. */
-  snprintf(sums[0], sizeof sums[0], "%.17g", t->epoch_loss_sum);
-  snprintf(sums[1], sizeof sums[1], "%.17g", t->epoch_correct);
-  snprintf(sums[2], sizeof sums[2], "%.17g", t->epoch_total);
-  snprintf(batches, sizeof batches, "%ld", t->epoch_batches);
+  snprintf(sums[0], sizeof sums[0], "%.17g", rs->epoch_loss_sum);
+  snprintf(sums[1], sizeof sums[1], "%.17g", rs->epoch_correct);
+  snprintf(sums[2], sizeof sums[2], "%.17g", rs->epoch_total);
+  snprintf(batches, sizeof batches, "%ld", rs->epoch_batches);
   const char *meta[] = {"rank", rank, "world", world, "rng", rng, "epoch_loss_sum", sums[0],
                         "epoch_correct", sums[1], "epoch_total", sums[2], "epoch_batches", batches,
                         NULL};
-  return dt_safetensors_encode(t->model.states, t->model.nstates, t->model.state_buf, meta, out,
-                               len, err);
+  return dt_safetensors_encode(p->m->states, p->m->nstates, p->states, meta, out, len, err);
 }
 
 /* "[a, b, c]" with every double printed to read back to the same bits. */
@@ -165,15 +179,17 @@ static void json_doubles(const double *v, int n, char *buf, size_t cap) {
   if (used < cap) snprintf(buf + used, cap - used, "]");
 }
 
-static size_t trainer_json(const trainer_t *t, const char *why, char *buf, size_t cap) {
+static size_t trainer_json(const ckpt_env_t *env, const run_state_t *rs, const char *why,
+                           char *buf, size_t cap) {
   char best[40] = "null", es[256], rl[256];
-  if (t->has_best) snprintf(best, sizeof best, "%.17g", t->best_metric);
+  if (rs->has_best) snprintf(best, sizeof best, "%.17g", rs->best_metric);
   double es_state[DT_EARLY_STOPPING_STATE_DOUBLES], rl_state[DT_REDUCE_LR_STATE_DOUBLES];
-  dt_early_stopping_pack(&t->early_stopping.st, es_state);
-  dt_reduce_lr_pack(&t->reduce_lr.st, rl_state);
+  dt_early_stopping_pack(&rs->early_stopping.st, es_state);
+  dt_reduce_lr_pack(&rs->reduce_lr.st, rl_state);
   json_doubles(es_state, DT_EARLY_STOPPING_STATE_DOUBLES, es, sizeof es);
   json_doubles(rl_state, DT_REDUCE_LR_STATE_DOUBLES, rl, sizeof rl);
-  long samples = t->batch_in_epoch * t->opt.batch_size * t->comm->world;
+  int world = env->comm->world;
+  long samples = rs->batch_in_epoch * env->batch_size * world;
   return (size_t)snprintf(
       buf, cap,
       "{\n  \"step\": %ld,\n  \"epoch\": %ld,\n  \"batch_in_epoch\": %ld,\n"
@@ -181,43 +197,44 @@ static size_t trainer_json(const trainer_t *t, const char *why, char *buf, size_
       "  \"batch_size\": %ld,\n  \"seed\": \"%" PRIu64 "\",\n  \"monitor\": \"%s\",\n"
       "  \"best_metric\": %s,\n  \"early_stopping\": %s,\n  \"reduce_lr\": %s,\n"
       "  \"reason\": \"%s\"\n}\n",
-      t->step, t->epoch, t->batch_in_epoch, samples, t->steps_per_epoch, t->comm->world,
-      t->opt.batch_size, t->opt.seed, t->ckpt.monitor, best, es, rl, why);
+      rs->step, rs->epoch, rs->batch_in_epoch, samples, env->steps_per_epoch, world,
+      env->batch_size, env->seed, env->opt->monitor, best, es, rl, why);
 }
 
 /* Rank 0's part of a save once every rank's file is in: the shared files, then commit. */
-static int write_shared(trainer_t *t, dt_ckpt_writer_t *w, float *state, const char *why,
+static int write_shared(const parts_t *p, dt_ckpt_writer_t *w, float *state, const char *why,
                         size_t *bytes, dt_error_t *err) {
+  const run_state_t *rs = p->rs;
   void *data = NULL;
   size_t len;
-  int rc = encode_weights(t, t->model.param_buf, state, &data, &len, err);
+  int rc = encode_weights(p, p->params, state, &data, &len, err);
   if (!rc) rc = dt_ckpt_add_file(w, "model.safetensors", data, len, err);
   free(data);
   *bytes += len;
   data = NULL;
-  if (!rc) rc = encode_optimizer(t, &data, &len, err);
+  if (!rc) rc = encode_optimizer(p, &data, &len, err);
   if (!rc) rc = dt_ckpt_add_file(w, "optimizer.safetensors", data, len, err);
   free(data);
   *bytes += len;
   /* EarlyStopping's copy of the best weights, which restore_best_weights needs. */
-  if (!rc && t->best_weights && t->early_stopping.st.has_best) {
+  if (!rc && rs->best_weights && rs->early_stopping.st.has_best) {
     data = NULL;
-    if (!(rc = encode_weights(t, t->best_weights, t->best_weights + t->model.num_params, &data,
+    if (!(rc = encode_weights(p, rs->best_weights, rs->best_weights + p->m->num_params, &data,
                               &len, err)))
       rc = dt_ckpt_add_file(w, "best_weights.safetensors", data, len, err);
     free(data);
     *bytes += len;
   }
   char json[2048], info[256];
-  size_t jl = trainer_json(t, why, json, sizeof json);
+  size_t jl = trainer_json(p->env, rs, why, json, sizeof json);
   if (!rc) rc = dt_ckpt_add_file(w, "trainer.json", json, jl, err);
   snprintf(info, sizeof info, "{\"step\": %ld, \"epoch\": %ld, \"world\": %d, \"reason\": \"%s\"}",
-           t->step, t->epoch, t->comm->world, why);
+           rs->step, rs->epoch, p->env->comm->world, why);
   if (rc) {
     dt_ckpt_abort(w);
     return rc;
   }
-  return dt_ckpt_commit(w, info, (int)t->ckpt.keep_last, err);
+  return dt_ckpt_commit(w, info, (int)p->env->opt->keep_last, err);
 }
 
 /* One rank's report after writing its own file. */
@@ -225,21 +242,25 @@ typedef struct {
   uint64_t failed, size, crc;
 } rank_record_t;
 
-int ckpt_save(trainer_t *t, const char *why, dt_error_t *err) {
-  dt_comm_t *comm = t->comm;
-  dt_model_t *m = &t->model;
+int ckpt_save(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, const dt_optim_t *o,
+              const char *why, dt_error_t *err) {
+  dt_comm_t *comm = env->comm;
+  const char *root = env->opt->dir;
   double start = dt_now_s();
   char name[64], tmp[DT_CKPT_PATH_MAX + 80];
-  checkpoint_name(t, name, sizeof name);
-  snprintf(tmp, sizeof tmp, "%s/.tmp-%s", t->ckpt.dir, name);
+  checkpoint_name(rs->step, name, sizeof name);
+  snprintf(tmp, sizeof tmp, "%s/.tmp-%s", root, name);
+  parts_t p = {env, rs, m, o, NULL, NULL};
+  int hrc = host_buffers(m, &p.params, &p.states, err);
+  if (hrc) return dt_error_prefix(err, "checkpoint %s: ", name);
 
   /* The shared state is the average over ranks (batch norm's moving averages drift
    * apart between ranks); each rank's own copy goes into its rank file. */
-  float *state = m->state_buf;
+  float *state = p.states;
   if (m->num_states && comm->world > 1) {
     if (!(state = malloc(sizeof *state * m->num_states)))
       return dt_error_set(err, DT_ERR_NOMEM, "out of memory writing a checkpoint");
-    memcpy(state, m->state_buf, sizeof *state * m->num_states);
+    memcpy(state, p.states, sizeof *state * m->num_states);
     int rc = dt_comm_allreduce_avg(comm, state, m->num_states, err);
     if (rc) {
       free(state);
@@ -249,7 +270,7 @@ int ckpt_save(trainer_t *t, const char *why, dt_error_t *err) {
 
   dt_ckpt_writer_t *w = NULL;
   dt_error_t local = {0};
-  int rc = comm->rank == 0 ? dt_ckpt_begin(t->ckpt.dir, name, &w, &local) : 0;
+  int rc = comm->rank == 0 ? dt_ckpt_begin(root, name, &w, &local) : 0;
   double failed = rc != 0;
   int crc = dt_comm_allreduce_sum_f64(comm, &failed, 1, err);
   if (crc) goto out_comm;
@@ -267,11 +288,11 @@ int ckpt_save(trainer_t *t, const char *why, dt_error_t *err) {
   char file[64];
   snprintf(file, sizeof file, "rank-%d.safetensors", comm->rank);
   uint32_t fcrc = 0;
-  rc = encode_rank(t, &data, &len, &local);
+  rc = encode_rank(&p, &data, &len, &local);
   if (!rc) rc = dt_ckpt_write_file(tmp, file, data, len, &fcrc, &local);
   free(data);
   mine = (rank_record_t){rc != 0, len, fcrc};
-  if (rc) dt_log_warn(&t->log, "checkpoint %s: %s", name, local.msg);
+  if (rc) dt_log_warn(env->log, "checkpoint %s: %s", name, local.msg);
   rank_record_t *all = malloc(sizeof *all * (size_t)comm->world);
   if (!all) {
     rc = dt_error_set(err, DT_ERR_NOMEM, "out of memory writing a checkpoint");
@@ -302,7 +323,7 @@ int ckpt_save(trainer_t *t, const char *why, dt_error_t *err) {
       if (rc)
         dt_ckpt_abort(w);
       else
-        rc = write_shared(t, w, state, why, &bytes, err);
+        rc = write_shared(&p, w, state, why, &bytes, err);
     }
     w = NULL;
   }
@@ -315,16 +336,16 @@ int ckpt_save(trainer_t *t, const char *why, dt_error_t *err) {
     rc = dt_error_set(err, DT_ERR_IO, "checkpoint %s was not written (rank 0 says why)", name);
   if (!rc) {
     double s = dt_now_s() - start;
-    dt_log_info(&t->log, "Checkpoint %s/%s written (%s): %.1f MB in %.3f s, %.0f MB/s", t->ckpt.dir,
+    dt_log_info(env->log, "Checkpoint %s/%s written (%s): %.1f MB in %.3f s, %.0f MB/s", root,
                 name, why, outcome[1] / 1e6, s, outcome[1] / 1e6 / (s > 0 ? s : 1e-9));
-    t->last_ckpt_step = t->step;
+    rs->last_ckpt_step = rs->step;
   }
   goto out;
 out_comm:
   rc = crc;
   if (w) dt_ckpt_abort(w);
 out:
-  if (state != m->state_buf) free(state);
+  if (state != p.states) free(state);
   return rc;
 }
 
@@ -358,7 +379,7 @@ static int read_part(const char *dir, const char *file, void **data, size_t *len
 }
 
 /* A model file into params and state (tensor names and shapes must match). */
-static int decode_weights(trainer_t *t, const char *dir, const char *file, float *params,
+static int decode_weights(const dt_model_t *m, const char *dir, const char *file, float *params,
                           float *state, dt_error_t *err) {
   char what[DT_CKPT_PATH_MAX + 64];
   void *data;
@@ -368,7 +389,7 @@ static int decode_weights(trainer_t *t, const char *dir, const char *file, float
   dt_param_info_t *tensors;
   float **bases;
   int n;
-  if ((rc = weight_tensors(t, params, state, &tensors, &bases, &n, err))) {
+  if ((rc = weight_tensors(m, params, state, &tensors, &bases, &n, err))) {
     free(data);
     return rc;
   }
@@ -393,21 +414,24 @@ static bool json_array(const dt_json_t *j, const char *key, double *v, int n) {
 
 /* The callbacks' state. A checkpoint written before a callback was enabled has none:
  * that callback starts fresh. */
-static int load_callbacks(trainer_t *t, const dt_json_t *j, const char *what, dt_error_t *err) {
+static int load_callbacks(run_state_t *rs, const dt_json_t *j, const char *what,
+                          dt_error_t *err) {
   double es[DT_EARLY_STOPPING_STATE_DOUBLES], rl[DT_REDUCE_LR_STATE_DOUBLES];
   int rc;
   if (json_array(j, "early_stopping", es, DT_EARLY_STOPPING_STATE_DOUBLES) &&
-      (rc = dt_early_stopping_unpack(es, &t->early_stopping.st, what, err)))
+      (rc = dt_early_stopping_unpack(es, &rs->early_stopping.st, what, err)))
     return rc;
   if (json_array(j, "reduce_lr", rl, DT_REDUCE_LR_STATE_DOUBLES) &&
-      (rc = dt_reduce_lr_unpack(rl, &t->reduce_lr.st, what, err)))
+      (rc = dt_reduce_lr_unpack(rl, &rs->reduce_lr.st, what, err)))
     return rc;
   return 0;
 }
 
-/* The position (trainer.json) and the shared model and optimizer files. */
-static int load_shared(trainer_t *t, const char *dir, long *saved_world, long *samples,
-                       dt_error_t *err) {
+/* The position (trainer.json) and the shared model and optimizer files. The optimizer's
+ * step count goes to *optim_step. */
+static int load_shared(const parts_t *p, const char *dir, long *saved_world, long *samples,
+                       int64_t *optim_step, dt_error_t *err) {
+  run_state_t *rs = p->rs;
   char what[DT_CKPT_PATH_MAX + 64];
   void *data;
   size_t len;
@@ -428,27 +452,26 @@ static int load_shared(trainer_t *t, const char *dir, long *saved_world, long *s
   }
   const dt_json_t *best = dt_json_get_typed(j, "best_metric", DT_JSON_NUMBER);
   const dt_json_t *seed = dt_json_get_typed(j, "seed", DT_JSON_STRING);
-  t->has_best = best != NULL;
-  t->best_metric = best ? best->number : 0.0;
-  if (seed && strtoull(seed->string, NULL, 10) != t->opt.seed)
-    dt_log_warn(&t->log, "the checkpoint was trained with train.seed = %s, this run has %" PRIu64
-                ": the data order and noise from here on follow the new seed",
-                seed->string, t->opt.seed);
-  rc = load_callbacks(t, j, what, err);
+  rs->has_best = best != NULL;
+  rs->best_metric = best ? best->number : 0.0;
+  if (seed && strtoull(seed->string, NULL, 10) != p->env->seed)
+    dt_log_warn(p->env->log, "the checkpoint was trained with train.seed = %s, this run has "
+                "%" PRIu64 ": the data order and noise from here on follow the new seed",
+                seed->string, p->env->seed);
+  rc = load_callbacks(rs, j, what, err);
   dt_json_free(j);
   if (rc) return rc;
-  t->step = step;
-  t->epoch = epoch;
-  t->batch_in_epoch = batch;
+  rs->step = step;
+  rs->epoch = epoch;
+  rs->batch_in_epoch = batch;
   *saved_world = world;
 
   /* Parameters and the shared (rank-averaged) state; the best weights if kept. */
-  dt_model_t *m = &t->model;
-  if ((rc = decode_weights(t, dir, "model.safetensors", m->param_buf, m->state_buf, err)))
-    return rc;
-  if (t->best_weights && t->early_stopping.st.has_best &&
-      (rc = decode_weights(t, dir, "best_weights.safetensors", t->best_weights,
-                           t->best_weights + m->num_params, err)))
+  const dt_model_t *m = p->m;
+  if ((rc = decode_weights(m, dir, "model.safetensors", p->params, p->states, err))) return rc;
+  if (rs->best_weights && rs->early_stopping.st.has_best &&
+      (rc = decode_weights(m, dir, "best_weights.safetensors", rs->best_weights,
+                           rs->best_weights + m->num_params, err)))
     return rc;
 
   /* The optimizer: the same kind, its moments and step count. */
@@ -461,45 +484,44 @@ static int load_shared(trainer_t *t, const char *dir, long *saved_world, long *s
     free(data);
     return dt_error_prefix(err, "%s: ", what);
   }
-  if (strcmp(type, dt_optim_names[t->optim.cfg.kind]) != 0) {
+  if (strcmp(type, dt_optim_names[p->o->cfg.kind]) != 0) {
     free(data);
     return dt_error_set(err, DT_ERR_CONFIG, "%s: the checkpoint's optimizer is '%s' but the config "
-                        "says optimizer.type = %s", what, type, dt_optim_names[t->optim.cfg.kind]);
+                        "says optimizer.type = %s", what, type, dt_optim_names[p->o->cfg.kind]);
   }
   int on;
   dt_param_info_t *otensors;
   float **obases;
-  if (!(rc = optimizer_tensors(t, &otensors, &obases, &on, err))) {
+  if (!(rc = optimizer_tensors(m, p->o, &otensors, &obases, &on, err))) {
     rc = dt_safetensors_decode_parts(data, len, otensors, on, obases, what, err);
     free(otensors);
     free(obases);
   }
   free(data);
-  t->optim.step = (int64_t)ostep;
+  *optim_step = (int64_t)ostep;
   return rc;
 }
 
 /* This rank's own file: PRNG, the epoch's running sums, its copy of the state. */
-static int load_rank(trainer_t *t, const char *dir, dt_error_t *err) {
+static int load_rank(const parts_t *p, const char *dir, dt_error_t *err) {
+  run_state_t *rs = p->rs;
   char what[DT_CKPT_PATH_MAX + 64], file[64], rng[96];
   void *data;
   size_t len;
-  snprintf(file, sizeof file, "rank-%d.safetensors", t->comm->rank);
+  snprintf(file, sizeof file, "rank-%d.safetensors", p->env->comm->rank);
   int rc = read_part(dir, file, &data, &len, what, sizeof what, err);
   if (rc) return rc;
   if ((rc = dt_safetensors_metadata(data, len, "rng", rng, sizeof rng, err)) ||
-      sscanf(rng, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64, &t->rng.s[0], &t->rng.s[1],
-             &t->rng.s[2], &t->rng.s[3]) != 4)
+      sscanf(rng, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64, &rs->rng.s[0], &rs->rng.s[1],
+             &rs->rng.s[2], &rs->rng.s[3]) != 4)
     rc = dt_error_set(err, DT_ERR_FORMAT, "%s: no PRNG state", what);
-  if (!rc) rc = meta_double(data, len, "epoch_loss_sum", what, &t->epoch_loss_sum, err);
-  if (!rc) rc = meta_double(data, len, "epoch_correct", what, &t->epoch_correct, err);
-  if (!rc) rc = meta_double(data, len, "epoch_total", what, &t->epoch_total, err);
+  if (!rc) rc = meta_double(data, len, "epoch_loss_sum", what, &rs->epoch_loss_sum, err);
+  if (!rc) rc = meta_double(data, len, "epoch_correct", what, &rs->epoch_correct, err);
+  if (!rc) rc = meta_double(data, len, "epoch_total", what, &rs->epoch_total, err);
   double batches = 0;
   if (!rc) rc = meta_double(data, len, "epoch_batches", what, &batches, err);
-  t->epoch_batches = (long)batches;
-  if (!rc)
-    rc = dt_safetensors_decode(data, len, t->model.states, t->model.nstates, t->model.state_buf,
-                               what, err);
+  rs->epoch_batches = (long)batches;
+  if (!rc) rc = dt_safetensors_decode(data, len, p->m->states, p->m->nstates, p->states, what, err);
   free(data);
   return rc;
 }
@@ -520,8 +542,9 @@ static double dir_bytes(const char *dir) {
   return total;
 }
 
-int ckpt_resume(trainer_t *t, const char *from, bool *found, dt_error_t *err) {
-  dt_comm_t *comm = t->comm;
+int ckpt_resume(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, dt_optim_t *o,
+                const char *from, bool *found, dt_error_t *err) {
+  dt_comm_t *comm = env->comm;
   double start = dt_now_s();
   /* Rank 0 picks the checkpoint; everyone loads that one. */
   struct {
@@ -531,14 +554,14 @@ int ckpt_resume(trainer_t *t, const char *from, bool *found, dt_error_t *err) {
   memset(&pick, 0, sizeof pick);
   dt_error_t local = {0};
   if (comm->rank == 0) {
-    int rc = dt_ckpt_find_latest(from, &t->log, pick.dir, &local);
+    int rc = dt_ckpt_find_latest(from, env->log, pick.dir, &local);
     pick.code = rc == 0 ? 0 : rc == DT_ERR_NOT_FOUND ? 1 : 2;
   }
   int rc = dt_comm_broadcast(comm, &pick, sizeof pick, 0, err);
   if (rc) return rc;
   *found = pick.code == 0;
   if (pick.code == 1) {
-    dt_log_info(&t->log, "--resume: %s; starting from scratch", local.code ? local.msg : from);
+    dt_log_info(env->log, "--resume: %s; starting from scratch", local.code ? local.msg : from);
     return 0;
   }
   if (pick.code == 2)
@@ -546,9 +569,16 @@ int ckpt_resume(trainer_t *t, const char *from, bool *found, dt_error_t *err) {
                            : dt_error_set(err, DT_ERR_FORMAT, "no usable checkpoint in %s", from);
 
   long saved_world = 0, samples = 0;
-  rc = load_shared(t, pick.dir, &saved_world, &samples, &local);
+  int64_t optim_step = 0;
+  parts_t p = {env, rs, m, o, NULL, NULL};
+  rc = host_buffers(m, &p.params, &p.states, &local);
+  if (!rc) rc = load_shared(&p, pick.dir, &saved_world, &samples, &optim_step, &local);
   bool same_world = saved_world == comm->world;
-  if (!rc && same_world) rc = load_rank(t, pick.dir, &local);
+  if (!rc && same_world) rc = load_rank(&p, pick.dir, &local);
+  /* What was loaded on the host becomes the model's. */
+  if (!rc) rc = dt_model_from_host(m, DT_MODEL_PARAMS, &local);
+  if (!rc) rc = dt_model_from_host(m, DT_MODEL_STATES, &local);
+  if (!rc) o->step = optim_step;
   /* All ranks fail together: one that cannot load must not leave others training. */
   double failed = rc != 0;
   int crc = dt_comm_allreduce_sum_f64(comm, &failed, 1, err);
@@ -557,31 +587,32 @@ int ckpt_resume(trainer_t *t, const char *from, bool *found, dt_error_t *err) {
   if (failed) return dt_error_set(err, DT_ERR_FORMAT, "resuming from %s failed on another rank",
                                   pick.dir);
 
+  long steps_per_epoch = env->steps_per_epoch;
   if (!same_world) {
     /* The data cursor is re-derived: the epoch's permutation depends on (seed, epoch)
      * only, so the same samples come next in any world size; the global batch differs,
      * so the step count is re-counted in the new epoch length. */
-    long global = t->opt.batch_size * comm->world;
-    t->batch_in_epoch = samples / global;
-    if (t->batch_in_epoch > t->steps_per_epoch) t->batch_in_epoch = t->steps_per_epoch;
-    t->step = t->epoch * t->steps_per_epoch + t->batch_in_epoch;
-    t->epoch_loss_sum = t->epoch_correct = t->epoch_total = 0.0;
-    t->epoch_batches = 0;
-    dt_log_warn(&t->log, "resuming a %ld-rank checkpoint with %d rank(s): parameters and "
+    long global = env->batch_size * comm->world;
+    rs->batch_in_epoch = samples / global;
+    if (rs->batch_in_epoch > steps_per_epoch) rs->batch_in_epoch = steps_per_epoch;
+    rs->step = rs->epoch * steps_per_epoch + rs->batch_in_epoch;
+    rs->epoch_loss_sum = rs->epoch_correct = rs->epoch_total = 0.0;
+    rs->epoch_batches = 0;
+    dt_log_warn(env->log, "resuming a %ld-rank checkpoint with %d rank(s): parameters and "
                 "optimizer state carry over; epoch %ld continues at batch %ld of %ld (%ld of its "
                 "samples were done, %ld are repeated); each rank starts a fresh noise stream, and "
                 "this epoch's training metrics count from here", saved_world, comm->world,
-                t->epoch + 1, t->batch_in_epoch, t->steps_per_epoch, samples,
-                samples - t->batch_in_epoch * global);
+                rs->epoch + 1, rs->batch_in_epoch, steps_per_epoch, samples,
+                samples - rs->batch_in_epoch * global);
   }
-  if (t->batch_in_epoch > t->steps_per_epoch)
+  if (rs->batch_in_epoch > steps_per_epoch)
     return dt_error_set(err, DT_ERR_FORMAT, "%s: batch %ld of an epoch of %ld batches: the "
                         "checkpoint does not fit this data and batch size", pick.dir,
-                        t->batch_in_epoch, t->steps_per_epoch);
-  t->resumed = true;
+                        rs->batch_in_epoch, steps_per_epoch);
+  rs->resumed = true;
   double mb = dir_bytes(pick.dir) / 1e6, secs = dt_now_s() - start;
-  dt_log_info(&t->log, "Resumed from %s: epoch %ld, batch %ld, step %ld (%.1f MB verified and "
-              "loaded in %.3f s, %.0f MB/s)", pick.dir, t->epoch + 1, t->batch_in_epoch, t->step,
-              mb, secs, mb / (secs > 0 ? secs : 1e-9));
+  dt_log_info(env->log, "Resumed from %s: epoch %ld, batch %ld, step %ld (%.1f MB verified and "
+              "loaded in %.3f s, %.0f MB/s)", pick.dir, rs->epoch + 1, rs->batch_in_epoch,
+              rs->step, mb, secs, mb / (secs > 0 ? secs : 1e-9));
   return 0;
 }

@@ -22,10 +22,16 @@
 #define DTRAIN_WORKER_CHECKPOINTING_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "dtrain/checkpoint.h"
+#include "dtrain/comm.h"
 #include "dtrain/config.h"
 #include "dtrain/error.h"
+#include "dtrain/log.h"
+#include "dtrain/model.h"
+#include "dtrain/optim.h"
+#include "run_state.h"
 
 typedef enum { MONITOR_MIN, MONITOR_MAX } monitor_mode;
 
@@ -42,17 +48,29 @@ typedef struct {
 /* Reads [checkpoint]. */
 int ckpt_options_read(dt_config_t *cfg, ckpt_options_t *o, dt_error_t *err);
 
-struct trainer;
+/* What checkpointing needs of the run besides its state, model and optimizer. */
+typedef struct {
+  const ckpt_options_t *opt;
+  const dt_config_t *cfg; /* the run's config, stored in model.safetensors */
+  dt_comm_t *comm;
+  dt_log_t *log;
+  uint64_t seed;          /* train.seed: the data order follows (seed, epoch) */
+  long batch_size;        /* per rank */
+  long steps_per_epoch;   /* in this world size */
+} ckpt_env_t;
 
 /* Writes a checkpoint of the run's current position (collective in a multi-rank job:
  * every rank calls it at the same step). `why` is logged ("every 100 steps",
- * "preempted"). On failure nothing becomes `latest`; every rank gets the error. */
-int ckpt_save(struct trainer *t, const char *why, dt_error_t *err);
+ * "preempted"). On failure nothing becomes `latest`; every rank gets the error. On
+ * success rs->last_ckpt_step is the step. */
+int ckpt_save(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, const dt_optim_t *o,
+              const char *why, dt_error_t *err);
 
 /* Resumes from the newest good checkpoint under `from` (a root or one checkpoint's
- * directory): rank 0 finds and verifies it, every rank loads the same one. Sets
- * *found = false (and changes nothing) when `from` holds no checkpoint at all.
- * Collective. */
-int ckpt_resume(struct trainer *t, const char *from, bool *found, dt_error_t *err);
+ * directory): rank 0 finds and verifies it, every rank loads the same one into rs, m
+ * and o. Sets *found = false (and changes nothing) when `from` holds no checkpoint at
+ * all. Collective. */
+int ckpt_resume(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, dt_optim_t *o,
+                const char *from, bool *found, dt_error_t *err);
 
 #endif

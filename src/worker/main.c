@@ -16,6 +16,7 @@
 #include "dtrain/config.h"
 #include "dtrain/events.h"
 #include "dtrain/log.h"
+#include "dtrain/test_hooks.h"
 #include "inspect.h"
 #include "preempt.h"
 #include "trainer.h"
@@ -140,11 +141,15 @@ static int exit_code_for(int rc) {
              : EXIT_RUN_FAILED;
 }
 
-/* Writes the flat parameter buffer as raw little-endian float32. */
-static int save_params(const char *path, const float *p, size_t n, dt_error_t *err) {
+/* Writes the model's flat parameter buffer as raw little-endian float32. */
+static int save_params(const char *path, dt_model_t *m, dt_error_t *err) {
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "save_params writes the host's floats as they are: little-endian hosts only"
 #endif
+  float *p;
+  size_t n = m->num_params;
+  int rc = dt_model_to_host(m, DT_MODEL_PARAMS, &p, err);
+  if (rc) return rc;
   FILE *f = fopen(path, "wb");
   if (!f) return dt_error_set(err, DT_ERR_IO, "cannot create '%s' for --save-params", path);
   bool ok = fwrite(p, sizeof *p, n, f) == n;
@@ -163,7 +168,7 @@ static int resume(trainer_t *t, const cli_t *cli, dt_error_t *err) {
   if (!t->ckpt.dir[0] && !inspect_is_checkpoint(from))
     snprintf(t->ckpt.dir, sizeof t->ckpt.dir, "%s", from);
   bool found;
-  return ckpt_resume(t, from, &found, err);
+  return trainer_resume(t, from, &found, err);
 }
 
 int main(int argc, char **argv) {
@@ -192,6 +197,8 @@ int main(int argc, char **argv) {
     if (rc) fprintf(stderr, "error: %s\n", err.msg);
     return rc ? EXIT_RUN_FAILED : 0;
   }
+  /* Test switches, read once here and handed down (test_hooks.h). */
+  dt_test_hooks_t hooks = dt_test_hooks_read();
   /* The config is read before MPI starts: a rank that cannot read it exits at once,
    * and mpirun ends the job. */
   dt_log_t log = dt_log_make(0, 1);
@@ -236,7 +243,8 @@ int main(int argc, char **argv) {
    * when its own output goes to a file, so the bar would end up in logs; several
    * ranks drawing would garble it anyway. The epoch lines say the same. */
   trainer_t t;
-  rc = trainer_setup(&t, cfg, cli.config_path, &comm, log, !cli.no_progress && !launched, &err);
+  rc = trainer_setup(&t, cfg, cli.config_path, &comm, log, !cli.no_progress && !launched, &hooks,
+                     &err);
   if (rc == 0) {
     char summary[8192];
     dt_model_summary(&t.model, summary, sizeof summary);
@@ -252,12 +260,12 @@ int main(int argc, char **argv) {
   }
   if (rc == 0 && t.preempted)
     dt_log_info(&log, "Stopped by a signal after checkpoint step %ld; continue with --resume",
-                t.step);
+                t.run.step);
   if (rc == 0 && t.ckpt_failures)
     dt_log_warn(&log, "%d checkpoint(s) could not be written (see the errors above)",
                 t.ckpt_failures);
   if (rc == 0 && cli.save_params_path && comm.rank == 0 && !t.preempted)
-    rc = save_params(cli.save_params_path, t.model.param_buf, t.model.num_params, &err);
+    rc = save_params(cli.save_params_path, &t.model, &err);
   if (rc == 0) {
     /* Reported so that memory use is visible in every run's output. */
     struct rusage ru;

@@ -62,6 +62,7 @@ int run_options_read(dt_config_t *cfg, run_options_t *o, dt_error_t *err) {
       (rc = dt_config_get_int(cfg, "train", "seed", 1, 0, (1L << 62), &seed, err)) ||
       (rc = dt_config_get_int(cfg, "train", "threads", 1, 1, 1024, &o->threads, err)) ||
       (rc = dt_config_get_bool(cfg, "train", "scale_lr", false, &o->scale_lr, err)) ||
+      (rc = dt_config_get_double(cfg, "train", "clipnorm", 0.0, 0.0, 1e30, &o->clipnorm, err)) ||
       (rc = dt_config_get_double(cfg, "sync", "bucket_mb", DEFAULT_BUCKET_MB, 0.0, 4096.0,
                                  &o->bucket_mb, err)) ||
       (rc = dt_config_get_choice(cfg, "sync", "allreduce", "ring", dt_allreduce_names,

@@ -28,11 +28,12 @@ typedef struct {
   uint64_t seed;
   long threads;            /* BLAS threads per process */
   bool scale_lr;           /* linear scaling rule: lr *= number of ranks */
+  double clipnorm;         /* clip the global gradient norm to this (0: off) */
 
   double bucket_mb;        /* [sync] gradient bucket size in MiB (0: one all-reduce) */
   int allreduce;           /* [sync] a dt_allreduce_algo */
   double timeout_s;        /* [sync] watchdog: longest wait for one collective */
-  bool ps;                 /* [sync] mode = ps: parameter servers, not all-reduce (ps_sync.h) */
+  bool ps;                 /* [sync] mode = ps: parameter servers, not all-reduce (exchange.h) */
 } run_options_t;
 
 /* Reads [data], [train] and [sync]; file names are relative to data.dir unless

@@ -2,7 +2,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ps_sync.h"
 
-
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +11,7 @@
 #include "dtrain/clock.h"
 
 int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int world,
-                  const dt_log_t *log, dt_error_t *err) {
+                  double delay_ms, const dt_log_t *log, dt_error_t *err) {
   memset(ps, 0, sizeof *ps);
   ps->log = *log;
   int rc = dt_ps_config_read(cfg, &ps->cfg, err);
@@ -36,9 +35,8 @@ int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int worl
   dt_log_info(&ps->log, "PS worker %ld of %ld: training samples [%zu, %zu) of %zu",
               ps->cfg.worker_id, ps->cfg.num_workers, begin, end, n);
   /* A fault switch for tests: a slow worker, to show what SSP holds back. */
-  const char *delay = getenv("DT_TEST_PS_DELAY_MS");
-  if (delay && atof(delay) > 0) {
-    ps->delay_s = atof(delay) / 1000.0;
+  if (delay_ms > 0) {
+    ps->delay_s = delay_ms / 1000.0;
     dt_log_warn(&ps->log, "DT_TEST_PS_DELAY_MS: each step waits %g ms (a switch for tests)",
                 ps->delay_s * 1e3);
   }
@@ -46,10 +44,15 @@ int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int worl
 }
 
 /* The servers' parameters of the finished exchange become the model's. */
-static void install(ps_sync_t *ps, dt_model_t *m) {
-  memcpy(m->param_buf, ps_client_params(ps->client), m->num_params * sizeof(float));
+static int install(ps_sync_t *ps, dt_model_t *m, dt_error_t *err) {
+  float *params;
+  int rc = dt_model_to_host(m, DT_MODEL_PARAMS, &params, err);
+  if (rc) return rc;
+  memcpy(params, ps_client_params(ps->client), m->num_params * sizeof(float));
+  if ((rc = dt_model_from_host(m, DT_MODEL_PARAMS, err))) return rc;
   for (int k = 0; k < ps_client_num_servers(ps->client); k++)
     ps->versions[k] = ps_client_version(ps->client, k);
+  return 0;
 }
 
 static int wait_exchange(ps_sync_t *ps, dt_model_t *m, dt_error_t *err) {
@@ -58,8 +61,7 @@ static int wait_exchange(ps_sync_t *ps, dt_model_t *m, dt_error_t *err) {
   ps->wait_s += dt_now_s() - t0;
   ps->pending = false;
   if (rc) return rc;
-  install(ps, m);
-  return 0;
+  return install(ps, m, err);
 }
 
 /* Starts an exchange; the pull is for the step that will use its result. */
@@ -84,7 +86,10 @@ int ps_sync_start(ps_sync_t *ps, dt_model_t *m, const dt_optim_config_t *ocfg, d
                         .ntensors = m->nparams, .optim = ocfg, .timeout_s = timeout_s,
                         .log = ps->log};
   ps_client_info_t info;
-  int rc = ps_client_start(&ps->client, &o, m->param_buf, &info, err);
+  float *params;
+  int rc = dt_model_to_host(m, DT_MODEL_PARAMS, &params, err);
+  if (rc) return rc;
+  rc = ps_client_start(&ps->client, &o, params, &info, err);
   if (rc) return dt_error_prefix(err, "connecting to the parameter servers: ");
   if (info.mixed)
     dt_log_warn(&ps->log, "the parameter servers differ in ps.consistency or ps.staleness; "
@@ -106,17 +111,17 @@ int ps_sync_start(ps_sync_t *ps, dt_model_t *m, const dt_optim_config_t *ocfg, d
 }
 
 /* The gradient to push into the send buffer: this step's, or the mean over the steps
- * accumulated since the last push. false while still accumulating. */
-static bool stage_gradient(ps_sync_t *ps, const dt_model_t *m) {
-  size_t n = m->num_params;
+ * accumulated since the last push. grads are the model's (num_params), on the host.
+ * false while still accumulating. */
+static bool stage_gradient(ps_sync_t *ps, const float *grads, size_t n) {
   float *send = ps_client_send_buffer(ps->client);
   if (!ps->accum) {
-    memcpy(send, m->grad_buf, n * sizeof(float));
+    memcpy(send, grads, n * sizeof(float));
     return true;
   }
-  if (ps->local_steps == 0) memcpy(ps->accum, m->grad_buf, n * sizeof(float));
+  if (ps->local_steps == 0) memcpy(ps->accum, grads, n * sizeof(float));
   else
-    for (size_t i = 0; i < n; i++) ps->accum[i] += m->grad_buf[i];
+    for (size_t i = 0; i < n; i++) ps->accum[i] += grads[i];
   if (++ps->local_steps < ps->cfg.push_every) return false;
   float scale = 1.0f / (float)ps->local_steps;
   for (size_t i = 0; i < n; i++) send[i] = ps->accum[i] * scale;
@@ -128,19 +133,21 @@ int ps_sync_step(ps_sync_t *ps, dt_model_t *m, float lr, dt_error_t *err) {
     struct timespec ts = {(time_t)ps->delay_s, (long)((ps->delay_s - (double)(time_t)ps->delay_s) * 1e9)};
     nanosleep(&ts, NULL);
   }
+  float *grads;
+  int rc = dt_model_to_host(m, DT_MODEL_GRADS, &grads, err);
+  if (rc) return rc;
   if (ps->accum && ps->local_steps + 1 < ps->cfg.push_every) {
-    stage_gradient(ps, m);
+    stage_gradient(ps, grads, m->num_params);
     return 0;
   }
   /* The gradient was computed on the parameters of these versions. */
   uint64_t base[DT_PS_MAX_SERVERS];
   memcpy(base, ps->versions, sizeof base);
   uint32_t steps = (uint32_t)(ps->accum ? ps->local_steps + 1 : 1);
-  int rc;
   /* Overlapping: the previous exchange's parameters are for the next step, and the
    * send buffer is the client's until that exchange is done. */
   if (ps->pending && (rc = wait_exchange(ps, m, err))) return rc;
-  stage_gradient(ps, m);
+  stage_gradient(ps, grads, m->num_params);
   ps->local_steps = 0;
   ps->last_lr = lr;
   if ((rc = post(ps, true, lr, steps, base, ps->overlap, err))) return rc;
@@ -164,10 +171,14 @@ int ps_sync_finish(ps_sync_t *ps, dt_model_t *m, dt_error_t *err) {
   /* The servers' latest parameters are the model this worker evaluates. */
   if ((rc = post(ps, false, 0.0f, 1, NULL, false, err)) || (rc = wait_exchange(ps, m, err)))
     return rc;
+  return ps_client_stop(ps->client, err);
+}
+
+void ps_sync_report(const ps_sync_t *ps) {
+  if (!ps->client) return;
   dt_log_info(&ps->log, "PS: %ld exchanges, %ld pushes, clock %" PRId64 "; the trainer waited "
               "%.3f ms per exchange", ps->exchanges, ps->pushes, ps_client_clock(ps->client),
               ps->exchanges ? 1e3 * ps->wait_s / (double)ps->exchanges : 0.0);
-  return ps_client_stop(ps->client, err);
 }
 
 int ps_sync_leave(ps_sync_t *ps, dt_model_t *m, dt_error_t *err) {

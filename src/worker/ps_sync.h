@@ -41,16 +41,20 @@ typedef struct {
   uint64_t versions[DT_PS_MAX_SERVERS]; /* of the parameters in the model's buffer */
   long exchanges, pushes;
   double wait_s;        /* time the trainer waited for exchanges */
-  double delay_s;       /* test switch DT_TEST_PS_DELAY_MS: sleep per step */
+  double delay_s;       /* test switch DT_TEST_PS_DELAY_MS: sleep per step (test_hooks.h) */
 } ps_sync_t;
 
 /* Reads [ps] and narrows train to this worker's part. world is the communicator's
- * size: a PS worker runs as a process of its own (1). */
+ * size: a PS worker runs as a process of its own (1). delay_ms is the test switch's
+ * wait per step (0: none). */
 int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int world,
-                  const dt_log_t *log, dt_error_t *err);
+                  double delay_ms, const dt_log_t *log, dt_error_t *err);
 
 /* Connects to the servers (INIT from the model's initial parameters if a range is
- * empty) and loads the servers' parameters into the model. */
+ * empty) and loads the servers' parameters into the model.
+ *
+ * Every function here that takes the model reads its gradients or writes its parameters
+ * on the host, through dt_model_to_host / dt_model_from_host. */
 int ps_sync_start(ps_sync_t *ps, dt_model_t *m, const dt_optim_config_t *ocfg, double timeout_s,
                   dt_error_t *err);
 
@@ -67,6 +71,9 @@ int ps_sync_finish(ps_sync_t *ps, dt_model_t *m, dt_error_t *err);
  * this worker at once instead of after ps.heartbeat_timeout_s. Gradients summed for
  * ps.push_every and not pushed yet are dropped. */
 int ps_sync_leave(ps_sync_t *ps, dt_model_t *m, dt_error_t *err);
+
+/* Logs the exchanges, pushes and clock so far and how long the trainer waited. */
+void ps_sync_report(const ps_sync_t *ps);
 
 void ps_sync_free(ps_sync_t *ps);
 

@@ -72,9 +72,10 @@ static void plan_image(train_log_t *tl, const dt_model_t *m) {
   tl->image = calloc((size_t)tl->image_h * (size_t)tl->image_w, 1);
 }
 
-static void draw_image(train_log_t *tl, const dt_model_t *m) {
+/* params: the model's parameters on the host. */
+static void draw_image(train_log_t *tl, const dt_model_t *m, const float *params) {
   const dt_layer_t *first = &m->layers[0];
-  const float *kernel = first->w[0]; /* (in, units) */
+  const float *kernel = params + first->param_decl[0].offset; /* (in, units) */
   int units = first->out_shape.dims[0], tiles = units < MAX_IMAGE_TILES ? units : MAX_IMAGE_TILES;
   int h = m->in_shape.dims[0], w = m->in_shape.dims[1];
   int cols = (tl->image_w - 1) / (w + 1);
@@ -139,27 +140,38 @@ void train_log_step(train_log_t *tl, long step, double loss, double lr, double s
   report(tl, tl->train);
 }
 
+/* The weight and gradient histograms and the weight picture, from the model's buffers
+ * brought to the host once for all of them. */
+static void log_weights(train_log_t *tl, long epoch, dt_model_t *m) {
+  float *params, *grads;
+  dt_error_t err = {0};
+  if (dt_model_to_host(m, DT_MODEL_PARAMS, &params, &err) ||
+      dt_model_to_host(m, DT_MODEL_GRADS, &grads, &err)) {
+    dt_log_warn(tl->log, "TensorBoard logging: no histograms for epoch %ld: %s", epoch, err.msg);
+    return;
+  }
+  char tag[DT_NAME_MAX + 16];
+  for (int i = 0; i < m->nparams; i++) {
+    const dt_param_info_t *p = &m->params[i];
+    dt_events_histogram(tl->train, p->name, epoch, params + p->offset, p->count, NULL);
+    snprintf(tag, sizeof tag, "%s/gradient", p->name);
+    dt_events_histogram(tl->train, tag, epoch, grads + p->offset, p->count, NULL);
+  }
+  if (tl->image) {
+    draw_image(tl, m, params);
+    snprintf(tag, sizeof tag, "%s/weights", m->layers[0].name);
+    dt_events_image(tl->train, tag, epoch, tl->image_h, tl->image_w, 1, tl->image, NULL);
+  }
+}
+
 void train_log_epoch(train_log_t *tl, long epoch, double loss, double accuracy, double val_loss,
-                     double val_accuracy, const dt_model_t *m) {
+                     double val_accuracy, dt_model_t *m) {
   if (!tl->enabled) return;
   dt_events_scalar(tl->train, "epoch_loss", epoch, loss, NULL);
   if (!isnan(accuracy)) dt_events_scalar(tl->train, "epoch_accuracy", epoch, accuracy, NULL);
   if (!isnan(val_loss)) dt_events_scalar(tl->val, "epoch_loss", epoch, val_loss, NULL);
   if (!isnan(val_accuracy)) dt_events_scalar(tl->val, "epoch_accuracy", epoch, val_accuracy, NULL);
-  if (tl->histogram_freq > 0 && epoch % tl->histogram_freq == 0) {
-    char tag[DT_NAME_MAX + 16];
-    for (int i = 0; i < m->nparams; i++) {
-      const dt_param_info_t *p = &m->params[i];
-      dt_events_histogram(tl->train, p->name, epoch, m->param_buf + p->offset, p->count, NULL);
-      snprintf(tag, sizeof tag, "%s/gradient", p->name);
-      dt_events_histogram(tl->train, tag, epoch, m->grad_buf + p->offset, p->count, NULL);
-    }
-    if (tl->image) {
-      draw_image(tl, m);
-      snprintf(tag, sizeof tag, "%s/weights", m->layers[0].name);
-      dt_events_image(tl->train, tag, epoch, tl->image_h, tl->image_w, 1, tl->image, NULL);
-    }
-  }
+  if (tl->histogram_freq > 0 && epoch % tl->histogram_freq == 0) log_weights(tl, epoch, m);
   report(tl, tl->train);
   report(tl, tl->val);
 }

@@ -47,9 +47,10 @@ void train_log_step(train_log_t *tl, long step, double loss, double lr, double s
                     const step_times_t *times);
 
 /* Epoch metrics (NaN accuracy/validation values are left out) and, every
- * histogram_freq epochs, histograms and the weight picture. */
+ * histogram_freq epochs, histograms and the weight picture (which read the model's
+ * parameters and gradients on the host). */
 void train_log_epoch(train_log_t *tl, long epoch, double loss, double accuracy, double val_loss,
-                     double val_accuracy, const dt_model_t *m);
+                     double val_accuracy, dt_model_t *m);
 
 /* An autoencoder's reconstructions: n inputs (n, h*w) in [0,1] in the top row and
  * their reconstructions (n, h*w) below, as one image "reconstructions" of the

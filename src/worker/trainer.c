@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dtrain/clip.h"
 #include "dtrain/clock.h"
-#include "agreement.h"
 #include "preempt.h"
 
 static const char *const target_names[] = {"labels", "one_hot", "input", "bits", NULL};
@@ -95,14 +95,25 @@ static int read_model(trainer_t *t, dt_error_t *err) {
   return check_model_fits_data(t, err);
 }
 
+/* The replicas start from the same parameters: rank 0's are broadcast. */
+static int broadcast_initial_params(trainer_t *t, dt_error_t *err) {
+  float *params;
+  int rc = dt_model_to_host(&t->model, DT_MODEL_PARAMS, &params, err);
+  if (!rc) rc = dt_comm_broadcast(t->comm, params, t->model.num_params * sizeof(float), 0, err);
+  if (!rc) rc = dt_model_from_host(&t->model, DT_MODEL_PARAMS, err);
+  return rc ? dt_error_prefix(err, "sending the initial parameters from rank 0: ") : 0;
+}
+
 int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_comm_t *comm,
-                  dt_log_t log, bool show_progress, dt_error_t *err) {
+                  dt_log_t log, bool show_progress, const dt_test_hooks_t *hooks,
+                  dt_error_t *err) {
   memset(t, 0, sizeof *t);
   t->cfg = cfg;
   t->comm = comm;
   t->log = log;
+  t->hooks = *hooks;
+  run_state_init(&t->run);
   int rc;
-  t->last_ckpt_step = -1;
   if ((rc = run_options_read(cfg, &t->opt, err)) || (rc = ckpt_options_read(cfg, &t->ckpt, err)))
     return rc;
   comm->timeout_s = t->opt.timeout_s;
@@ -113,17 +124,16 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
     return rc;
   if ((rc = load_data(t, err))) return rc;
   if ((rc = read_model(t, err))) return rc;
-  if (t->opt.ps && (rc = ps_sync_setup(&t->ps, cfg, &t->train, comm->world, &t->log, err)))
-    return rc;
+  exchange_env_t xenv = {cfg, &t->opt, comm, &t->log, &t->model, &t->optim, &t->hooks};
+  if ((rc = exchange_setup(&t->exchange, &xenv, &t->train, err))) return rc;
   bool has_acc = t->model.loss == DT_LOSS_SOFTMAX_CE || t->model.loss == DT_LOSS_BCE_LOGITS;
   t->metrics = DT_METRIC_BIT(DT_METRIC_LOSS) | (has_acc ? DT_METRIC_BIT(DT_METRIC_ACCURACY) : 0);
   if (t->val.n)
     t->metrics |= DT_METRIC_BIT(DT_METRIC_VAL_LOSS) |
                   (has_acc ? DT_METRIC_BIT(DT_METRIC_VAL_ACCURACY) : 0);
-  if ((rc = dt_early_stopping_read(cfg, t->metrics, &t->early_stopping, err)) ||
-      (rc = dt_reduce_lr_read(cfg, t->metrics, &t->reduce_lr, err)) ||
-      (rc = dt_csv_log_read(cfg, &t->csv_opts, err)) ||
-      (rc = dt_config_get_double(cfg, "train", "clipnorm", 0.0, 0.0, 1e30, &t->clipnorm, err)))
+  if ((rc = dt_early_stopping_read(cfg, t->metrics, &t->run.early_stopping, err)) ||
+      (rc = dt_reduce_lr_read(cfg, t->metrics, &t->run.reduce_lr, err)) ||
+      (rc = dt_csv_log_read(cfg, &t->csv_opts, err)))
     return rc;
   if (t->ckpt.save_best_only && strncmp(t->ckpt.monitor, "val_", 4) == 0 && t->val.n == 0)
     return dt_error_set(err, DT_ERR_CONFIG,
@@ -158,8 +168,9 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   if ((rc = dt_model_prepare(&t->model, capacity, err)) ||
       (rc = dt_optim_init(&t->optim, &ocfg, t->model.num_params, err)))
     return rc;
-  if (t->early_stopping.opt.enabled && t->early_stopping.opt.restore_best_weights &&
-      !(t->best_weights = malloc(sizeof(float) * (t->model.num_params + t->model.num_states))))
+  const dt_early_stopping_opts_t *es = &t->run.early_stopping.opt;
+  if (es->enabled && es->restore_best_weights &&
+      !(t->run.best_weights = malloc(sizeof(float) * (t->model.num_params + t->model.num_states))))
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory for restore_best_weights");
   t->perm = malloc(sizeof *t->perm * (t->train.n ? t->train.n : 1));
   t->labels = malloc(sizeof *t->labels * (size_t)capacity);
@@ -167,30 +178,15 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
     t->targets = malloc(sizeof *t->targets * (size_t)capacity * dt_model_output_size(&t->model));
   if (!t->perm || !t->labels || (t->target != TARGET_LABELS && !t->targets))
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory setting up training");
-  if ((rc = dt_grad_sync_init(&t->sync, comm, t->model.grad_buf, t->model.num_params,
-                              t->opt.bucket_mb, err)))
-    return rc;
-  if (comm->world > 1) {
-    t->model.on_grads_ready = dt_grad_sync_ready;
-    t->model.grads_ready_ctx = &t->sync;
-    run_shape_t shape = {t->model.num_params, t->steps_per_epoch, t->sync.nbuckets};
-    if ((rc = agreement_check(comm, cfg, &shape, err))) return rc;
-  }
-  /* The watchdog test's fault switch (see trainer.h). */
-  const char *stall_rank = getenv("DT_TEST_STALL_RANK");
-  const char *stall_step = getenv("DT_TEST_STALL_AT_STEP");
-  if (stall_rank && stall_step && atoi(stall_rank) == comm->rank)
-    t->stall_at_step = atol(stall_step);
+  if ((rc = exchange_prepare(&t->exchange, t->steps_per_epoch, err))) return rc;
 
   /* Every rank initializes from the same seed; rank 0's values are broadcast anyway so
    * that ranks agree even if their initial values differed. */
   dt_rng_t init_rng;
   dt_rng_seed(&init_rng, dt_rng_mix(t->opt.seed, 0x1417));
   dt_model_init_params(&t->model, &init_rng);
-  if ((rc = dt_comm_broadcast(comm, t->model.param_buf, t->model.num_params * sizeof(float), 0,
-                              err)))
-    return dt_error_prefix(err, "sending the initial parameters from rank 0: ");
-  dt_rng_seed(&t->rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xd20b), (uint64_t)comm->rank));
+  if ((rc = broadcast_initial_params(t, err))) return rc;
+  dt_rng_seed(&t->run.rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xd20b), (uint64_t)comm->rank));
   openblas_set_num_threads((int)t->opt.threads);
   progress_init(&t->progress, log.out, show_progress && dt_log_enabled(&log));
   return train_log_open(&t->tlog, cfg, &t->model, err);
@@ -226,7 +222,7 @@ int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, d
     for (int i = 0; i < chunk; i++) idx[i] = (uint32_t)(pos + (size_t)i);
     dt_dataset_gather(ds, idx, (size_t)chunk, m->acts[0], t->labels);
     fill_targets(t, chunk);
-    const float *y = dt_model_forward(m, chunk, false, &t->rng);
+    const float *y = dt_model_forward(m, chunk, false, &t->run.rng);
     int dim = (int)dt_model_output_size(m);
     sums[0] += dt_loss_compute(m->loss, y, chunk, dim, t->labels, t->targets, NULL) * chunk;
     if (t->target == TARGET_BITS)
@@ -253,7 +249,15 @@ int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, d
 
 /* The schedule's lr for the current step, scaled down by ReduceLROnPlateau. */
 static double current_lr(const trainer_t *t) {
-  return dt_reduce_lr_apply(&t->reduce_lr, dt_schedule_lr(&t->schedule, t->step));
+  return dt_reduce_lr_apply(&t->run.reduce_lr, dt_schedule_lr(&t->schedule, t->run.step));
+}
+
+/* The watchdog test's fault switch: this rank stops answering at this step. */
+static void stall_if_asked(trainer_t *t, long step) {
+  if (t->hooks.stall_rank != t->comm->rank || t->hooks.stall_at_step != step) return;
+  dt_log_warn(&t->log, "DT_TEST_STALL_RANK/DT_TEST_STALL_AT_STEP: this rank stops answering "
+              "at step %ld (a fault switch for tests)", step);
+  for (;;) pause();
 }
 
 /* One optimization step on global batch g of the current epoch; returns the batch's
@@ -262,19 +266,15 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
                       step_times_t *times, dt_error_t *err) {
   dt_model_t *m = &t->model;
   double t0 = dt_now_s();
-  dt_grad_sync_begin(&t->sync, t->step + 1);
-  if (t->stall_at_step == t->step + 1) {
-    dt_log_warn(&t->log, "DT_TEST_STALL_RANK/DT_TEST_STALL_AT_STEP: this rank stops answering "
-                "at step %ld (a fault switch for tests)", t->step + 1);
-    for (;;) pause();
-  }
+  exchange_begin_step(&t->exchange, t->run.step + 1);
+  stall_if_asked(t, t->run.step + 1);
   int batch = (int)t->opt.batch_size;
   const uint32_t *idx =
       dt_shard_batch(t->perm, g, (size_t)batch, t->comm->rank, t->comm->world);
   dt_dataset_gather(&t->train, idx, (size_t)batch, m->acts[0], t->labels);
   fill_targets(t, batch);
   double t1 = dt_now_s();
-  const float *y = dt_model_forward(m, batch, true, &t->rng);
+  const float *y = dt_model_forward(m, batch, true, &t->run.rng);
   int dim = (int)dt_model_output_size(m);
   *loss = dt_loss_compute(m->loss, y, batch, dim, t->labels, t->targets, m->dout);
   size_t n;
@@ -282,29 +282,24 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   *total += (double)n;
   dt_model_backward(m, batch);
   double t2 = dt_now_s();
-  int rc = dt_grad_sync_finish(&t->sync, err);
+  int rc = exchange_reduce(&t->exchange, err);
   if (rc) return rc;
   /* The gradients are the same on every rank by now, so clipping agrees too. */
-  if (t->clipnorm > 0) dt_clip_by_global_norm(m->grad_buf, m->num_params, (float)t->clipnorm);
+  if (t->opt.clipnorm > 0)
+    dt_clip_by_global_norm(m->grad_buf, m->num_params, (float)t->opt.clipnorm);
   double t3 = dt_now_s();
   float lr = (float)current_lr(t);
-  if (t->opt.ps) {
-    /* The parameter servers run the optimizer: gradients go out, parameters come in. */
-    if ((rc = ps_sync_step(&t->ps, m, lr, err))) return rc;
-  } else {
-    dt_optim_begin_step(&t->optim);
-    dt_optim_update(&t->optim, m->param_buf, m->grad_buf, 0, m->num_params, lr, m->params,
-                    m->nparams);
-  }
+  if ((rc = exchange_update(&t->exchange, lr, err))) return rc;
   double t4 = dt_now_s();
   times->data_s = t1 - t0;
   times->compute_s = (t2 - t1) + (t4 - t3);
   times->comm_s = t3 - t2;
-  t->comm_wait_s += t3 - t2;
-  t->step_s += t4 - t0;
-  train_log_step(&t->tlog, t->step, *loss, lr, (double)batch * t->comm->world / (t4 - t0), times);
-  t->step++;
-  t->steps_run++;
+  t->stats.wait_s += t3 - t2;
+  t->stats.step_s += t4 - t0;
+  train_log_step(&t->tlog, t->run.step, *loss, lr, (double)batch * t->comm->world / (t4 - t0),
+                 times);
+  t->run.step++;
+  t->stats.steps++;
   return 0;
 }
 
@@ -329,28 +324,27 @@ static void print_epoch(trainer_t *t, long epoch, long batches, double seconds, 
   dt_log_info(&t->log, "%s", line);
 }
 
-/* True when a SIGTERM/SIGINT asks the run to stop. In a multi-rank job the ranks
- * agree on it, every PREEMPT_POLL_STEPS steps, so that they stop at the same step
- * (a signal may reach them at different moments, or only some of them). */
-enum { PREEMPT_POLL_STEPS = 16 };
-static int stop_requested(trainer_t *t, bool *stop, dt_error_t *err) {
-  *stop = false;
-  if (t->comm->world == 1) {
-    *stop = preempt_signal() != 0;
-    return 0;
-  }
-  if (t->step % PREEMPT_POLL_STEPS != 0) return 0;
-  double flag = preempt_signal() != 0;
-  int rc = dt_comm_allreduce_sum_f64(t->comm, &flag, 1, err);
-  *stop = flag > 0;
-  return rc;
+/* What checkpointing needs of the trainer besides the run state, model and optimizer. */
+static ckpt_env_t ckpt_env(trainer_t *t) {
+  return (ckpt_env_t){&t->ckpt,          t->cfg,         t->comm,           &t->log,
+                      t->opt.seed,       t->opt.batch_size, t->steps_per_epoch};
+}
+
+static int save(trainer_t *t, const char *why, dt_error_t *err) {
+  ckpt_env_t env = ckpt_env(t);
+  return ckpt_save(&env, &t->run, &t->model, &t->optim, why, err);
+}
+
+int trainer_resume(trainer_t *t, const char *from, bool *found, dt_error_t *err) {
+  ckpt_env_t env = ckpt_env(t);
+  return ckpt_resume(&env, &t->run, &t->model, &t->optim, from, found, err);
 }
 
 /* A checkpoint that cannot be written is reported and training goes on: the run
  * itself is not lost, and `latest` still names the previous good checkpoint. */
 static void save_or_warn(trainer_t *t, const char *why) {
   dt_error_t err = {0};
-  if (ckpt_save(t, why, &err)) {
+  if (save(t, why, &err)) {
     t->ckpt_failures++;
     dt_log_error(&t->log, "checkpoint not written, training goes on: %s", err.msg);
   }
@@ -365,30 +359,55 @@ static double monitored(const trainer_t *t, double loss, double acc, const eval_
   return strcmp(m, "val_loss") == 0 ? val->loss : val->accuracy;
 }
 
+/* How many validation images the reconstruction picture shows. */
+enum { RECONSTRUCTIONS = 8 };
+
 /* An autoencoder's first validation (or test) images and their reconstructions, to
- * TensorBoard. Runs on the logging rank only; it reuses the training arena. */
+ * TensorBoard. Runs on the logging rank only; it reuses the training arena. The picture
+ * is grayscale: inputs of one channel only. */
 static void log_reconstructions(trainer_t *t, long epoch) {
   dt_model_t *m = &t->model;
   const dt_dataset_t *ds = t->val.n ? &t->val : &t->test;
-  int n = m->capacity < 8 ? m->capacity : 8;
+  int n = m->capacity < RECONSTRUCTIONS ? m->capacity : RECONSTRUCTIONS;
   if ((size_t)n > ds->n) n = (int)ds->n;
-  if (!t->tlog.enabled || ds->ndim < 2 || n <= 0) return;
-  uint32_t idx[8];
+  size_t dim = dt_model_input_size(m);
+  if (!t->tlog.enabled || ds->ndim < 2 || n <= 0 ||
+      dim != (size_t)ds->shape[0] * (size_t)ds->shape[1])
+    return;
+  uint32_t idx[RECONSTRUCTIONS];
   for (int i = 0; i < n; i++) idx[i] = (uint32_t)i;
   dt_dataset_gather(ds, idx, (size_t)n, m->acts[0], t->labels);
-  size_t dim = dt_model_input_size(m);
-  float inputs[8 * 784], *out = malloc(sizeof(float) * (size_t)n * dim);
-  if (!out || dim > 784) {
-    free(out);
-    return;
-  }
+  /* Inputs and reconstructions in one allocation, sized from the model. */
+  float *inputs = malloc(sizeof(float) * (size_t)n * dim * 2);
+  if (!inputs) return;
+  float *out = inputs + (size_t)n * dim;
   memcpy(inputs, m->acts[0], sizeof(float) * (size_t)n * dim);
-  const float *y = dt_model_forward(m, n, false, &t->rng);
+  const float *y = dt_model_forward(m, n, false, &t->run.rng);
   /* Logits of BCE go through the sigmoid that the loss fuses. */
   for (size_t i = 0; i < (size_t)n * dim; i++)
     out[i] = m->loss == DT_LOSS_BCE_LOGITS ? 1.0f / (1.0f + expf(-y[i])) : y[i];
   train_log_reconstructions(&t->tlog, epoch, inputs, out, n, ds->shape[0], ds->shape[1]);
-  free(out);
+  free(inputs);
+}
+
+/* Copies the model's weights and state into the run state's best weights (from) or
+ * back into the model (!from), on the host. */
+static int copy_best_weights(trainer_t *t, bool from, dt_error_t *err) {
+  dt_model_t *m = &t->model;
+  float *params, *states, *best = t->run.best_weights;
+  int rc = dt_model_to_host(m, DT_MODEL_PARAMS, &params, err);
+  if (!rc) rc = dt_model_to_host(m, DT_MODEL_STATES, &states, err);
+  if (rc) return rc;
+  if (from) {
+    memcpy(best, params, sizeof(float) * m->num_params);
+    memcpy(best + m->num_params, states, sizeof(float) * m->num_states);
+    return 0;
+  }
+  memcpy(params, best, sizeof(float) * m->num_params);
+  memcpy(states, best + m->num_params, sizeof(float) * m->num_states);
+  if (!(rc = dt_model_from_host(m, DT_MODEL_PARAMS, err)))
+    rc = dt_model_from_host(m, DT_MODEL_STATES, err);
+  return rc;
 }
 
 /* The epoch's callbacks: CSV row, ReduceLROnPlateau, EarlyStopping (which keeps a
@@ -400,22 +419,19 @@ static int run_callbacks(trainer_t *t, long epoch, double loss, double acc,
   double lr = current_lr(t);
   int rc;
   if (t->csv.f && (rc = dt_csv_log_row(&t->csv, epoch + 1, &em, lr, err))) return rc;
-  if (t->reduce_lr.opt.enabled) {
+  dt_reduce_lr_t *rl = &t->run.reduce_lr;
+  if (rl->opt.enabled) {
     bool reduced;
-    dt_reduce_lr_update(&t->reduce_lr, em.v[t->reduce_lr.opt.monitor], lr, &reduced);
+    dt_reduce_lr_update(rl, em.v[rl->opt.monitor], lr, &reduced);
     if (reduced)
       dt_log_info(&t->log, "Epoch %ld: ReduceLROnPlateau: %s did not improve for %ld epochs, "
-                  "learning rate now %g", epoch + 1, dt_metric_names[t->reduce_lr.opt.monitor],
-                  t->reduce_lr.opt.patience, current_lr(t));
+                  "learning rate now %g", epoch + 1, dt_metric_names[rl->opt.monitor],
+                  rl->opt.patience, current_lr(t));
   }
-  dt_early_stopping_t *es = &t->early_stopping;
+  dt_early_stopping_t *es = &t->run.early_stopping;
   if (es->opt.enabled) {
     dt_early_stopping_decision_t d = dt_early_stopping_update(es, em.v[es->opt.monitor], epoch);
-    if (d.improved && t->best_weights) {
-      memcpy(t->best_weights, t->model.param_buf, sizeof(float) * t->model.num_params);
-      memcpy(t->best_weights + t->model.num_params, t->model.state_buf,
-             sizeof(float) * t->model.num_states);
-    }
+    if (d.improved && t->run.best_weights && (rc = copy_best_weights(t, true, err))) return rc;
     if (d.stop)
       dt_log_info(&t->log, "Epoch %ld: early stopping: %s has not improved for %ld epochs (best "
                   "%.4f at epoch %ld)", epoch + 1, dt_metric_names[es->opt.monitor],
@@ -427,17 +443,15 @@ static int run_callbacks(trainer_t *t, long epoch, double loss, double acc,
 /* The end of an epoch: metrics across ranks, validation, the epoch line and log, and
  * the epoch's checkpoint. */
 static int finish_epoch(trainer_t *t, long batches, double seconds, dt_error_t *err) {
-  long epoch = t->epoch;
+  run_state_t *rs = &t->run;
+  long epoch = rs->epoch;
   /* Training metrics are the mean over this rank's batches, averaged across ranks. */
-  double sums[3] = {t->epoch_batches ? t->epoch_loss_sum / (double)t->epoch_batches : NAN,
-                    t->epoch_correct, t->epoch_total};
+  double sums[3] = {rs->epoch_batches ? rs->epoch_loss_sum / (double)rs->epoch_batches : NAN,
+                    rs->epoch_correct, rs->epoch_total};
   int rc = dt_comm_allreduce_sum_f64(t->comm, sums, 3, err);
   if (rc) return dt_error_prefix(err, "epoch %ld metrics: ", epoch + 1);
-  /* Batch norm's moving averages follow each rank's own batches; their average makes
-   * every rank evaluate, and save, the same model (TF's MirroredStrategy does so too).
-   * Training itself uses batch statistics, so this changes no gradient. */
-  if (t->model.num_states && t->comm->world > 1 &&
-      (rc = dt_comm_allreduce_avg(t->comm, t->model.state_buf, t->model.num_states, err)))
+  /* Every replica evaluates, and saves, the same layer state. */
+  if ((rc = exchange_sync_state(&t->exchange, err)))
     return dt_error_prefix(err, "averaging the layers' state: ");
   eval_result_t val = {0};
   if (t->val.n && (rc = trainer_evaluate(t, &t->val, &val, err))) return rc;
@@ -451,29 +465,26 @@ static int finish_epoch(trainer_t *t, long batches, double seconds, dt_error_t *
   if ((rc = run_callbacks(t, epoch, loss, train_acc, &val, err))) return rc;
 
   /* The position moves to the start of the next epoch before the checkpoint. */
-  t->epoch++;
-  t->batch_in_epoch = 0;
-  t->epoch_loss_sum = t->epoch_correct = t->epoch_total = 0.0;
-  t->epoch_batches = 0;
+  run_state_next_epoch(rs);
   if (!t->ckpt.dir[0]) return 0;
   double value = monitored(t, loss, train_acc, &val);
   bool improved = !isnan(value) &&
-                  (!t->has_best || (t->ckpt.mode == MONITOR_MIN ? value < t->best_metric
-                                                                : value > t->best_metric));
+                  (!rs->has_best || (t->ckpt.mode == MONITOR_MIN ? value < rs->best_metric
+                                                                 : value > rs->best_metric));
   if (improved) {
-    t->best_metric = value;
-    t->has_best = true;
+    rs->best_metric = value;
+    rs->has_best = true;
   }
-  bool due = t->ckpt.every_epochs && t->epoch % t->ckpt.every_epochs == 0;
+  bool due = t->ckpt.every_epochs && rs->epoch % t->ckpt.every_epochs == 0;
   if (due && (!t->ckpt.save_best_only || improved)) {
     char why[96];
-    snprintf(why, sizeof why, improved ? "epoch %ld, best %s %.4f" : "epoch %ld", t->epoch,
+    snprintf(why, sizeof why, improved ? "epoch %ld, best %s %.4f" : "epoch %ld", rs->epoch,
              t->ckpt.monitor, value);
     save_or_warn(t, why);
     /* `best` keeps the best checkpoint from pruning and tells users which it is. */
-    if (improved && t->last_ckpt_step == t->step && t->comm->rank == 0) {
+    if (improved && rs->last_ckpt_step == rs->step && t->comm->rank == 0) {
       char name[64];
-      snprintf(name, sizeof name, "ckpt-%010ld", t->step);
+      snprintf(name, sizeof name, "ckpt-%010ld", rs->step);
       dt_error_t berr = {0};
       if (dt_ckpt_set_best(t->ckpt.dir, name, &berr))
         dt_log_warn(&t->log, "cannot mark the best checkpoint: %s", berr.msg);
@@ -482,105 +493,115 @@ static int finish_epoch(trainer_t *t, long batches, double seconds, dt_error_t *
   return 0;
 }
 
-/* True once EarlyStopping has decided (also in a checkpoint that a run resumes). */
-static bool stopped_early(const trainer_t *t) {
-  return t->early_stopping.opt.enabled && t->early_stopping.st.stopped_epoch >= 0;
+/* Stopping on a signal: the exchange leaves, then the preemption checkpoint. */
+static int stop_for_signal(trainer_t *t, dt_error_t *err) {
+  const run_state_t *rs = &t->run;
+  progress_end(&t->progress);
+  int sig = preempt_signal();
+  dt_log_warn(&t->log, "%s: stopping after step %ld (epoch %ld, batch %ld)",
+              sig == SIGINT    ? "SIGINT received"
+              : sig == SIGTERM ? "SIGTERM received"
+              : sig == SIGUSR1 ? "SIGUSR1 received"
+                               : "another rank received a stop signal",
+              rs->step, rs->epoch + 1, rs->batch_in_epoch);
+  int rc = exchange_leave(&t->exchange, err);
+  if (rc) return rc;
+  if (!t->ckpt.dir[0])
+    return dt_error_set(err, DT_ERR_STATE, "stopped by a signal at step %ld without a "
+                        "checkpoint: set checkpoint.dir to keep the progress", rs->step);
+  if ((rc = save(t, "preempted", err))) return rc;
+  train_log_flush(&t->tlog);
+  t->preempted = true;
+  return 0;
+}
+
+/* The steps of the current epoch from its batch_in_epoch on; *stopped when a signal
+ * ended the run after its checkpoint. */
+static int run_epoch(trainer_t *t, bool *stopped, dt_error_t *err) {
+  run_state_t *rs = &t->run;
+  int rc;
+  *stopped = false;
+  dt_epoch_permutation(t->opt.seed, (uint64_t)rs->epoch, t->perm, t->train.n);
+  progress_begin(&t->progress, t->steps_per_epoch);
+  double start = dt_now_s();
+  long first = rs->batch_in_epoch;
+  for (long g = first; g < t->steps_per_epoch; g++) {
+    double loss;
+    step_times_t times;
+    if ((rc = train_step(t, (size_t)g, &loss, &rs->epoch_correct, &rs->epoch_total, &times, err)))
+      return rc;
+    if (!isfinite(loss))
+      return dt_error_set(err, DT_ERR_STATE,
+                          "the training loss became %s at step %ld (epoch %ld); lower "
+                          "train.lr or check the data",
+                          isnan(loss) ? "NaN" : "infinite", rs->step, rs->epoch + 1);
+    rs->epoch_loss_sum += loss;
+    rs->epoch_batches++;
+    rs->batch_in_epoch = g + 1;
+    progress_update(&t->progress, g + 1, rs->epoch_loss_sum / (double)rs->epoch_batches,
+                    rs->epoch_total > 0 ? rs->epoch_correct / rs->epoch_total : NAN);
+    bool stop;
+    if ((rc = exchange_agree_stop(&t->exchange, rs->step, preempt_signal() != 0, &stop, err)))
+      return rc;
+    if (stop) {
+      *stopped = true;
+      return stop_for_signal(t, err);
+    }
+    if (t->ckpt.dir[0] && t->ckpt.every_steps && rs->step % t->ckpt.every_steps == 0) {
+      char why[64];
+      snprintf(why, sizeof why, "every %ld steps", t->ckpt.every_steps);
+      save_or_warn(t, why);
+    }
+  }
+  double seconds = dt_now_s() - start;
+  progress_end(&t->progress);
+  return finish_epoch(t, t->steps_per_epoch - first, seconds, err);
+}
+
+static void print_test_result(trainer_t *t) {
+  const eval_result_t *r = &t->test_result;
+  if (isnan(r->accuracy))
+    dt_log_info(&t->log, "Test: loss: %.4f (%zu samples)", r->loss, r->samples);
+  else if (!isnan(r->exact))
+    dt_log_info(&t->log, "Test: loss: %.4f - accuracy: %.4f - all bits right: %.4f (%zu samples)",
+                r->loss, r->accuracy, r->exact, r->samples);
+  else
+    dt_log_info(&t->log, "Test: loss: %.4f - accuracy: %.4f (%zu samples)", r->loss, r->accuracy,
+                r->samples);
 }
 
 int trainer_run(trainer_t *t, dt_error_t *err) {
+  run_state_t *rs = &t->run;
   int rc;
-  /* After a --resume, so that the servers' parameters win over the checkpoint's. */
-  if (t->opt.ps && (rc = ps_sync_start(&t->ps, &t->model, &t->optim.cfg, t->opt.timeout_s, err)))
-    return rc;
+  if ((rc = exchange_start(&t->exchange, err))) return rc;
   /* The CSV log of a resumed run keeps the rows of the epochs the checkpoint has. */
   if (t->csv_opts.path[0] && t->comm->rank == 0 &&
-      (rc = dt_csv_log_open(&t->csv, t->csv_opts.path, t->csv_opts.append || t->resumed,
-                            t->resumed ? t->epoch : LONG_MAX, t->metrics, err)))
+      (rc = dt_csv_log_open(&t->csv, t->csv_opts.path, t->csv_opts.append || rs->resumed,
+                            rs->resumed ? rs->epoch : LONG_MAX, t->metrics, err)))
     return rc;
-  while (t->epoch < t->opt.epochs && !stopped_early(t)) {
-    dt_epoch_permutation(t->opt.seed, (uint64_t)t->epoch, t->perm, t->train.n);
-    progress_begin(&t->progress, t->steps_per_epoch);
-    double start = dt_now_s();
-    long first = t->batch_in_epoch;
-    for (long g = first; g < t->steps_per_epoch; g++) {
-      double loss;
-      step_times_t times;
-      if ((rc = train_step(t, (size_t)g, &loss, &t->epoch_correct, &t->epoch_total, &times, err)))
-        return rc;
-      if (!isfinite(loss))
-        return dt_error_set(err, DT_ERR_STATE,
-                            "the training loss became %s at step %ld (epoch %ld); lower "
-                            "train.lr or check the data",
-                            isnan(loss) ? "NaN" : "infinite", t->step, t->epoch + 1);
-      t->epoch_loss_sum += loss;
-      t->epoch_batches++;
-      t->batch_in_epoch = g + 1;
-      progress_update(&t->progress, g + 1, t->epoch_loss_sum / (double)t->epoch_batches,
-                      t->epoch_total > 0 ? t->epoch_correct / t->epoch_total : NAN);
-      bool stop;
-      if ((rc = stop_requested(t, &stop, err))) return rc;
-      if (stop) {
-        progress_end(&t->progress);
-        int sig = preempt_signal();
-        dt_log_warn(&t->log, "%s: stopping after step %ld (epoch %ld, batch %ld)",
-                    sig == SIGINT    ? "SIGINT received"
-                    : sig == SIGTERM ? "SIGTERM received"
-                    : sig == SIGUSR1 ? "SIGUSR1 received"
-                                     : "another rank received a stop signal",
-                    t->step, t->epoch + 1, t->batch_in_epoch);
-        if (t->opt.ps && (rc = ps_sync_leave(&t->ps, &t->model, err))) return rc;
-        if (!t->ckpt.dir[0])
-          return dt_error_set(err, DT_ERR_STATE, "stopped by a signal at step %ld without a "
-                              "checkpoint: set checkpoint.dir to keep the progress", t->step);
-        if ((rc = ckpt_save(t, "preempted", err))) return rc;
-        train_log_flush(&t->tlog);
-        t->preempted = true;
-        return 0;
-      }
-      if (t->ckpt.dir[0] && t->ckpt.every_steps && t->step % t->ckpt.every_steps == 0) {
-        char why[64];
-        snprintf(why, sizeof why, "every %ld steps", t->ckpt.every_steps);
-        save_or_warn(t, why);
-      }
-    }
-    double seconds = dt_now_s() - start;
-    progress_end(&t->progress);
-    if ((rc = finish_epoch(t, t->steps_per_epoch - first, seconds, err))) return rc;
+  while (rs->epoch < t->opt.epochs && !run_state_stopped_early(rs)) {
+    bool stopped;
+    if ((rc = run_epoch(t, &stopped, err)) || stopped) return rc;
   }
-  const dt_early_stopping_t *es = &t->early_stopping;
-  if (t->best_weights && es->st.has_best) {
-    memcpy(t->model.param_buf, t->best_weights, sizeof(float) * t->model.num_params);
-    memcpy(t->model.state_buf, t->best_weights + t->model.num_params,
-           sizeof(float) * t->model.num_states);
+  const dt_early_stopping_t *es = &rs->early_stopping;
+  if (rs->best_weights && es->st.has_best) {
+    if ((rc = copy_best_weights(t, false, err))) return rc;
     dt_log_info(&t->log, "Restored the weights of epoch %ld (best %s %.4f)",
                 (long)es->st.best_epoch + 1, dt_metric_names[es->opt.monitor], es->st.best);
   }
-  if (t->comm->world > 1 && t->steps_run > 0)
-    dt_log_info(&t->log, "Sync: %d ranks, %d gradient bucket(s) of up to %.2f MB; waiting for "
-                "gradients after backward: %.3f ms/step, %.1f%% of step time", t->comm->world,
-                t->sync.nbuckets, (double)t->sync.bucket * sizeof(float) / (1 << 20),
-                1e3 * t->comm_wait_s / (double)t->steps_run, 100.0 * t->comm_wait_s / t->step_s);
-  if (t->opt.ps && (rc = ps_sync_finish(&t->ps, &t->model, err))) return rc;
+  if ((rc = exchange_finish(&t->exchange, err))) return rc;
+  exchange_report(&t->exchange, &t->stats);
   if ((rc = trainer_evaluate(t, &t->test, &t->test_result, err))) return rc;
   train_log_flush(&t->tlog);
-  if (isnan(t->test_result.accuracy))
-    dt_log_info(&t->log, "Test: loss: %.4f (%zu samples)", t->test_result.loss,
-                t->test_result.samples);
-  else if (!isnan(t->test_result.exact))
-    dt_log_info(&t->log, "Test: loss: %.4f - accuracy: %.4f - all bits right: %.4f (%zu samples)",
-                t->test_result.loss, t->test_result.accuracy, t->test_result.exact,
-                t->test_result.samples);
-  else
-    dt_log_info(&t->log, "Test: loss: %.4f - accuracy: %.4f (%zu samples)", t->test_result.loss,
-                t->test_result.accuracy, t->test_result.samples);
+  print_test_result(t);
   return 0;
 }
 
 void trainer_free(trainer_t *t) {
-  ps_sync_free(&t->ps);
+  exchange_free(&t->exchange);
   train_log_close(&t->tlog);
   if (t->csv.f) dt_csv_log_close(&t->csv, NULL);
-  free(t->best_weights);
+  run_state_free(&t->run);
   dt_model_free(&t->model);
   dt_optim_free(&t->optim);
   dt_dataset_free(&t->train_file);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dtrain/callbacks.h"
+#include "dtrain/clip.h"
 #include "dtrain/rng.h"
 #include "test_util.h"
 

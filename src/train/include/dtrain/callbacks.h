@@ -1,6 +1,5 @@
 /* Keras-style training callbacks as pure per-epoch state machines: early stopping,
- * reducing the learning rate on a plateau, gradient clipping by global norm, and a CSV
- * log of the epoch metrics.
+ * reducing the learning rate on a plateau, and a CSV log of the epoch metrics.
  *
  * Each callback is a settings part, read from its config section, and a state part: a
  * plain struct of numbers (doubles and int64s, all finite) that is the whole memory
@@ -159,15 +158,6 @@ double dt_reduce_lr_apply(const dt_reduce_lr_t *rl, double schedule_lr);
 void dt_reduce_lr_pack(const dt_reduce_lr_state_t *st, double out[DT_REDUCE_LR_STATE_DOUBLES]);
 int dt_reduce_lr_unpack(const double in[DT_REDUCE_LR_STATE_DOUBLES], dt_reduce_lr_state_t *st,
                         const char *what, dt_error_t *err);
-
-/* ---- gradient clipping ---- */
-
-/* The L2 norm of grads[0..n) (summed in double, in a fixed order, so every rank and every
- * CPU gets the same bits); if it exceeds max_norm > 0 the vector is scaled in place by
- * max_norm / norm, as tf.clip_by_global_norm does. Returns the norm before clipping
- * (NaN or infinity pass through unclipped, for the caller to report). Call it on the
- * averaged gradients, after the exchange, so that all ranks clip alike. */
-double dt_clip_by_global_norm(float *grads, size_t n, float max_norm);
 
 /* ---- CSV epoch log ---- */
 
