@@ -14,6 +14,7 @@
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
 #include "dtrain/data.h"
+#include "dtrain/device.h"
 #include "dtrain/grad_sync.h"
 #include "dtrain/log.h"
 #include "dtrain/model.h"
@@ -41,6 +42,7 @@ typedef struct trainer {
   ckpt_options_t ckpt;
   dt_log_t log;
   dt_comm_t *comm;
+  dt_device_t *device; /* where the model lives; main()'s */
   progress_t progress;
   train_log_t tlog;
 
@@ -93,9 +95,9 @@ typedef struct trainer {
 } trainer_t;
 
 /* Reads the whole config (errors are DT_ERR_CONFIG/DT_ERR_SHAPE), loads the data and
- * builds everything; fails on any config key that nothing read. */
+ * builds everything, the model on dev; fails on any config key that nothing read. */
 int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_comm_t *comm,
-                  dt_log_t log, bool show_progress, dt_error_t *err);
+                  dt_device_t *dev, dt_log_t log, bool show_progress, dt_error_t *err);
 
 /* Trains for the configured epochs, then evaluates on the test set (t->test_result).
  * A SIGTERM or SIGINT ends it early after a checkpoint, with t->preempted set. */
