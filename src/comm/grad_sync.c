@@ -48,12 +48,14 @@ static int start_ready(dt_grad_sync_t *s, size_t ready_from, dt_error_t *err) {
   return 0;
 }
 
-void dt_grad_sync_ready(void *ctx, size_t begin, size_t end) {
+void dt_grad_sync_ready(void *ctx, size_t begin, size_t end, dt_device_event_t *ready) {
   dt_grad_sync_t *s = ctx;
   if (s->comm->world == 1 || s->err.code) return;
   /* Layers report contiguous ranges from the end; a range that leaves a gap above it
    * cannot move the final region (the gap's gradients are not done). */
   if (begin >= s->ready_from || end < s->ready_from) return;
+  /* MPI reads the buffer from host memory: the device must have written it first. */
+  if (ready && dt_device_event_synchronize(ready, &s->err)) return;
   s->ready_from = begin;
   if (start_ready(s, s->ready_from, &s->err) == 0) dt_comm_progress(s->comm, &s->err);
 }

@@ -1,5 +1,6 @@
 /* Building a sequential model from its config, placing its parameters in the flat
- * buffers, and running forward and backward over the layer stack. */
+ * buffers on the device, and running forward and backward over the layer stack on the
+ * device's stream. */
 #include "dtrain/model.h"
 
 #include <math.h>
@@ -8,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Activations and scratch are aligned so that vector loads on them are whole lines. */
+/* Activations and scratch start on 64-byte boundaries (the device's allocations are
+ * aligned so), so that vector loads on them are whole lines. */
 enum { ARENA_ALIGN_FLOATS = 16 };
 
 static size_t round_up(size_t n) {
@@ -65,8 +67,19 @@ static int check_loss_fits(dt_model_t *m, dt_config_t *cfg, dt_error_t *err) {
   return 0;
 }
 
-int dt_model_build(dt_model_t *m, dt_config_t *cfg, dt_shape_t in_shape, dt_error_t *err) {
+/* A zeroed buffer of n floats (at least one) on the model's device. */
+static int alloc_zeroed(dt_model_t *m, size_t n, float **p, const char *what, dt_error_t *err) {
+  int rc = dt_device_alloc(m->dev, (n ? n : 1) * sizeof(float), (void **)p, err);
+  if (rc) return dt_error_prefix(err, "%s (%zu values): ", what, n);
+  dt_device_fill(m->stream, *p, n, 0.0f);
+  return 0;
+}
+
+int dt_model_build(dt_model_t *m, dt_device_t *dev, dt_config_t *cfg, dt_shape_t in_shape,
+                   dt_error_t *err) {
   memset(m, 0, sizeof *m);
+  m->dev = dev;
+  m->stream = dev->stream;
   int loss, rc, nsections;
   if ((rc = dt_config_get_choice(cfg, "model", "loss", "sparse_categorical_crossentropy",
                                  dt_loss_names, &loss, err)))
@@ -150,15 +163,13 @@ int dt_model_build(dt_model_t *m, dt_config_t *cfg, dt_shape_t in_shape, dt_erro
     }
   }
   m->num_states = soffset;
-  if (!(m->state_buf = calloc(soffset ? soffset : 1, sizeof(float))))
-    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for %zu state values", soffset);
+  if ((rc = alloc_zeroed(m, soffset, &m->state_buf, "the layers' state", err))) return rc;
   for (int i = 0; i < m->nlayers; i++)
     for (int p = 0; p < m->layers[i].nstates; p++)
       m->layers[i].s[p] = m->state_buf + m->layers[i].state_decl[p].offset;
-  m->param_buf = calloc(offset ? offset : 1, sizeof(float));
-  m->grad_buf = calloc(offset ? offset : 1, sizeof(float));
-  if (!m->param_buf || !m->grad_buf)
-    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for %zu parameters", offset);
+  if ((rc = alloc_zeroed(m, offset, &m->param_buf, "the parameters", err)) ||
+      (rc = alloc_zeroed(m, offset, &m->grad_buf, "the gradients", err)))
+    return rc;
   for (int i = 0; i < m->nlayers; i++) {
     dt_layer_t *l = &m->layers[i];
     for (int p = 0; p < l->nparams; p++) {
@@ -166,11 +177,17 @@ int dt_model_build(dt_model_t *m, dt_config_t *cfg, dt_shape_t in_shape, dt_erro
       l->g[p] = m->grad_buf + l->param_decl[p].offset;
     }
   }
+  /* One event per layer with parameters, recorded after its backward. */
+  if (!(m->grads_ready = calloc((size_t)m->nlayers, sizeof *m->grads_ready)))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory building the model");
+  for (int i = 0; i < m->nlayers; i++)
+    if (m->layers[i].nparams && (rc = dt_device_event_create(dev, &m->grads_ready[i], err)))
+      return rc;
   return 0;
 }
 
 int dt_model_prepare(dt_model_t *m, int capacity, dt_error_t *err) {
-  free(m->arena);
+  dt_device_free(m->dev, m->arena);
   free(m->acts);
   m->arena = NULL;
   m->capacity = capacity;
@@ -187,15 +204,14 @@ int dt_model_prepare(dt_model_t *m, int capacity, dt_error_t *err) {
     if (i < m->nrun - 1) max_act = out > max_act ? out : max_act;
     total += round_up(cap * out);
     if (m->layers[i].ops->scratch_floats)
-      total += round_up(m->layers[i].ops->scratch_floats(&m->layers[i], capacity));
+      total += round_up(m->layers[i].ops->scratch_floats(&m->layers[i], m->dev, capacity));
   }
   total += round_up(cap * dt_shape_size(&m->out_shape)) + 2 * round_up(cap * max_act);
-  float *arena = aligned_alloc(64, total * sizeof(float));
-  if (!arena)
-    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for activations (%zu MB)",
-                        total * sizeof(float) >> 20);
+  float *arena;
+  int rc = dt_device_alloc(m->dev, total * sizeof(float), (void **)&arena, err);
+  if (rc) return dt_error_prefix(err, "activations for a batch of %d: ", capacity);
   /* Zeroed so that a layer reading scratch before writing it is deterministic. */
-  memset(arena, 0, total * sizeof(float));
+  dt_device_fill(m->stream, arena, total, 0.0f);
   m->arena = arena;
   float *p = arena;
   m->acts[0] = p;
@@ -205,7 +221,7 @@ int dt_model_prepare(dt_model_t *m, int capacity, dt_error_t *err) {
     p += round_up(cap * dt_shape_size(&m->layers[i].out_shape));
     if (m->layers[i].ops->scratch_floats) {
       m->layers[i].scratch = p;
-      p += round_up(m->layers[i].ops->scratch_floats(&m->layers[i], capacity));
+      p += round_up(m->layers[i].ops->scratch_floats(&m->layers[i], m->dev, capacity));
     }
   }
   m->dout = p;
@@ -219,14 +235,21 @@ int dt_model_prepare(dt_model_t *m, int capacity, dt_error_t *err) {
 void dt_model_free(dt_model_t *m) {
   if (m->layers)
     for (int i = 0; i < m->nlayers; i++) free(m->layers[i].priv);
+  if (m->grads_ready)
+    for (int i = 0; i < m->nlayers; i++) dt_device_event_destroy(m->grads_ready[i]);
+  free(m->grads_ready);
   free(m->layers);
   free(m->params);
-  free(m->param_buf);
-  free(m->grad_buf);
   free(m->states);
-  free(m->state_buf);
   free(m->acts);
-  free(m->arena);
+  for (int i = 0; i < 3; i++) free(m->host[i]);
+  /* A model whose build never started has no device (and nothing on one). */
+  if (m->dev) {
+    dt_device_free(m->dev, m->param_buf);
+    dt_device_free(m->dev, m->grad_buf);
+    dt_device_free(m->dev, m->state_buf);
+    dt_device_free(m->dev, m->arena);
+  }
   memset(m, 0, sizeof *m);
 }
 
@@ -255,32 +278,53 @@ static void init_tensor(const dt_param_info_t *p, float *w, dt_rng_t *rng) {
   }
 }
 
-void dt_model_init_params(dt_model_t *m, dt_rng_t *rng) {
+int dt_model_init_params(dt_model_t *m, dt_rng_t *rng, dt_error_t *err) {
+  float *params, *states;
+  int rc;
+  if ((rc = dt_model_to_host(m, DT_MODEL_PARAMS, &params, err)) ||
+      (rc = dt_model_to_host(m, DT_MODEL_STATES, &states, err)))
+    return rc;
   for (int i = 0; i < m->nparams; i++)
-    init_tensor(&m->params[i], m->param_buf + m->params[i].offset, rng);
+    init_tensor(&m->params[i], params + m->params[i].offset, rng);
   for (int i = 0; i < m->nstates; i++)
-    init_tensor(&m->states[i], m->state_buf + m->states[i].offset, rng);
-  for (int i = 0; i < m->nlayers; i++)
-    if (m->layers[i].ops->init_params) m->layers[i].ops->init_params(&m->layers[i], rng);
+    init_tensor(&m->states[i], states + m->states[i].offset, rng);
+  for (int i = 0; i < m->nlayers; i++) {
+    dt_layer_t *l = &m->layers[i];
+    if (!l->ops->init_params) continue;
+    float *w[DT_MAX_LAYER_PARAMS];
+    for (int p = 0; p < l->nparams; p++) w[p] = params + l->param_decl[p].offset;
+    l->ops->init_params(l, w, rng);
+  }
+  if ((rc = dt_model_from_host(m, DT_MODEL_PARAMS, err)) ||
+      (rc = dt_model_from_host(m, DT_MODEL_STATES, err)))
+    return rc;
+  return 0;
+}
+
+dt_exec_ctx_t dt_model_exec_ctx(const dt_model_t *m, bool training, dt_rng_t *rng) {
+  return (dt_exec_ctx_t){.dev = m->dev, .stream = m->stream, .rng = rng, .training = training};
 }
 
 const float *dt_model_forward(dt_model_t *m, int batch, bool training, dt_rng_t *rng) {
-  dt_fwd_ctx_t ctx = {.training = training, .rng = rng};
+  const dt_exec_ctx_t ctx = dt_model_exec_ctx(m, training, rng);
+  m->training = training;
   for (int i = 0; i < m->nrun; i++)
     m->layers[i].ops->forward(&m->layers[i], &ctx, batch, m->acts[i], m->acts[i + 1]);
   return m->acts[m->nrun];
 }
 
 void dt_model_backward(dt_model_t *m, int batch) {
+  const dt_exec_ctx_t ctx = dt_model_exec_ctx(m, m->training, NULL);
   const float *dy = m->dout;
   for (int i = m->nrun - 1; i >= 0; i--) {
     dt_layer_t *l = &m->layers[i];
     float *dx = i > 0 ? m->dbuf[i & 1] : NULL;
-    l->ops->backward(l, batch, m->acts[i], m->acts[i + 1], dy, dx);
+    l->ops->backward(l, &ctx, batch, m->acts[i], m->acts[i + 1], dy, dx);
     if (l->nparams && m->on_grads_ready) {
       size_t begin = l->param_decl[0].offset;
       size_t end = l->param_decl[l->nparams - 1].offset + l->param_decl[l->nparams - 1].count;
-      m->on_grads_ready(m->grads_ready_ctx, begin, end);
+      dt_device_event_record(m->grads_ready[i], m->stream);
+      m->on_grads_ready(m->grads_ready_ctx, begin, end, m->grads_ready[i]);
     }
     dy = dx;
   }
@@ -289,17 +333,34 @@ void dt_model_backward(dt_model_t *m, int batch) {
 size_t dt_model_input_size(const dt_model_t *m) { return dt_shape_size(&m->in_shape); }
 size_t dt_model_output_size(const dt_model_t *m) { return dt_shape_size(&m->out_shape); }
 
+static float *buffer(const dt_model_t *m, dt_model_buffer which) {
+  return which == DT_MODEL_PARAMS ? m->param_buf
+         : which == DT_MODEL_GRADS ? m->grad_buf
+                                   : m->state_buf;
+}
+
+static size_t buffer_bytes(const dt_model_t *m, dt_model_buffer which) {
+  return (which == DT_MODEL_STATES ? m->num_states : m->num_params) * sizeof(float);
+}
+
 int dt_model_to_host(dt_model_t *m, dt_model_buffer which, float **host, dt_error_t *err) {
-  (void)err;
-  *host = which == DT_MODEL_PARAMS ? m->param_buf
-          : which == DT_MODEL_GRADS ? m->grad_buf
-                                    : m->state_buf;
-  return 0;
+  const size_t bytes = buffer_bytes(m, which);
+  /* A device whose memory the host cannot address copies into a host buffer of the
+   * model's, made on first use and kept. */
+  if (!m->dev->host_memory && !m->host[which] && !(m->host[which] = malloc(bytes ? bytes : 1)))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for a host copy of %zu MB",
+                        bytes >> 20);
+  void *view;
+  int rc = dt_device_to_host(m->stream, buffer(m, which), bytes, m->host[which], &view, err);
+  *host = view;
+  return rc;
 }
 
 int dt_model_from_host(dt_model_t *m, dt_model_buffer which, dt_error_t *err) {
-  (void)m, (void)which, (void)err;
-  return 0;
+  const void *host = m->dev->host_memory ? buffer(m, which) : m->host[which];
+  if (!host)
+    return dt_error_set(err, DT_ERR_STATE, "dt_model_from_host without dt_model_to_host before");
+  return dt_device_from_host(m->stream, buffer(m, which), host, buffer_bytes(m, which), err);
 }
 
 /* snprintf at buf + *used that keeps counting the length once buf is full. */

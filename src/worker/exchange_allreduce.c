@@ -46,9 +46,10 @@ static int prepare(void *self, long steps_per_epoch, dt_error_t *err) {
   return agreement_check(a->comm, a->cfg, &shape, err);
 }
 
-static void grads_ready(void *self, size_t begin, size_t end) {
+/* buf[begin, end) is final once `ready` completes; dt_grad_sync waits for it. */
+static void grads_ready(void *self, size_t begin, size_t end, dt_device_event_t *ready) {
   allreduce_t *a = self;
-  dt_grad_sync_ready(&a->sync, begin, end);
+  dt_grad_sync_ready(&a->sync, begin, end, ready);
 }
 
 static void begin_step(void *self, long step) {

@@ -14,6 +14,7 @@
 
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
+#include "dtrain/device.h"
 #include "dtrain/events.h"
 #include "dtrain/log.h"
 #include "dtrain/test_hooks.h"
@@ -239,12 +240,26 @@ int main(int argc, char **argv) {
   log.quiet = cli.quiet;
   log.all_ranks = cli.all_ranks;
 
+  /* The one device of this process, with the test switch that picks its convolution
+   * path. */
+  if (hooks.conv_blas)
+    dt_log_warn(&log, "DT_CONV_BLAS: convolutions run on OpenBLAS only (a test switch)");
+  dt_device_t *dev;
+  if ((rc = dt_device_create(&(dt_device_options_t){.cpu.conv_blas = hooks.conv_blas}, &dev,
+                             &err))) {
+    dt_log_error(&log, "%s", err.msg);
+    dt_config_free(cfg);
+    if (comm.world > 1) dt_comm_abort(&comm, EXIT_RUN_FAILED);
+    dt_comm_finalize(&comm);
+    return EXIT_RUN_FAILED;
+  }
+
   /* No live bar under an MPI launcher: mpirun hands each rank a pseudo-terminal even
    * when its own output goes to a file, so the bar would end up in logs; several
    * ranks drawing would garble it anyway. The epoch lines say the same. */
   trainer_t t;
-  rc = trainer_setup(&t, cfg, cli.config_path, &comm, log, !cli.no_progress && !launched, &hooks,
-                     &err);
+  rc = trainer_setup(&t, cfg, cli.config_path, &comm, dev, log, !cli.no_progress && !launched,
+                     &hooks, &err);
   if (rc == 0) {
     char summary[8192];
     dt_model_summary(&t.model, summary, sizeof summary);
@@ -275,6 +290,7 @@ int main(int argc, char **argv) {
     dt_log_error(&log, "%s", err.msg);
   }
   trainer_free(&t);
+  dt_device_destroy(dev);
   dt_config_free(cfg);
   int code = rc ? exit_code_for(rc) : 0;
   /* Only a disagreement found by the agreement check is known to every rank; after

@@ -2,7 +2,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "trainer.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -80,7 +79,7 @@ static int read_model(trainer_t *t, dt_error_t *err) {
     in.ndim = ndim;
     for (int i = 0; i < DT_MAX_DIMS; i++) in.dims[i] = shape[i];
   }
-  if ((rc = dt_model_build(&t->model, t->cfg, in, err))) return rc;
+  if ((rc = dt_model_build(&t->model, t->device, t->cfg, in, err))) return rc;
   const char *def = dt_loss_uses_labels(t->model.loss) ? "labels"
                     : t->opt.binary_addition          ? "bits"
                                                       : "one_hot";
@@ -105,11 +104,12 @@ static int broadcast_initial_params(trainer_t *t, dt_error_t *err) {
 }
 
 int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_comm_t *comm,
-                  dt_log_t log, bool show_progress, const dt_test_hooks_t *hooks,
-                  dt_error_t *err) {
+                  dt_device_t *dev, dt_log_t log, bool show_progress,
+                  const dt_test_hooks_t *hooks, dt_error_t *err) {
   memset(t, 0, sizeof *t);
   t->cfg = cfg;
   t->comm = comm;
+  t->device = dev;
   t->log = log;
   t->hooks = *hooks;
   run_state_init(&t->run);
@@ -184,10 +184,10 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
    * that ranks agree even if their initial values differed. */
   dt_rng_t init_rng;
   dt_rng_seed(&init_rng, dt_rng_mix(t->opt.seed, 0x1417));
-  dt_model_init_params(&t->model, &init_rng);
+  if ((rc = dt_model_init_params(&t->model, &init_rng, err))) return rc;
   if ((rc = broadcast_initial_params(t, err))) return rc;
   dt_rng_seed(&t->run.rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xd20b), (uint64_t)comm->rank));
-  openblas_set_num_threads((int)t->opt.threads);
+  dt_device_set_threads(t->device, (int)t->opt.threads);
   progress_init(&t->progress, log.out, show_progress && dt_log_enabled(&log));
   return train_log_open(&t->tlog, cfg, &t->model, err);
 }

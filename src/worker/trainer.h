@@ -17,6 +17,7 @@
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
 #include "dtrain/data.h"
+#include "dtrain/device.h"
 #include "dtrain/log.h"
 #include "dtrain/model.h"
 #include "dtrain/optim.h"
@@ -46,6 +47,7 @@ typedef struct trainer {
   dt_test_hooks_t hooks; /* test-only fault switches (test_hooks.h) */
   dt_log_t log;
   dt_comm_t *comm;
+  dt_device_t *device; /* where the model lives; main()'s */
   progress_t progress;
   train_log_t tlog;
 
@@ -76,10 +78,10 @@ typedef struct trainer {
 } trainer_t;
 
 /* Reads the whole config (errors are DT_ERR_CONFIG/DT_ERR_SHAPE), loads the data and
- * builds everything; fails on any config key that nothing read. */
+ * builds everything, the model on dev; fails on any config key that nothing read. */
 int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_comm_t *comm,
-                  dt_log_t log, bool show_progress, const dt_test_hooks_t *hooks,
-                  dt_error_t *err);
+                  dt_device_t *dev, dt_log_t log, bool show_progress,
+                  const dt_test_hooks_t *hooks, dt_error_t *err);
 
 /* Continues from the newest good checkpoint under `from` (ckpt_resume); *found is false
  * when there is none. Collective. */

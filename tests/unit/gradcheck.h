@@ -42,6 +42,7 @@
 #include "dtrain/loss.h"
 #include "dtrain/model.h"
 #include "dtrain/rng.h"
+#include "device_util.h"
 #include "test_util.h"
 
 #define EPS 1e-3f
@@ -116,7 +117,7 @@ static inline bool net_build_shape(net_t *n, const char *text, dt_shape_t in_sha
   n->in = (int)dt_shape_size(&in_shape);
   int in = n->in;
   int rc = dt_config_load_string(n->cfg, text, "test", &err);
-  if (!rc) rc = dt_model_build(&n->m, n->cfg, in_shape, &err);
+  if (!rc) rc = dt_model_build(&n->m, test_device(), n->cfg, in_shape, &err);
   if (!rc) rc = dt_model_prepare(&n->m, batch, &err);
   CHECK_INT_EQ(rc, 0);
   if (rc) {
@@ -159,7 +160,7 @@ static inline double net_loss(net_t *n, float *dout) {
 /* Initializer values for kernels; biases (zeros by default) moved away from zero so
  * that a bias term that is ignored in forward or backward shows. */
 static inline void net_init(net_t *n, dt_rng_t *rng) {
-  dt_model_init_params(&n->m, rng);
+  dt_model_init_params(&n->m, rng, NULL);
   for (int p = 0; p < n->m.nparams; p++) {
     const dt_param_info_t *pi = &n->m.params[p];
     if (!pi->decay)
@@ -381,7 +382,8 @@ static inline void gradcheck_layer_shape(const char *what, const char *section, 
    * to much more than |L|: the noise allowance is taken from sum |c_i y_i|. */
   double f0 = 0.0;
   for (size_t i = 0; i < nout; i++) f0 += fabs((double)c[i] * n.m.acts[1][i]);
-  l->ops->backward(l, batch, n.m.acts[0], n.m.acts[1], c, dx);
+  const dt_exec_ctx_t ctx = dt_model_exec_ctx(&n.m, n.m.training, NULL);
+  l->ops->backward(l, &ctx, batch, n.m.acts[0], n.m.acts[1], c, dx);
   float *pg = malloc(sizeof(float) * (n.m.num_params ? n.m.num_params : 1));
   memcpy(pg, n.m.grad_buf, sizeof(float) * n.m.num_params);
 

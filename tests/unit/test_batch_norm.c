@@ -138,7 +138,7 @@ static void test_values(void) {
   CHECK(strcmp(n.m.states[1].name, "batch_norm_1.moving_variance") == 0);
   dt_rng_t rng;
   dt_rng_seed(&rng, 1);
-  dt_model_init_params(&n.m, &rng);
+  dt_model_init_params(&n.m, &rng, NULL);
   CHECK_NEAR(l->w[0][1], 1.0, 0.0); /* gamma ones */
   CHECK_NEAR(l->w[1][1], 0.0, 0.0); /* beta zeros */
   CHECK_NEAR(l->s[0][1], 0.0, 0.0); /* moving_mean zeros */
@@ -171,7 +171,7 @@ static void test_values(void) {
 
   /* K = 5 training forwards from the initial averages: moving_mean = mean (1 - 0.9^5),
    * moving_variance = 0.9^5 + var (1 - 0.9^5). */
-  dt_model_init_params(&n.m, &rng);
+  dt_model_init_params(&n.m, &rng, NULL);
   for (int k = 0; k < 5; k++) net_forward(&n);
   CHECK_NEAR(l->s[0][0], 1.023775, 1e-6);
   CHECK_NEAR(l->s[0][1], 4.0951, 1e-6);
@@ -272,7 +272,7 @@ static void test_config_errors(void) {
   int rc = dt_config_load_string(
       cfg, "[model]\nloss = mse\n[layer.1]\ntype = batch_norm\nmomentum = 1.5\n", "bn.ini", &err);
   CHECK_INT_EQ(rc, 0);
-  rc = dt_model_build(&m, cfg, dt_shape_1d(3), &err);
+  rc = dt_model_build(&m, test_device(), cfg, dt_shape_1d(3), &err);
   CHECK_INT_EQ(rc, DT_ERR_CONFIG);
   CHECK_STR_CONTAINS(err.msg, "bn.ini:5");
   CHECK_STR_CONTAINS(err.msg, "momentum");
@@ -304,5 +304,6 @@ int main(void) {
   test_large_mean();
   test_config_errors();
   gradcheck_report("test_batch_norm");
+  test_device_release();
   return test_summary("test_batch_norm");
 }

@@ -1,7 +1,7 @@
 /* conv2d, conv1d and conv2d_transpose against direct loops over the definition, on many
  * random shapes, strides, paddings and dilations: forward, and backward (kernel, bias
- * and input gradients). Every case runs twice, once on the layers' AVX-512 kernels (where
- * the CPU has them) and once with DT_CONV_BLAS=1 (OpenBLAS only). Also max/average
+ * and input gradients). Every case runs twice, once on the device's AVX-512 kernels (where
+ * the CPU has them) and once on a device with conv_blas set (OpenBLAS only). Also max/average
  * pooling and the global pools against their definitions (the gradient checks cannot
  * see a wrong but self-consistent forward, such as a wrong divisor), and the shape and
  * config errors of the convolution, pooling and reshape layers.
@@ -15,7 +15,6 @@
  * margin, where K is the number of terms of the sum. A wrong tap, padding offset or
  * stride gives an error of the size of a whole term, about sum |terms| / K, which for
  * K <= 500 is over 30 times this tolerance. */
-#define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
@@ -29,6 +28,7 @@
 #include "dtrain/layer.h"
 #include "dtrain/model.h"
 #include "dtrain/rng.h"
+#include "device_util.h"
 #include "test_util.h"
 
 static int irand(dt_rng_t *r, int lo, int hi) {
@@ -136,7 +136,7 @@ static void run_case(const conv_case_t *t, dt_rng_t *rng, bool check_backward) {
   dt_model_t m;
   dt_error_t err = {0};
   int rc = dt_config_load_string(cfg, text, "test", &err);
-  if (!rc) rc = dt_model_build(&m, cfg, in, &err);
+  if (!rc) rc = dt_model_build(&m, test_device(), cfg, in, &err);
   if (!rc) rc = dt_model_prepare(&m, t->batch, &err);
   CHECK_INT_EQ(rc, 0);
   if (rc) {
@@ -244,7 +244,8 @@ static void run_case(const conv_case_t *t, dt_rng_t *rng, bool check_backward) {
     /* Poisoned so that a gradient the layer does not write shows. */
     for (size_t i = 0; i < nin; i++) dx[i] = NAN;
     for (size_t i = 0; i < nk; i++) l->g[0][i] = NAN;
-    l->ops->backward(l, t->batch, m.acts[0], m.acts[1], dy, dx);
+    const dt_exec_ctx_t ctx = dt_model_exec_ctx(&m, false, NULL);
+    l->ops->backward(l, &ctx, t->batch, m.acts[0], m.acts[1], dy, dx);
     compare(label, "dkernel", l->g[0], rdw, mdw, nk, max_dw);
     compare(label, "dx", dx, rdx, mdx, nin, max_dx);
     if (b) compare(label, "dbias", l->g[1], rdb, mdb, (size_t)t->f, (int)(nout / t->f));
@@ -351,7 +352,7 @@ static void test_pools(void) {
     dt_model_t m;
     dt_error_t err = {0};
     int rc = dt_config_load_string(cfg, text, "test", &err);
-    if (!rc) rc = dt_model_build(&m, cfg, dt_shape_3d(h, w, c), &err);
+    if (!rc) rc = dt_model_build(&m, test_device(), cfg, dt_shape_3d(h, w, c), &err);
     if (!rc) rc = dt_model_prepare(&m, batch, &err);
     CHECK_INT_EQ(rc, 0);
     if (rc) {
@@ -403,8 +404,8 @@ static void test_pools(void) {
     dt_error_t err = {0};
     int rc = dt_config_load_string(cfg, text, "test", &err);
     if (!rc)
-      rc = dt_model_build(&m, cfg, three ? dt_shape_3d(h, w, c) : (dt_shape_t){2, {w, c, 1, 1}},
-                          &err);
+      rc = dt_model_build(&m, test_device(), cfg,
+                          three ? dt_shape_3d(h, w, c) : (dt_shape_t){2, {w, c, 1, 1}}, &err);
     if (!rc) rc = dt_model_prepare(&m, batch, &err);
     CHECK_INT_EQ(rc, 0);
     if (rc) {
@@ -442,7 +443,7 @@ static void expect_error(const char *layer, dt_shape_t in_shape, int code, const
   dt_error_t err = {0};
   int rc = dt_config_load_string(cfg, text, "net.ini", &err);
   CHECK_INT_EQ(rc, 0);
-  rc = dt_model_build(&m, cfg, in_shape, &err);
+  rc = dt_model_build(&m, test_device(), cfg, in_shape, &err);
   CHECK_INT_EQ(rc, code);
   CHECK_STR_CONTAINS(err.msg, "net.ini");
   CHECK_STR_CONTAINS(err.msg, "[layer.1]");
@@ -490,10 +491,10 @@ int main(void) {
   test_pools();
   test_fixed();
   test_random(false);
-  /* The same on OpenBLAS alone: the layers read DT_CONV_BLAS when they are built. */
-  setenv("DT_CONV_BLAS", "1", 1);
+  /* The same on a device told to run convolutions on OpenBLAS alone. */
+  test_device_use(&(dt_device_options_t){.cpu.conv_blas = true});
   test_fixed();
   test_random(true);
-  unsetenv("DT_CONV_BLAS");
+  test_device_release();
   return test_summary("test_conv_naive");
 }

@@ -90,14 +90,14 @@ static void test_overlap(void) {
   dt_grad_sync_init(&s, &c, g, 10, four_floats_mb, &err);
   dt_grad_sync_begin(&s, 7);
   CHECK_INT_EQ(rec.step, 7);
-  dt_grad_sync_ready(&s, 8, 10);
+  dt_grad_sync_ready(&s, 8, 10, NULL);
   CHECK_INT_EQ(rec.nstarts, 0); /* bucket 0 is [6,10): not final yet */
-  dt_grad_sync_ready(&s, 3, 8);
+  dt_grad_sync_ready(&s, 3, 8, NULL);
   CHECK_INT_EQ(rec.nstarts, 1); /* bucket 0 starts during backward */
   CHECK_INT_EQ(rec.begin[0], 6);
   CHECK_INT_EQ(rec.count[0], 4);
   CHECK(rec.nprogress >= 1);
-  dt_grad_sync_ready(&s, 0, 3);
+  dt_grad_sync_ready(&s, 0, 3, NULL);
   CHECK_INT_EQ(rec.nstarts, 3);
   CHECK_INT_EQ(rec.begin[1], 2);
   CHECK_INT_EQ(rec.begin[2], 0);
@@ -108,7 +108,7 @@ static void test_overlap(void) {
 
   /* The next step starts from nothing final again. */
   dt_grad_sync_begin(&s, 8);
-  dt_grad_sync_ready(&s, 8, 10);
+  dt_grad_sync_ready(&s, 8, 10, NULL);
   CHECK_INT_EQ(rec.nstarts, 3);
   CHECK_INT_EQ(dt_grad_sync_finish(&s, &err), 0);
   CHECK_INT_EQ(rec.nstarts, 6);
@@ -125,7 +125,7 @@ static void test_gap(void) {
   dt_error_t err = {0};
   dt_grad_sync_init(&s, &c, g, 10, four_floats_mb, &err);
   dt_grad_sync_begin(&s, 1);
-  dt_grad_sync_ready(&s, 0, 5);
+  dt_grad_sync_ready(&s, 0, 5, NULL);
   CHECK_INT_EQ(rec.nstarts, 0);
   CHECK_INT_EQ(dt_grad_sync_finish(&s, &err), 0);
   CHECK_INT_EQ(rec.nstarts, 3);
@@ -156,7 +156,7 @@ static void test_single_rank(void) {
   dt_error_t err = {0};
   dt_grad_sync_init(&s, &c, g, 10, four_floats_mb, &err);
   dt_grad_sync_begin(&s, 1);
-  dt_grad_sync_ready(&s, 0, 10);
+  dt_grad_sync_ready(&s, 0, 10, NULL);
   CHECK_INT_EQ(dt_grad_sync_finish(&s, &err), 0);
   CHECK_INT_EQ(rec.nstarts, 0);
   CHECK_INT_EQ(rec.nwaits, 0);

@@ -134,13 +134,15 @@ static void test_dropout_modes(void) {
   n.training = false;
   const float *y = net_forward(&n);
   CHECK(memcmp(y, n.x, sizeof(float) * batch * in) == 0);
-  l->ops->backward(l, batch, n.m.acts[0], n.m.acts[1], dy, dx);
+  dt_exec_ctx_t ctx = dt_model_exec_ctx(&n.m, n.training, NULL);
+  l->ops->backward(l, &ctx, batch, n.m.acts[0], n.m.acts[1], dy, dx);
   CHECK(memcmp(dx, dy, sizeof dx) == 0);
 
   n.training = true;
   n.fwd_seed = 99;
   y = net_forward(&n);
-  l->ops->backward(l, batch, n.m.acts[0], n.m.acts[1], dy, dx);
+  ctx.training = n.training;
+  l->ops->backward(l, &ctx, batch, n.m.acts[0], n.m.acts[1], dy, dx);
   int zeros = 0, bad = 0;
   for (int i = 0; i < batch * in; i++) {
     if (y[i] == 0.0f) {
@@ -326,8 +328,9 @@ static void test_stability(void) {
     n.x[0] = 200.0f, n.x[1] = -200.0f;
     dt_layer_t *sig = &n.m.layers[1];
     float y[3], dy[3] = {1, 1, 1}, dx[3];
-    sig->ops->forward(sig, &(dt_fwd_ctx_t){0}, 1, n.x, y);
-    sig->ops->backward(sig, 1, n.x, y, dy, dx);
+    const dt_exec_ctx_t ctx = dt_model_exec_ctx(&n.m, false, NULL);
+    sig->ops->forward(sig, &ctx, 1, n.x, y);
+    sig->ops->backward(sig, &ctx, 1, n.x, y, dy, dx);
     CHECK_NEAR(y[0], 1.0, 0);
     CHECK_NEAR(y[1], 0.0, 1e-30);
     CHECK(isfinite(dx[0]) && isfinite(dx[1]));
@@ -343,5 +346,6 @@ int main(void) {
   test_dropout_modes();
   test_models();
   gradcheck_report("gradcheck");
+  test_device_release();
   return test_summary("test_gradcheck");
 }

@@ -10,7 +10,6 @@
  * inputs that are a shuffled grid of values 0.01 apart, so no perturbation of EPS =
  * 1e-3 changes a window's maximum; the whole-model check redraws parameters and inputs
  * until every window's largest positive value leads the next by more than KINK_MARGIN. */
-#define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <math.h>
 #include <stdint.h>
@@ -200,11 +199,11 @@ int main(void) {
   test_model("default path", 61);
   test_simple_layers();
   test_max_pools();
-  /* The layers read DT_CONV_BLAS when they are built. */
-  setenv("DT_CONV_BLAS", "1", 1);
+  /* The same on a device told to run convolutions on OpenBLAS alone. */
+  test_device_use(&(dt_device_options_t){.cpu.conv_blas = true});
   test_convolutions("OpenBLAS");
   test_model("OpenBLAS", 62);
-  unsetenv("DT_CONV_BLAS");
+  test_device_release();
   gradcheck_report("test_gradcheck_conv");
   return test_summary("test_gradcheck_conv");
 }

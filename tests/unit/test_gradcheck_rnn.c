@@ -155,5 +155,6 @@ int main(void) {
   test_embedding_and_time_distributed();
   test_models();
   gradcheck_report("gradcheck_rnn");
+  test_device_release();
   return test_summary("test_gradcheck_rnn");
 }

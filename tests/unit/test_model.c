@@ -1,7 +1,8 @@
 /* Tests for building a model from its config: the flat parameter layout, names,
  * `activation = ...` layers, the fused final softmax/sigmoid, initializers, one
  * forward/backward pass against hand-computed numbers, the per-layer gradient-ready
- * callback, and the message of every build error. */
+ * callback and its events, the host views of the flat buffers, and the message of every
+ * build error. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include "dtrain/loss.h"
 #include "dtrain/model.h"
 #include "dtrain/rng.h"
+#include "device_util.h"
 #include "test_util.h"
 
 /* Builds text (origin "test") for inputs of shape in; the build must succeed. The
@@ -25,7 +27,7 @@ static bool build(dt_model_t *m, dt_config_t **cfg_out, const char *text, dt_sha
   memset(m, 0, sizeof *m); /* so that dt_model_free is safe whatever fails */
   *cfg_out = cfg;
   int rc = dt_config_load_string(cfg, text, "test", &err);
-  if (!rc) rc = dt_model_build(m, cfg, in, &err);
+  if (!rc) rc = dt_model_build(m, test_device(), cfg, in, &err);
   CHECK_INT_EQ(rc, 0);
   if (rc) fprintf(stderr, "  building\n%s\nfailed: %s\n", text, err.msg);
   return rc == 0;
@@ -40,7 +42,7 @@ static void check_build_error(const char *text, dt_shape_t in, int code, const c
   memset(&m, 0, sizeof m);
   int rc = dt_config_load_string(cfg, text, "test", &err);
   CHECK_INT_EQ(rc, 0);
-  if (!rc) rc = dt_model_build(&m, cfg, in, &err);
+  if (!rc) rc = dt_model_build(&m, test_device(), cfg, in, &err);
   if (rc != code) fprintf(stderr, "  (case at line %d: %s)\n", line, err.msg);
   CHECK_INT_EQ(rc, code);
   CHECK_INT_EQ(err.code, code);
@@ -217,7 +219,7 @@ static void test_fusion(void) {
       CHECK_INT_EQ(dt_model_prepare(&m, 2, &err), 0);
       dt_rng_t rng;
       dt_rng_seed(&rng, 1);
-      dt_model_init_params(&m, &rng);
+      dt_model_init_params(&m, &rng, NULL);
       for (int i = 0; i < 8; i++) m.acts[0][i] = (float)i - 3.5f;
       const float *y = dt_model_forward(&m, 2, false, &rng);
       CHECK(y == m.acts[cases[c].fused ? 1 : 2]);
@@ -286,14 +288,17 @@ out:
 /* on_grads_ready: once per layer with parameters, in reverse layer order, with the
  * exact range of that layer's tensors; together the ranges cover [0, num_params). */
 typedef struct {
-  int calls;
+  int calls, complete;
   size_t begin[8], end[8];
 } ready_log_t;
 
-static void on_ready(void *ctx, size_t begin, size_t end) {
+static void on_ready(void *ctx, size_t begin, size_t end, dt_device_event_t *ready) {
   ready_log_t *log = ctx;
   if (log->calls < 8) log->begin[log->calls] = begin, log->end[log->calls] = end;
   log->calls++;
+  /* On the CPU the layer's work is done when its backward returns. */
+  bool done = false;
+  if (ready && dt_device_event_query(ready, &done, NULL) == 0 && done) log->complete++;
 }
 
 static void test_grads_ready(void) {
@@ -304,7 +309,7 @@ static void test_grads_ready(void) {
   CHECK_INT_EQ(dt_model_prepare(&m, 3, &err), 0);
   dt_rng_t rng;
   dt_rng_seed(&rng, 5);
-  dt_model_init_params(&m, &rng);
+  dt_model_init_params(&m, &rng, NULL);
   for (int i = 0; i < 15; i++) m.acts[0][i] = dt_rng_uniform(&rng);
   ready_log_t log = {0};
   m.on_grads_ready = on_ready;
@@ -314,6 +319,7 @@ static void test_grads_ready(void) {
   dt_loss_compute(m.loss, y, 3, 2, NULL, t, m.dout);
   dt_model_backward(&m, 3);
   CHECK_INT_EQ(log.calls, 3);
+  CHECK_INT_EQ(log.complete, 3);
   static const size_t b[3] = {39, 24, 0}, e[3] = {47, 39, 24};
   for (int i = 0; i < 3 && i < log.calls; i++) {
     CHECK_INT_EQ(log.begin[i], b[i]);
@@ -339,7 +345,7 @@ static void test_init(void) {
     goto out;
   dt_rng_t rng;
   dt_rng_seed(&rng, 42);
-  dt_model_init_params(&m, &rng);
+  dt_model_init_params(&m, &rng, NULL);
   const float *k1 = m.param_buf + m.params[0].offset, *b1 = m.param_buf + m.params[1].offset;
   const float *k2 = m.param_buf + m.params[2].offset, *b2 = m.param_buf + m.params[3].offset;
   double sum = 0, sq = 0;
@@ -362,10 +368,10 @@ static void test_init(void) {
   float *copy = malloc(m.num_params * sizeof(float));
   memcpy(copy, m.param_buf, m.num_params * sizeof(float));
   dt_rng_seed(&rng, 42);
-  dt_model_init_params(&m, &rng);
+  dt_model_init_params(&m, &rng, NULL);
   CHECK(memcmp(copy, m.param_buf, m.num_params * sizeof(float)) == 0);
   dt_rng_seed(&rng, 43);
-  dt_model_init_params(&m, &rng);
+  dt_model_init_params(&m, &rng, NULL);
   CHECK(memcmp(copy, m.param_buf, m.num_params * sizeof(float)) != 0);
   free(copy);
 out:
@@ -456,13 +462,35 @@ static void test_errors(void) {
   dt_config_free(cfg);
 }
 
+/* On the CPU device the host views of the flat buffers are the buffers themselves, and
+ * handing them back copies nothing. */
+static void test_host_views(void) {
+  dt_model_t m;
+  dt_config_t *cfg;
+  if (!build(&m, &cfg, layout_cfg, dt_shape_1d(5))) goto out;
+  dt_error_t err = {0};
+  float *p = NULL, *g = NULL, *st = NULL;
+  CHECK_INT_EQ(dt_model_to_host(&m, DT_MODEL_PARAMS, &p, &err), 0);
+  CHECK_INT_EQ(dt_model_to_host(&m, DT_MODEL_GRADS, &g, &err), 0);
+  CHECK_INT_EQ(dt_model_to_host(&m, DT_MODEL_STATES, &st, &err), 0);
+  CHECK(p == m.param_buf && g == m.grad_buf && st == m.state_buf);
+  p[0] = 3.0f;
+  CHECK_INT_EQ(dt_model_from_host(&m, DT_MODEL_PARAMS, &err), 0);
+  CHECK_NEAR(m.param_buf[0], 3.0, 0.0);
+out:
+  dt_model_free(&m);
+  dt_config_free(cfg);
+}
+
 int main(void) {
   test_layout();
   test_section_order();
   test_fusion();
   test_forward_backward_by_hand();
   test_grads_ready();
+  test_host_views();
   test_init();
   test_errors();
+  test_device_release();
   return test_summary("test_model");
 }

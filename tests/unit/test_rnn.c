@@ -16,6 +16,7 @@
 #include "dtrain/layer.h"
 #include "dtrain/model.h"
 #include "dtrain/rng.h"
+#include "device_util.h"
 #include "test_util.h"
 
 /* The fast sigmoid/tanh of the cells are within a few float ulp; the outputs here are
@@ -36,7 +37,7 @@ static int mdl_build(mdl_t *t, const char *text, dt_shape_t in, int batch, dt_er
   char full[1024];
   snprintf(full, sizeof full, "[model]\nloss = mse\n%s", text);
   int rc = dt_config_load_string(t->cfg, full, "test", err);
-  if (!rc) rc = dt_model_build(&t->m, t->cfg, in, err);
+  if (!rc) rc = dt_model_build(&t->m, test_device(), t->cfg, in, err);
   if (!rc) rc = dt_model_prepare(&t->m, batch, err);
   return rc;
 }
@@ -379,7 +380,8 @@ static void test_embedding(void) {
   for (int i = 0; i < 7; i++) dx[i] = 99.0f;
   dt_layer_t *lm = &t.m.layers[0];
   for (size_t i = 0; i < t.m.num_params; i++) t.m.grad_buf[i] = 7.0f; /* overwritten */
-  lm->ops->backward(lm, 1, t.m.acts[0], t.m.acts[1], dy, dx);
+  const dt_exec_ctx_t ctx = dt_model_exec_ctx(&t.m, false, NULL);
+  lm->ops->backward(lm, &ctx, 1, t.m.acts[0], t.m.acts[1], dy, dx);
   const float *g = t.m.grad_buf + param_info(&t, "embedding_1.embeddings")->offset;
   for (int j = 0; j < 3; j++) {
     CHECK_NEAR(g[0 * 3 + j], dy[0 * 3 + j], 0.0);
@@ -435,7 +437,7 @@ static void test_init_and_names(void) {
              seq(4, 2), 2)) {
     dt_rng_t rng;
     dt_rng_seed(&rng, 9);
-    dt_model_init_params(&t.m, &rng);
+    dt_model_init_params(&t.m, &rng, NULL);
     const float *b = param(&t, "lstm_1.bias");
     for (int j = 0; j < 12; j++) CHECK_NEAR(b[j], j >= 3 && j < 6 ? 1.0 : 0.0, 0.0);
     b = param(&t, "lstm_2.bias");
@@ -528,5 +530,6 @@ int main(void) {
   test_time_distributed();
   test_init_and_names();
   test_config_errors();
+  test_device_release();
   return test_summary("test_rnn");
 }

@@ -44,7 +44,8 @@ static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_
   return 0;
 }
 
-static size_t scratch_floats(const dt_layer_t *l, int batch) {
+static size_t scratch_floats(const dt_layer_t *l, const dt_device_t *dev, int batch) {
+  (void)dev;
   const bidirectional_t *p = l->priv;
   return dt_rnn_cell_scratch_floats(&p->cell[0], batch) +
          dt_rnn_cell_scratch_floats(&p->cell[1], batch);
@@ -57,28 +58,29 @@ static dt_rnn_out_t half_out(const bidirectional_t *p, int half) {
   return (dt_rnn_out_t){2 * u, half * u, false};
 }
 
-static void forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x, float *y) {
-  (void)ctx;
+static void forward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                    float *y) {
   const bidirectional_t *p = l->priv;
   float *second = l->scratch + dt_rnn_cell_scratch_floats(&p->cell[0], batch);
-  dt_rnn_cell_forward(&p->cell[0], l, l->scratch, batch, x, y, half_out(p, 0));
-  dt_rnn_cell_forward(&p->cell[1], l, second, batch, x, y, half_out(p, 1));
+  dt_rnn_cell_forward(&p->cell[0], l, ctx->stream, l->scratch, batch, x, y, half_out(p, 0));
+  dt_rnn_cell_forward(&p->cell[1], l, ctx->stream, second, batch, x, y, half_out(p, 1));
 }
 
-static void backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
-                     float *dx) {
+static void backward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                     const float *y, const float *dy, float *dx) {
   (void)x;
   (void)y;
   const bidirectional_t *p = l->priv;
   float *second = l->scratch + dt_rnn_cell_scratch_floats(&p->cell[0], batch);
-  dt_rnn_cell_backward(&p->cell[0], l, l->scratch, batch, dy, half_out(p, 0), dx, false);
-  dt_rnn_cell_backward(&p->cell[1], l, second, batch, dy, half_out(p, 1), dx, true);
+  dt_rnn_cell_backward(&p->cell[0], l, ctx->stream, l->scratch, batch, dy, half_out(p, 0), dx,
+                       false);
+  dt_rnn_cell_backward(&p->cell[1], l, ctx->stream, second, batch, dy, half_out(p, 1), dx, true);
 }
 
-static void init_params(dt_layer_t *l, dt_rng_t *rng) {
+static void init_params(dt_layer_t *l, float *const *w, dt_rng_t *rng) {
   const bidirectional_t *p = l->priv;
-  dt_rnn_cell_init(&p->cell[0], l, rng);
-  dt_rnn_cell_init(&p->cell[1], l, rng);
+  dt_rnn_cell_init(&p->cell[0], w, rng);
+  dt_rnn_cell_init(&p->cell[1], w, rng);
 }
 
 const dt_layer_ops_t dt_layer_bidirectional = {.type = "bidirectional",

@@ -1,7 +1,7 @@
 /* 2-d convolution over (height, width, channels) samples, as Keras' Conv2D: kernel
  * (kh, kw, in_channels, filters), valid or same padding, strides, dilation. The work
- * is im2col + sgemm in chunks of the batch (im2col.c). */
-#include "im2col.h"
+ * is the device's convolution (conv.c). */
+#include "conv.h"
 
 static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_t *err) {
   return dt_conv_build(l, cfg, section, 2, false, err);

@@ -3,7 +3,7 @@
  * (valid). It is the adjoint of the convolution from its output to its input, so its
  * forward pass is that convolution's input gradient (GEMM then col2im) and its input
  * gradient is that convolution's forward pass (im2col then GEMM). */
-#include "im2col.h"
+#include "conv.h"
 
 static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_t *err) {
   return dt_conv_build(l, cfg, section, 2, true, err);

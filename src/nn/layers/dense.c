@@ -1,12 +1,9 @@
 /* Dense (fully connected) layer: y = x W + b, W of shape (in, units) as in Keras.
  * Inputs of any shape are flattened, unless time_distributed = true: then W applies to
  * the last axis of each sample, (T, F) -> (T, units), like Keras' Dense on a 3-d input
- * or TimeDistributed(Dense). All three products go through sgemm. */
-#include <cblas.h>
+ * or TimeDistributed(Dense). All three products are GEMMs on the device. */
 #include <stdlib.h>
-#include <string.h>
 
-#include "dtrain/hot.h"
 #include "dtrain/layer.h"
 
 typedef struct {
@@ -49,36 +46,30 @@ static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_
   return 0;
 }
 
-static void forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x, float *y) {
-  (void)ctx;
+static void forward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                    float *y) {
   const dense_t *d = l->priv;
-  const float *b = l->w[1];
   const int rows = batch * d->rows;
   /* Start from the bias in every row, then accumulate x W on top (beta = 1). */
-  for (int i = 0; i < rows; i++) memcpy(y + (size_t)i * d->units, b, sizeof(float) * d->units);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d->units, d->in, 1.0f, x, d->in,
-              l->w[0], d->units, 1.0f, y, d->units);
+  dt_device_broadcast_rows(ctx->stream, (size_t)rows, d->units, (size_t)d->units, l->w[1], y);
+  dt_device_gemm(ctx->stream, DT_NO_TRANS, DT_NO_TRANS, rows, d->units, d->in, 1.0f, x, d->in,
+                 l->w[0], d->units, 1.0f, y, d->units);
 }
 
-DT_HOT_LOOP static void backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
-                     float *dx) {
+static void backward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                     const float *y, const float *dy, float *dx) {
   (void)y;
   const dense_t *d = l->priv;
   const int rows = batch * d->rows;
   /* dW (in, units) = x^T dy */
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d->in, d->units, rows, 1.0f, x, d->in, dy,
-              d->units, 0.0f, l->g[0], d->units);
+  dt_device_gemm(ctx->stream, DT_TRANS, DT_NO_TRANS, d->in, d->units, rows, 1.0f, x, d->in, dy,
+                 d->units, 0.0f, l->g[0], d->units);
   /* db = column sums of dy */
-  float *db = l->g[1];
-  memset(db, 0, sizeof(float) * d->units);
-  for (int i = 0; i < rows; i++) {
-    const float *row = dy + (size_t)i * d->units;
-    for (int j = 0; j < d->units; j++) db[j] += row[j];
-  }
+  dt_device_col_sums(ctx->stream, (size_t)rows, d->units, dy, l->g[1]);
   /* dx (batch, in) = dy W^T; skipped for the first layer, whose input needs no gradient. */
   if (dx)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d->in, d->units, 1.0f, dy,
-                d->units, l->w[0], d->units, 0.0f, dx, d->in);
+    dt_device_gemm(ctx->stream, DT_NO_TRANS, DT_TRANS, rows, d->in, d->units, 1.0f, dy, d->units,
+                   l->w[0], d->units, 0.0f, dx, d->in);
 }
 
 const dt_layer_ops_t dt_layer_dense = {

@@ -2,7 +2,6 @@
  * scaled by 1 / (1 - rate), so evaluation is the identity. The mask (already
  * scaled) lives in the layer's scratch for backward. */
 #include <stdlib.h>
-#include <string.h>
 
 #include "activation_common.h"
 
@@ -17,33 +16,30 @@ static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_
   return dt_activation_build(l, cfg, section, err);
 }
 
-static size_t scratch_floats(const dt_layer_t *l, int batch) {
+static size_t scratch_floats(const dt_layer_t *l, const dt_device_t *dev, int batch) {
+  (void)dev;
   return (size_t)batch * dt_shape_size(&l->in_shape);
 }
 
-static void forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x, float *y) {
+static void forward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                    float *y) {
   const float rate = *(const float *)l->priv;
   size_t n = (size_t)batch * dt_shape_size(&l->in_shape);
   float *mask = l->scratch;
   if (!ctx->training || rate == 0.0f) {
-    memcpy(y, x, n * sizeof(float));
-    for (size_t i = 0; i < n; i++) mask[i] = 1.0f;
+    dt_device_copy(ctx->stream, y, x, n * sizeof(float), DT_COPY_D2D);
+    dt_device_fill(ctx->stream, mask, n, 1.0f);
     return;
   }
-  const float keep_scale = 1.0f / (1.0f - rate);
-  for (size_t i = 0; i < n; i++) {
-    mask[i] = dt_rng_uniform(ctx->rng) >= rate ? keep_scale : 0.0f;
-    y[i] = x[i] * mask[i];
-  }
+  dt_device_dropout_forward(ctx->stream, n, rate, ctx->rng, x, y, mask);
 }
 
-static void backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
-                     float *dx) {
+static void backward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                     const float *y, const float *dy, float *dx) {
   (void)x;
   (void)y;
   if (!dx) return;
-  size_t n = (size_t)batch * dt_shape_size(&l->in_shape);
-  for (size_t i = 0; i < n; i++) dx[i] = dy[i] * l->scratch[i];
+  dt_device_mul(ctx->stream, (size_t)batch * dt_shape_size(&l->in_shape), dy, l->scratch, dx);
 }
 
 const dt_layer_ops_t dt_layer_dropout = {.type = "dropout",

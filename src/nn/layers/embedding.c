@@ -5,7 +5,6 @@
  * gives a row of zeros and no gradient, instead of reading out of bounds (Keras on a
  * GPU does the same; on a CPU it raises). Ids are not differentiable: dx is zero. */
 #include <stdlib.h>
-#include <string.h>
 
 #include "dtrain/layer.h"
 
@@ -48,39 +47,21 @@ static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_
   return 0;
 }
 
-/* The row of id value v, or -1 when v is not an id of the table. */
-static inline int row_of(const embedding_t *e, float v) {
-  return v >= 0.0f && v < (float)e->input_dim ? (int)v : -1;
-}
-
-static void forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x, float *y) {
-  (void)ctx;
+static void forward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                    float *y) {
   const embedding_t *e = l->priv;
-  const size_t n = (size_t)batch * dt_shape_size(&l->in_shape), D = (size_t)e->output_dim;
-  for (size_t k = 0; k < n; k++) {
-    const int r = row_of(e, x[k]);
-    if (r >= 0)
-      memcpy(y + k * D, l->w[0] + (size_t)r * D, D * sizeof(float));
-    else
-      memset(y + k * D, 0, D * sizeof(float));
-  }
+  dt_device_embedding_forward(ctx->stream, (size_t)batch * dt_shape_size(&l->in_shape),
+                              e->input_dim, (size_t)e->output_dim, x, l->w[0], y);
 }
 
-static void backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
-                     float *dx) {
+static void backward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                     const float *y, const float *dy, float *dx) {
   (void)y;
   const embedding_t *e = l->priv;
-  const size_t n = (size_t)batch * dt_shape_size(&l->in_shape), D = (size_t)e->output_dim;
-  float *g = l->g[0];
-  memset(g, 0, (size_t)e->input_dim * D * sizeof(float));
-  for (size_t k = 0; k < n; k++) {
-    const int r = row_of(e, x[k]);
-    if (r < 0) continue;
-    float *gr = g + (size_t)r * D;
-    const float *d = dy + k * D;
-    for (size_t j = 0; j < D; j++) gr[j] += d[j];
-  }
-  if (dx) memset(dx, 0, n * sizeof(float));
+  const size_t n = (size_t)batch * dt_shape_size(&l->in_shape);
+  dt_device_embedding_backward(ctx->stream, n, e->input_dim, (size_t)e->output_dim, x, dy,
+                               l->g[0]);
+  if (dx) dt_device_fill(ctx->stream, dx, n, 0.0f);
 }
 
 const dt_layer_ops_t dt_layer_embedding = {

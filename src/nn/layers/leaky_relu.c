@@ -14,20 +14,19 @@ static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_
   return dt_activation_build(l, cfg, section, err);
 }
 
-static void forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x, float *y) {
-  (void)ctx;
-  const float alpha = *(const float *)l->priv;
-  size_t n = (size_t)batch * dt_shape_size(&l->in_shape);
-  for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
+static void forward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                    float *y) {
+  dt_device_activation_forward(ctx->stream, DT_ACT_LEAKY_RELU,
+                               (size_t)batch * dt_shape_size(&l->in_shape),
+                               *(const float *)l->priv, x, y);
 }
 
-static void backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
-                     float *dx) {
-  (void)y;
+static void backward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                     const float *y, const float *dy, float *dx) {
   if (!dx) return;
-  const float alpha = *(const float *)l->priv;
-  size_t n = (size_t)batch * dt_shape_size(&l->in_shape);
-  for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : alpha * dy[i];
+  dt_device_activation_backward(ctx->stream, DT_ACT_LEAKY_RELU,
+                                (size_t)batch * dt_shape_size(&l->in_shape),
+                                *(const float *)l->priv, x, y, dy, dx);
 }
 
 const dt_layer_ops_t dt_layer_leaky_relu = {

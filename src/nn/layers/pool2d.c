@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dtrain/hot.h"
-#include "im2col.h"
+#include "conv.h"
 
 static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_t *err) {
   char s[64];
@@ -47,154 +46,38 @@ static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_
   return 0;
 }
 
-/* The window of output (oy, ox) clipped to the image: rows [*y0, *y1), columns [*x0, *x1). */
-static void window(const dt_conv_geom_t *g, int oy, int ox, int *y0, int *y1, int *x0, int *x1) {
-  const int ty = oy * g->sh - g->ph, tx = ox * g->sw - g->pw;
-  *y0 = ty < 0 ? 0 : ty;
-  *y1 = ty + g->kh < g->ih ? ty + g->kh : g->ih;
-  *x0 = tx < 0 ? 0 : tx;
-  *x1 = tx + g->kw < g->iw ? tx + g->kw : g->iw;
-}
-
-/* ---- max ---- */
-
-static size_t max_scratch_floats(const dt_layer_t *l, int batch) {
+static size_t max_scratch_floats(const dt_layer_t *l, const dt_device_t *dev, int batch) {
+  (void)dev;
   /* One int32 index (into the sample's input) per output value. */
   return (size_t)batch * dt_shape_size(&l->out_shape);
 }
 
-/* The maximum of each channel over one window, and its index into the sample; restrict
- * lets the channel loops vectorize without guarding against overlap. */
-static inline void max_window(const dt_conv_geom_t *g, const float *restrict xn, int y0, int y1,
-                              int x0, int x1, float *restrict y, int32_t *restrict idx) {
-  const int c = g->ic;
-  int32_t base = (int32_t)(((size_t)y0 * g->iw + x0) * c);
-  for (int j = 0; j < c; j++) {
-    y[j] = xn[base + j];
-    idx[j] = base + j;
-  }
-  for (int iy = y0; iy < y1; iy++)
-    for (int ix = iy == y0 ? x0 + 1 : x0; ix < x1; ix++) {
-      base = (int32_t)(((size_t)iy * g->iw + ix) * c);
-      const float *xi = xn + base;
-      /* Selects rather than branches, so that the loop vectorizes; strict > keeps the
-       * first maximum. */
-      for (int j = 0; j < c; j++) {
-        const bool gt = xi[j] > y[j];
-        y[j] = gt ? xi[j] : y[j];
-        idx[j] = gt ? base + j : idx[j];
-      }
-    }
+static void max_forward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                        float *y) {
+  dt_device_pool2d_forward(ctx->stream, DT_POOL_MAX, l->priv, batch, x, y,
+                           (int32_t *)l->scratch);
 }
 
-DT_HOT_LOOP static void max_forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch,
-                                    const float *x, float *y) {
-  (void)ctx;
-  const dt_conv_geom_t *g = l->priv;
-  const int c = g->ic;
-  const size_t in_size = (size_t)g->ih * g->iw * c;
-  int32_t *idx = (int32_t *)l->scratch;
-  for (int n = 0; n < batch; n++) {
-    const float *xn = x + (size_t)n * in_size;
-    for (int oy = 0; oy < g->oh; oy++)
-      for (int ox = 0; ox < g->ow; ox++, y += c, idx += c) {
-        int y0, y1, x0, x1;
-        window(g, oy, ox, &y0, &y1, &x0, &x1);
-        max_window(g, xn, y0, y1, x0, x1, y, idx);
-      }
-  }
-}
-
-/* True when the windows cover the image exactly once (stride = pool size, no padding,
- * no leftover rows or columns), so that backward can write every dx value directly. */
-static bool tiles_exactly(const dt_conv_geom_t *g) {
-  return g->sh == g->kh && g->sw == g->kw && g->oh * g->kh == g->ih && g->ow * g->kw == g->iw &&
-         g->ph == 0 && g->pw == 0;
-}
-
-DT_HOT_LOOP static void max_backward(dt_layer_t *l, int batch, const float *x, const float *y,
-                                     const float *dy, float *dx) {
+static void max_backward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                         const float *y, const float *dy, float *dx) {
   (void)x;
   (void)y;
   if (!dx) return;
-  const dt_conv_geom_t *g = l->priv;
-  const int c = g->ic;
-  const size_t in_size = (size_t)g->ih * g->iw * c, out_size = dt_shape_size(&l->out_shape);
-  const int32_t *idx = (const int32_t *)l->scratch;
-  if (tiles_exactly(g)) {
-    /* Each input value belongs to one window: it gets that window's gradient if it was
-     * the maximum, else zero. */
-    for (int n = 0; n < batch; n++) {
-      float *dxn = dx + (size_t)n * in_size;
-      for (int oy = 0; oy < g->oh; oy++)
-        for (int ox = 0; ox < g->ow; ox++, dy += c, idx += c)
-          for (int iy = oy * g->kh; iy < (oy + 1) * g->kh; iy++)
-            for (int ix = ox * g->kw; ix < (ox + 1) * g->kw; ix++) {
-              const int32_t base = (int32_t)(((size_t)iy * g->iw + ix) * c);
-              float *d = dxn + base;
-              for (int j = 0; j < c; j++) d[j] = idx[j] == base + j ? dy[j] : 0.0f;
-            }
-    }
-    return;
-  }
-  memset(dx, 0, sizeof(float) * (size_t)batch * in_size);
-  for (int n = 0; n < batch; n++) {
-    float *dxn = dx + (size_t)n * in_size;
-    const float *dyn = dy + (size_t)n * out_size;
-    const int32_t *in = idx + (size_t)n * out_size;
-    for (size_t o = 0; o < out_size; o++) dxn[in[o]] += dyn[o];
-  }
+  dt_device_pool2d_backward(ctx->stream, DT_POOL_MAX, l->priv, batch, dy, dx,
+                            (const int32_t *)l->scratch);
 }
 
-/* ---- average ---- */
-
-DT_HOT_LOOP static void avg_forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch,
-                                    const float *x, float *y) {
-  (void)ctx;
-  const dt_conv_geom_t *g = l->priv;
-  const int c = g->ic;
-  const size_t in_size = (size_t)g->ih * g->iw * c;
-  for (int n = 0; n < batch; n++) {
-    const float *xn = x + (size_t)n * in_size;
-    for (int oy = 0; oy < g->oh; oy++)
-      for (int ox = 0; ox < g->ow; ox++, y += c) {
-        int y0, y1, x0, x1;
-        window(g, oy, ox, &y0, &y1, &x0, &x1);
-        memset(y, 0, sizeof(float) * (size_t)c);
-        for (int iy = y0; iy < y1; iy++)
-          for (int ix = x0; ix < x1; ix++) {
-            const float *xi = xn + ((size_t)iy * g->iw + ix) * c;
-            for (int j = 0; j < c; j++) y[j] += xi[j];
-          }
-        const float scale = 1.0f / (float)((y1 - y0) * (x1 - x0));
-        for (int j = 0; j < c; j++) y[j] *= scale;
-      }
-  }
+static void avg_forward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                        float *y) {
+  dt_device_pool2d_forward(ctx->stream, DT_POOL_AVG, l->priv, batch, x, y, NULL);
 }
 
-DT_HOT_LOOP static void avg_backward(dt_layer_t *l, int batch, const float *x, const float *y,
-                                     const float *dy, float *dx) {
+static void avg_backward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                         const float *y, const float *dy, float *dx) {
   (void)x;
   (void)y;
   if (!dx) return;
-  const dt_conv_geom_t *g = l->priv;
-  const int c = g->ic;
-  const size_t in_size = (size_t)g->ih * g->iw * c;
-  memset(dx, 0, sizeof(float) * (size_t)batch * in_size);
-  for (int n = 0; n < batch; n++) {
-    float *dxn = dx + (size_t)n * in_size;
-    for (int oy = 0; oy < g->oh; oy++)
-      for (int ox = 0; ox < g->ow; ox++, dy += c) {
-        int y0, y1, x0, x1;
-        window(g, oy, ox, &y0, &y1, &x0, &x1);
-        const float scale = 1.0f / (float)((y1 - y0) * (x1 - x0));
-        for (int iy = y0; iy < y1; iy++)
-          for (int ix = x0; ix < x1; ix++) {
-            float *di = dxn + ((size_t)iy * g->iw + ix) * c;
-            for (int j = 0; j < c; j++) di[j] += dy[j] * scale;
-          }
-      }
-  }
+  dt_device_pool2d_backward(ctx->stream, DT_POOL_AVG, l->priv, batch, dy, dx, NULL);
 }
 
 const dt_layer_ops_t dt_layer_max_pool2d = {.type = "max_pool2d",

@@ -12,16 +12,18 @@
  * one step's rows are contiguous: the input projection of all steps is one GEMM
  * (T * batch, F) x (F, G * units), each step adds one GEMM of the previous hidden
  * state, and in backward the kernel, recurrent-kernel and input gradients are again
- * one GEMM each over all steps. */
+ * one GEMM each over all steps. Everything runs on the device's stream: the GEMMs, one
+ * step kernel per time step, and the moves between batch-major and time-major. */
 #ifndef DTRAIN_LAYERS_RECURRENT_H
 #define DTRAIN_LAYERS_RECURRENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "dtrain/device.h"
 #include "dtrain/layer.h"
 
-typedef enum { DT_RNN_SIMPLE, DT_RNN_LSTM, DT_RNN_GRU } dt_rnn_kind;
+/* dt_rnn_kind (simple, LSTM, GRU) is the device's, whose step kernels take it. */
 
 typedef struct {
   dt_rnn_kind kind;
@@ -55,30 +57,32 @@ int dt_rnn_cell_build(dt_rnn_cell_t *c, dt_layer_t *l, dt_config_t *cfg, const c
 size_t dt_rnn_cell_scratch_floats(const dt_rnn_cell_t *c, int batch);
 
 /* The initial values the declared initializers cannot express: an orthogonal recurrent
- * kernel and the LSTM's forget-gate bias of one. */
-void dt_rnn_cell_init(const dt_rnn_cell_t *c, dt_layer_t *l, dt_rng_t *rng);
+ * kernel and the LSTM's forget-gate bias of one, into the host memory w[i] of the
+ * layer's parameter tensors. */
+void dt_rnn_cell_init(const dt_rnn_cell_t *c, float *const *w, dt_rng_t *rng);
 
 /* x is (batch, T, F); writes the cell's part of y and keeps what backward needs in
- * scratch. */
-void dt_rnn_cell_forward(const dt_rnn_cell_t *c, dt_layer_t *l, float *scratch, int batch,
-                         const float *x, float *y, dt_rnn_out_t out);
+ * scratch; runs on stream st. */
+void dt_rnn_cell_forward(const dt_rnn_cell_t *c, dt_layer_t *l, dt_stream_t *st,
+                         float *scratch, int batch, const float *x, float *y, dt_rnn_out_t out);
 
 /* From dy (read like y), overwrites the cell's parameter gradients and, if dx is not
  * NULL, writes (or with dx_accumulate adds) dL/dx (batch, T, F). Uses only what the
  * last forward left in scratch, so it may be called more than once. */
-void dt_rnn_cell_backward(const dt_rnn_cell_t *c, dt_layer_t *l, float *scratch, int batch,
-                          const float *dy, dt_rnn_out_t out, float *dx, bool dx_accumulate);
+void dt_rnn_cell_backward(const dt_rnn_cell_t *c, dt_layer_t *l, dt_stream_t *st,
+                          float *scratch, int batch, const float *dy, dt_rnn_out_t out,
+                          float *dx, bool dx_accumulate);
 
 /* The ops of a layer that is one cell (simple_rnn, lstm, gru): build, scratch,
  * forward, backward and init for the layer whose priv is a dt_rnn_cell_t. */
 int dt_rnn_layer_build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_rnn_kind kind,
                        dt_error_t *err);
-size_t dt_rnn_layer_scratch_floats(const dt_layer_t *l, int batch);
-void dt_rnn_layer_forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x,
+size_t dt_rnn_layer_scratch_floats(const dt_layer_t *l, const dt_device_t *dev, int batch);
+void dt_rnn_layer_forward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
                           float *y);
-void dt_rnn_layer_backward(dt_layer_t *l, int batch, const float *x, const float *y,
-                           const float *dy, float *dx);
-void dt_rnn_layer_init(dt_layer_t *l, dt_rng_t *rng);
+void dt_rnn_layer_backward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                           const float *y, const float *dy, float *dx);
+void dt_rnn_layer_init(dt_layer_t *l, float *const *w, dt_rng_t *rng);
 
 /* The config name of a cell kind: "simple_rnn", "lstm", "gru". */
 const char *dt_rnn_kind_name(dt_rnn_kind kind);

@@ -1,19 +1,17 @@
 /* ReLU: y = max(x, 0). */
 #include "activation_common.h"
-#include "dtrain/hot.h"
 
-DT_HOT_LOOP static void forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x, float *y) {
-  (void)ctx;
-  size_t n = (size_t)batch * dt_shape_size(&l->in_shape);
-  for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+static void forward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                    float *y) {
+  dt_device_activation_forward(ctx->stream, DT_ACT_RELU,
+                               (size_t)batch * dt_shape_size(&l->in_shape), 0.0f, x, y);
 }
 
-DT_HOT_LOOP static void backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
-                     float *dx) {
-  (void)x;
+static void backward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                     const float *y, const float *dy, float *dx) {
   if (!dx) return;
-  size_t n = (size_t)batch * dt_shape_size(&l->in_shape);
-  for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+  dt_device_activation_backward(ctx->stream, DT_ACT_RELU,
+                                (size_t)batch * dt_shape_size(&l->in_shape), 0.0f, x, y, dy, dx);
 }
 
 const dt_layer_ops_t dt_layer_relu = {

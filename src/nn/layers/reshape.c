@@ -1,8 +1,6 @@
 /* Reshape and Flatten, as Keras': target_shape = 28,28,1 gives each sample that shape
  * (the number of values must stay the same); flatten gives one vector. The data are
  * row-major either way, so both are the same copy forward and backward. */
-#include <string.h>
-
 #include "dtrain/layer.h"
 
 static int build_flatten(dt_layer_t *l, dt_config_t *cfg, const char *section,
@@ -34,16 +32,19 @@ static int build_reshape(dt_layer_t *l, dt_config_t *cfg, const char *section, d
   return 0;
 }
 
-static void forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x, float *y) {
-  (void)ctx;
-  memcpy(y, x, sizeof(float) * (size_t)batch * dt_shape_size(&l->in_shape));
+static void forward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                    float *y) {
+  dt_device_copy(ctx->stream, y, x, sizeof(float) * (size_t)batch * dt_shape_size(&l->in_shape),
+                 DT_COPY_D2D);
 }
 
-static void backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
-                     float *dx) {
+static void backward(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                     const float *y, const float *dy, float *dx) {
   (void)x;
   (void)y;
-  if (dx) memcpy(dx, dy, sizeof(float) * (size_t)batch * dt_shape_size(&l->in_shape));
+  if (dx)
+    dt_device_copy(ctx->stream, dx, dy,
+                   sizeof(float) * (size_t)batch * dt_shape_size(&l->in_shape), DT_COPY_D2D);
 }
 
 const dt_layer_ops_t dt_layer_flatten = {

@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "dtrain/comm.h"
+#include "dtrain/device.h"
 #include "dtrain/error.h"
 
 typedef struct {
@@ -47,8 +48,9 @@ void dt_grad_sync_bucket_range(const dt_grad_sync_t *s, int i, size_t *begin, si
 void dt_grad_sync_begin(dt_grad_sync_t *s, long step);
 
 /* The model's on_grads_ready hook (ctx is the dt_grad_sync_t): buf[begin, end) is
- * final. Starts every bucket that is now fully final and lets MPI progress. */
-void dt_grad_sync_ready(void *ctx, size_t begin, size_t end);
+ * final once the device event `ready` completes (NULL: final already). Waits for it,
+ * starts every bucket that is now fully final and lets MPI progress. */
+void dt_grad_sync_ready(void *ctx, size_t begin, size_t end, dt_device_event_t *ready);
 
 /* Starts the buckets not started yet and waits for all of them; buf then holds the
  * average over ranks. A timeout names the step and the bucket. */

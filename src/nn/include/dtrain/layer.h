@@ -6,7 +6,9 @@
  * buffer (and the gradient at the same offset of one flat gradient buffer) and
  * hands the layer pointers into them. Activations and per-batch scratch come from
  * the model's arena, sized once for the largest batch, so forward and backward
- * never allocate.
+ * never allocate. All of that memory is the device's: a layer computes on it only
+ * through the device's kernels and GEMMs (dtrain/device.h), launched on the stream of
+ * its execution context, and never reads or writes it on the host.
  *
  * Data are batch-major: x is (batch, in_size), y is (batch, out_size), where the
  * sizes are the products of the per-sample shapes. */
@@ -17,6 +19,7 @@
 #include <stddef.h>
 
 #include "dtrain/config.h"
+#include "dtrain/device.h"
 #include "dtrain/error.h"
 #include "dtrain/rng.h"
 #include "dtrain/tensor.h"
@@ -24,11 +27,15 @@
 /* 8 parameters: a Bidirectional LSTM holds two (kernel, recurrent_kernel, bias) sets. */
 enum { DT_MAX_LAYER_PARAMS = 8, DT_MAX_LAYER_STATES = 4 };
 
-/* Per-call context of a forward pass. */
+/* Per-call context of a forward or backward pass. */
 typedef struct {
-  bool training; /* dropout active, batch statistics... */
-  dt_rng_t *rng; /* for stochastic layers; the model's own stream */
-} dt_fwd_ctx_t;
+  dt_device_t *dev;    /* where the memory lives and the kernels run */
+  dt_stream_t *stream; /* the stream the layer launches its work on */
+  dt_rng_t *rng;       /* for stochastic layers in forward (the model's own stream of
+                        * numbers); NULL in backward, which draws nothing */
+  bool training;       /* dropout active, batch statistics...; in backward, the mode of
+                        * the forward pass being differentiated */
+} dt_exec_ctx_t;
 
 typedef struct dt_layer dt_layer_t;
 
@@ -37,18 +44,19 @@ typedef struct {
   /* Reads keys from cfg's section, checks in_shape, sets out_shape, declares params
    * with dt_layer_declare_param. May allocate l->priv (freed with free()). */
   int (*build)(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_t *err);
-  /* Floats of scratch the layer needs for a batch of the given size (optional). */
-  size_t (*scratch_floats)(const dt_layer_t *l, int batch);
+  /* Floats of scratch the layer needs on dev for a batch of the given size (optional). */
+  size_t (*scratch_floats)(const dt_layer_t *l, const dt_device_t *dev, int batch);
   /* y = f(x) for `batch` samples. */
-  void (*forward)(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x, float *y);
+  void (*forward)(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x, float *y);
   /* Given dy = dL/dy, writes (overwrites) the parameter gradients and, if dx is not
    * NULL, dx = dL/dx. x and y are the values of the last forward pass. */
-  void (*backward)(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
-                   float *dx);
+  void (*backward)(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch, const float *x,
+                   const float *y, const float *dy, float *dx);
   /* Sets initial values that one initializer per tensor cannot express (an orthogonal
    * recurrent kernel, the LSTM's forget-gate bias of one); optional. Called by
-   * dt_model_init_params after every declared initializer has run, in layer order. */
-  void (*init_params)(dt_layer_t *l, dt_rng_t *rng);
+   * dt_model_init_params after every declared initializer has run, in layer order,
+   * with w[i] the host memory of parameter tensor i (the values it is to change). */
+  void (*init_params)(dt_layer_t *l, float *const *w, dt_rng_t *rng);
 } dt_layer_ops_t;
 
 struct dt_layer {

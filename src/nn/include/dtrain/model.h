@@ -1,6 +1,10 @@
 /* A sequential model: a stack of layers over one flat parameter buffer and one flat
  * gradient buffer, with activations in an arena sized once for a batch capacity.
  *
+ * The buffers and the arena are memory of the model's device, allocated by it, and
+ * the layers run on its default stream; the host reads or writes the flat buffers
+ * through dt_model_to_host / dt_model_from_host.
+ *
  * Parameters are laid out in layer order, so reverse layer order during backward
  * walks the buffer from the end to the start: a bucketed all-reduce can start on
  * the tail while backward still works on the head (see on_grads_ready). */
@@ -12,6 +16,7 @@
 #include <stdint.h>
 
 #include "dtrain/config.h"
+#include "dtrain/device.h"
 #include "dtrain/error.h"
 #include "dtrain/layer.h"
 #include "dtrain/loss.h"
@@ -19,10 +24,14 @@
 
 enum { DT_MAX_LAYERS = 256 };
 
-/* Called during backward each time the gradients of [begin, end) are final. */
-typedef void (*dt_grads_ready_fn)(void *ctx, size_t begin, size_t end);
+/* Called during backward each time the gradients of [begin, end) have been launched:
+ * they are final once the event `ready` (recorded on the model's stream after the
+ * layer's backward) completes. Whoever reads them waits for it first. */
+typedef void (*dt_grads_ready_fn)(void *ctx, size_t begin, size_t end, dt_device_event_t *ready);
 
 typedef struct {
+  dt_device_t *dev;    /* not owned */
+  dt_stream_t *stream; /* the device's default stream: forward and backward run on it */
   dt_layer_t *layers;
   int nlayers;
   /* Layers run by forward: all of them, or all but a final softmax/sigmoid that is
@@ -48,15 +57,21 @@ typedef struct {
   float *dout;      /* (capacity, out): dL/d(output), filled by the loss */
   float *dbuf[2];   /* ping-pong buffers for dL/d(activation) during backward */
   void *arena;
+  bool training;    /* the mode of the last forward, which backward differentiates */
 
   dt_grads_ready_fn on_grads_ready;
   void *grads_ready_ctx;
+  /* (nlayers) per layer with parameters: recorded when its gradients are final */
+  dt_device_event_t **grads_ready;
+  float *host[3];           /* host copies for dt_model_to_host where the device needs them */
 } dt_model_t;
 
 /* Builds the layers from [model] (loss) and [layer.1], [layer.2], ... for inputs of
- * in_shape; checks that layers, input and loss fit together. Each [layer.N] may also
- * say activation = relu|... to append that activation layer after it. */
-int dt_model_build(dt_model_t *m, dt_config_t *cfg, dt_shape_t in_shape, dt_error_t *err);
+ * in_shape, with their buffers on dev; checks that layers, input and loss fit together.
+ * Each [layer.N] may also say activation = relu|... to append that activation layer
+ * after it. */
+int dt_model_build(dt_model_t *m, dt_device_t *dev, dt_config_t *cfg, dt_shape_t in_shape,
+                   dt_error_t *err);
 /* (After a failed build, dt_model_free releases what was built so far.) */
 
 /* Allocates activations and scratch for batches of up to `capacity` samples. */
@@ -64,14 +79,19 @@ int dt_model_prepare(dt_model_t *m, int capacity, dt_error_t *err);
 
 void dt_model_free(dt_model_t *m);
 
-/* Fills every parameter tensor with its initializer, from rng. */
-void dt_model_init_params(dt_model_t *m, dt_rng_t *rng);
+/* Fills every parameter tensor with its initializer, and every state tensor with its
+ * starting value, from rng (on the host, then handed to the device). */
+int dt_model_init_params(dt_model_t *m, dt_rng_t *rng, dt_error_t *err);
+
+/* The execution context of a pass on the model's device and stream. */
+dt_exec_ctx_t dt_model_exec_ctx(const dt_model_t *m, bool training, dt_rng_t *rng);
 
 /* Runs forward on acts[0] (the caller gathers the batch there); returns the output
  * (batch, out) that the loss sees. */
 const float *dt_model_forward(dt_model_t *m, int batch, bool training, dt_rng_t *rng);
 
-/* Runs backward from m->dout, filling grad_buf and calling on_grads_ready per layer. */
+/* Runs backward from m->dout, filling grad_buf and calling on_grads_ready per layer
+ * with parameters, with an event recorded after its backward. */
 void dt_model_backward(dt_model_t *m, int batch);
 
 size_t dt_model_input_size(const dt_model_t *m);
@@ -81,9 +101,10 @@ size_t dt_model_output_size(const dt_model_t *m);
  * host: checkpoints, the PS client, TensorBoard, metrics, best weights. Nothing else
  * touches param_buf, grad_buf or state_buf directly outside nn/.
  * dt_model_to_host brings buffer `which` to host memory (all num_params or num_states
- * floats) and points *host at it; after writing into that memory, dt_model_from_host
- * hands it back to the device. On the CPU backend the buffers are host memory: both
- * copy nothing. */
+ * floats), once the work on the model's stream is done, and points *host at it; after
+ * writing into that memory, dt_model_from_host hands it back to the device. Both go
+ * through the device (dt_device_to_host): on the CPU backend the buffers are host
+ * memory and neither copies anything. */
 typedef enum { DT_MODEL_PARAMS, DT_MODEL_GRADS, DT_MODEL_STATES } dt_model_buffer;
 int dt_model_to_host(dt_model_t *m, dt_model_buffer which, float **host, dt_error_t *err);
 int dt_model_from_host(dt_model_t *m, dt_model_buffer which, dt_error_t *err);

@@ -1,14 +1,19 @@
-/* im2col / col2im over channels-last batches, and the convolution layers' build,
- * forward and backward on top of them (see im2col.h for the layout). */
-#include "im2col.h"
-
-#include <assert.h>
+/* The CPU backend's convolution: im2col / col2im over channels-last batches in
+ * cache-sized chunks of the column matrix, and the GEMMs on them, which run on our
+ * AVX-512 kernels where they can and on OpenBLAS otherwise.
+ *
+ * Data are channels-last, so one output position of a convolution reads kh * kw
+ * vectors of `ic` contiguous channels. im2col lays them side by side: row r of the
+ * column matrix is output position r of the batch (batch-major, then row, then column)
+ * and holds kh * kw * ic values in the order of a Keras kernel's first three axes, so
+ * the convolution is one GEMM (rows, kh*kw*ic) x (kh*kw*ic, filters). The batch is
+ * processed in chunks of rows so that the column matrix stays in cache and the
+ * workspace it needs does not grow with the batch. */
 #include <cblas.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "dtrain/hot.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -23,7 +28,10 @@
  * last one has a tail. */
 enum { CHUNK_FLOATS = 1 << 16, CHUNK_ALIGN = 12, MIN_CHUNK_ROWS = 48 };
 
-size_t dt_conv_cols(const dt_conv_geom_t *g) { return (size_t)g->kh * g->kw * g->ic; }
+/* Width of a column-matrix row: kh * kw * ic. */
+static size_t conv_cols(const dt_conv_geom_t *g) { return (size_t)g->kh * g->kw * g->ic; }
+
+/* ---- im2col and col2im ---- */
 
 /* The output position of row `row` of the column matrix: sample n, output row oy,
  * output column ox. */
@@ -69,11 +77,12 @@ static inline void zero_run(float *d, size_t n) {
   if (j < n) d[j] = 0.0f;
 }
 
-/* Rows are visited a segment at a time: the output positions of one image row, which
- * share the sample and the input rows they read, so the per-row work is one copy per
- * kernel row. */
-DT_HOT_LOOP void dt_im2col(const dt_conv_geom_t *g, const float *x, size_t row0, int nrows,
-                           float *cols) {
+/* Rows row0 .. row0 + nrows - 1 of the column matrix of the batch x (batch, ih, iw, ic)
+ * into cols (nrows, kh * kw * ic); taps in the padding are zeros. Rows are visited a
+ * segment at a time: the output positions of one image row, which share the sample and
+ * the input rows they read, so the per-row work is one copy per kernel row. */
+DT_HOT_LOOP static void im2col(const dt_conv_geom_t *g, const float *x, size_t row0, int nrows,
+                               float *cols) {
   const size_t img = (size_t)g->ih * g->iw * g->ic, line = (size_t)g->iw * g->ic;
   const size_t ic = (size_t)g->ic, span = (size_t)g->kw * ic, kc = g->kh * span;
   pos_t p = pos_of(g, row0);
@@ -118,8 +127,10 @@ static inline void add_to(float *restrict dst, const float *restrict src, size_t
   for (size_t j = 0; j < n; j++) dst[j] += src[j];
 }
 
-DT_HOT_LOOP void dt_col2im_add(const dt_conv_geom_t *g, const float *cols, size_t row0, int nrows,
-                               float *x) {
+/* The adjoint of im2col: adds every value of cols (nrows, kh * kw * ic) into the input
+ * position it was read from, in x (batch, ih, iw, ic); taps in the padding are dropped. */
+DT_HOT_LOOP static void col2im_add(const dt_conv_geom_t *g, const float *cols, size_t row0,
+                                   int nrows, float *x) {
   const size_t img = (size_t)g->ih * g->iw * g->ic, line = (size_t)g->iw * g->ic;
   const size_t ic = (size_t)g->ic, span = (size_t)g->kw * ic, kc = g->kh * span;
   pos_t p = pos_of(g, row0);
@@ -151,34 +162,7 @@ DT_HOT_LOOP void dt_col2im_add(const dt_conv_geom_t *g, const float *cols, size_
   }
 }
 
-int dt_conv_out_extent(int n, int k, int s, dt_pad_kind pad, int *pad_before) {
-  switch (pad) {
-    case DT_PAD_SAME: {
-      const int out = (n + s - 1) / s, total = (out - 1) * s + k - n;
-      *pad_before = total > 0 ? total / 2 : 0;
-      return out;
-    }
-    case DT_PAD_CAUSAL:
-      *pad_before = k - 1;
-      return (n - 1) / s + 1;
-    case DT_PAD_VALID:
-    default:
-      *pad_before = 0;
-      return n >= k ? (n - k) / s + 1 : 0;
-  }
-}
-
-int dt_conv_get_pair(dt_config_t *cfg, const char *section, const char *key, int def, int dims,
-                     int *out, dt_error_t *err) {
-  int v[2] = {def, def}, count;
-  int rc = dt_config_get_int_list(cfg, section, key, v, dims, &count, err);
-  if (rc) return rc;
-  for (int i = 0; i < dims; i++) out[i] = count == 1 ? v[0] : v[i];
-  return 0;
-}
-
-
-/* ---- GEMM kernels for the convolution shapes ----
+/* ---- GEMMs on the column matrices ----
  *
  * The column matrices are GEMM operands with few columns on one side (the filters,
  * 32..128), where OpenBLAS runs at about 60% of its large-matrix speed: its packing
@@ -245,14 +229,7 @@ KERNEL static void kernel_gemm(int m, int n, int k, const float *a, size_t ars, 
     tile_rows(12, 1, m, k, a, ars, acs, b + j, ldb, c + j, ldc, init ? init + j : NULL, acc);
 }
 
-static bool kernels_usable(void) {
-  const char *force = getenv("DT_CONV_BLAS");
-  if (force && force[0] && strcmp(force, "0") != 0) return false;
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
-}
 #else
-static bool kernels_usable(void) { return false; }
 static void kernel_gemm(int m, int n, int k, const float *a, size_t ars, size_t acs,
                         const float *b, size_t ldb, float *c, size_t ldc, const float *init,
                         bool acc) {
@@ -307,167 +284,68 @@ static void transpose(const float *b, int rows, int cols, float *bt) {
     for (int j = 0; j < cols; j++) bt[(size_t)j * rows + i] = b[(size_t)i * cols + j];
 }
 
-/* ---- the convolution layers ---- */
 
-static const char *const pad_names[] = {"valid", "same", "causal", NULL};
-static const char *const pad_names_2d[] = {"valid", "same", NULL};
+/* ---- launchers ---- */
 
-static int shape_error(dt_layer_t *l, dt_config_t *cfg, const char *section, const char *what,
-                       dt_error_t *err) {
-  char s[64];
-  return dt_error_set(err, DT_ERR_SHAPE, "%s: [%s] %s %s, got input %s",
-                      dt_config_where(cfg, section, "type"), section, l->ops->type, what,
-                      dt_shape_str(&l->in_shape, s, sizeof s));
-}
+/* How this backend runs one convolution, derived from its geometry. */
+typedef struct {
+  const dt_conv_geom_t *g;
+  bool identity;  /* 1x1 kernel, stride 1, no padding: the column matrix is the input */
+  bool kernels;   /* the device may run the AVX-512 kernels (conv_kernels) */
+  int chunk_rows; /* column-matrix rows per GEMM */
+} plan_t;
 
-int dt_conv_build(dt_layer_t *l, dt_config_t *cfg, const char *section, int dims,
-                  bool transpose, dt_error_t *err) {
-  if (l->in_shape.ndim != dims + 1)
-    return shape_error(l, cfg, section,
-                       dims == 2 ? "needs 3-d samples (height, width, channels); set [model] "
-                                   "input = H,W,C or put a reshape layer before it"
-                                 : "needs 2-d samples (steps, features); set [model] input = T,F "
-                                   "or put a reshape layer before it",
-                       err);
-  if (!dt_config_has_key(cfg, section, "filters"))
-    return dt_error_set(err, DT_ERR_CONFIG, "%s: a %s layer needs 'filters'",
-                        dt_config_where(cfg, section, NULL), l->ops->type);
-  if (!dt_config_has_key(cfg, section, "kernel_size"))
-    return dt_error_set(err, DT_ERR_CONFIG, "%s: a %s layer needs 'kernel_size'",
-                        dt_config_where(cfg, section, NULL), l->ops->type);
-  long filters;
-  int k[2], s[2], d[2], pad, rc;
-  bool use_bias;
-  dt_init_kind kinit, binit;
-  if ((rc = dt_config_get_int(cfg, section, "filters", 0, 1, 1 << 20, &filters, err)) ||
-      (rc = dt_conv_get_pair(cfg, section, "kernel_size", 1, dims, k, err)) ||
-      (rc = dt_conv_get_pair(cfg, section, "strides", 1, dims, s, err)) ||
-      (rc = dt_conv_get_pair(cfg, section, "dilation_rate", 1, dims, d, err)) ||
-      (rc = dt_config_get_choice(cfg, section, "padding", "valid",
-                                 dims == 1 && !transpose ? pad_names : pad_names_2d, &pad, err)) ||
-      (rc = dt_config_get_bool(cfg, section, "use_bias", true, &use_bias, err)) ||
-      (rc = dt_layer_get_init(cfg, section, "kernel_initializer", DT_INIT_GLOROT_UNIFORM, &kinit,
-                              err)) ||
-      (rc = dt_layer_get_init(cfg, section, "bias_initializer", DT_INIT_ZEROS, &binit, err)))
-    return rc;
-
-  /* A (T, F) sample is a (1, T, F) image convolved by a (1, k) kernel. */
-  int in[3];
-  if (dims == 1) {
-    in[0] = 1, in[1] = l->in_shape.dims[0], in[2] = l->in_shape.dims[1];
-    k[1] = k[0], s[1] = s[0], d[1] = d[0];
-    k[0] = s[0] = d[0] = 1;
-  } else {
-    in[0] = l->in_shape.dims[0], in[1] = l->in_shape.dims[1], in[2] = l->in_shape.dims[2];
-  }
-  /* Filled here and copied to l->priv at the end: a layer whose build fails is not
-   * counted by the model, which then would not free its priv. */
-  dt_conv_t conv = {0}, *c = &conv;
-  dt_conv_geom_t *g = &c->g;
-  g->kh = k[0], g->kw = k[1], g->sh = s[0], g->sw = s[1], g->dh = d[0], g->dw = d[1];
-  const int ekh = (k[0] - 1) * d[0] + 1, ekw = (k[1] - 1) * d[1] + 1;
-  int out[2];
-  if (!transpose) {
-    g->ih = in[0], g->iw = in[1], g->ic = in[2], g->oc = (int)filters;
-    g->oh = dt_conv_out_extent(g->ih, ekh, g->sh, (dt_pad_kind)pad, &g->ph);
-    g->ow = dt_conv_out_extent(g->iw, ekw, g->sw, (dt_pad_kind)pad, &g->pw);
-    if (g->oh < 1 || g->ow < 1) {
-      char sh[64];
-      return dt_error_set(err, DT_ERR_SHAPE,
-                          "%s: [%s] the kernel (%d x %d, dilated to %d x %d) is larger than "
-                          "the input %s with padding = valid",
-                          dt_config_where(cfg, section, "kernel_size"), section, k[0], k[1], ekh,
-                          ekw, dt_shape_str(&l->in_shape, sh, sizeof sh));
-    }
-    out[0] = g->oh, out[1] = g->ow;
-  } else {
-    /* The adjoint of a convolution from the (larger) output to the input, with Keras'
-     * output extents: n * s for same padding, n * s + max(k - s, 0) for valid. */
-    g->oh = in[0], g->ow = in[1], g->oc = in[2], g->ic = (int)filters;
-    g->ih = in[0] * s[0] + (pad == DT_PAD_SAME || ekh <= s[0] ? 0 : ekh - s[0]);
-    g->iw = in[1] * s[1] + (pad == DT_PAD_SAME || ekw <= s[1] ? 0 : ekw - s[1]);
-    /* Those extents are exactly the ones that the convolution maps back to n. */
-    const int oh = dt_conv_out_extent(g->ih, ekh, g->sh, (dt_pad_kind)pad, &g->ph);
-    const int ow = dt_conv_out_extent(g->iw, ekw, g->sw, (dt_pad_kind)pad, &g->pw);
-    assert(oh == g->oh && ow == g->ow);
-    (void)oh, (void)ow;
-    out[0] = g->ih, out[1] = g->iw;
-  }
-  c->transpose = transpose;
-  c->use_bias = use_bias;
-  c->identity = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
-  c->fast = kernels_usable();
-  const size_t kcols = dt_conv_cols(g);
-  c->chunk_rows = (int)(CHUNK_FLOATS / kcols) / CHUNK_ALIGN * CHUNK_ALIGN;
-  if (c->chunk_rows < MIN_CHUNK_ROWS) c->chunk_rows = MIN_CHUNK_ROWS;
-
-  if (!(l->priv = malloc(sizeof conv)))
-    return dt_error_set(err, DT_ERR_NOMEM, "out of memory building %s", l->name);
-  memcpy(l->priv, &conv, sizeof conv);
-  const int f = (int)filters;
-  l->out_shape = dims == 1 ? (dt_shape_t){2, {out[1], f, 1, 1}} : dt_shape_3d(out[0], out[1], f);
-  /* Keras' fans for a kernel (kh, kw, a, b): a * kh * kw in, b * kh * kw out. */
-  const int taps = k[0] * k[1];
-  dt_shape_t kshape;
-  if (dims == 1)
-    kshape = (dt_shape_t){3, {k[1], transpose ? f : in[2], transpose ? in[2] : f, 1}};
-  else
-    kshape = (dt_shape_t){4, {k[0], k[1], transpose ? f : in[2], transpose ? in[2] : f}};
-  dt_layer_declare_param(l, "kernel", kshape, kinit, taps * kshape.dims[kshape.ndim - 2],
-                         taps * kshape.dims[kshape.ndim - 1], true);
-  if (use_bias)
-    dt_layer_declare_param(l, "bias", dt_shape_1d(f), binit, taps * kshape.dims[kshape.ndim - 2],
-                           taps * kshape.dims[kshape.ndim - 1], false);
-  return 0;
+static plan_t plan_of(const dt_device_t *dev, const dt_conv_desc_t *c) {
+  const dt_conv_geom_t *g = &c->g;
+  const dt_cpu_state_t *st = dev->state;
+  plan_t p = {.g = g, .kernels = st->conv_kernels};
+  p.identity = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+  p.chunk_rows = (int)(CHUNK_FLOATS / conv_cols(g)) / CHUNK_ALIGN * CHUNK_ALIGN;
+  if (p.chunk_rows < MIN_CHUNK_ROWS) p.chunk_rows = MIN_CHUNK_ROWS;
+  return p;
 }
 
 /* Rows of the column matrix per sample: positions of the convolution's output. */
-static size_t rows_per_sample(const dt_conv_t *c) { return (size_t)c->g.oh * c->g.ow; }
+static size_t rows_per_sample(const plan_t *p) { return (size_t)p->g->oh * p->g->ow; }
 
 /* The kernels read a transposed copy of the kernel tensor where they multiply by its
  * transpose: in the convolution's backward pass (dy W^T) and in the transposed
  * convolution's forward pass (x W^T). */
-static bool needs_wt(const dt_conv_t *c) { return c->fast && dt_conv_cols(&c->g) % 16 == 0; }
+static bool needs_wt(const plan_t *p) { return p->kernels && conv_cols(p->g) % 16 == 0; }
 
-size_t dt_conv_scratch_floats(const dt_layer_t *l, int batch) {
-  const dt_conv_t *c = l->priv;
-  size_t rows = (size_t)batch * rows_per_sample(c);
-  if (rows > (size_t)c->chunk_rows) rows = (size_t)c->chunk_rows;
-  const size_t kc = dt_conv_cols(&c->g);
+static size_t workspace(const plan_t *p, int batch) {
+  size_t rows = (size_t)batch * rows_per_sample(p);
+  if (rows > (size_t)p->chunk_rows) rows = (size_t)p->chunk_rows;
+  const size_t kc = conv_cols(p->g);
   /* The column chunk (rows, kc), then W^T (oc, kc). */
-  return (c->identity ? 0 : rows * kc) + (needs_wt(c) ? kc * c->g.oc : 0);
+  return (p->identity ? 0 : rows * kc) + (needs_wt(p) ? kc * p->g->oc : 0);
 }
 
-static float *wt_scratch(const dt_layer_t *l, int batch) {
-  const dt_conv_t *c = l->priv;
-  return l->scratch + dt_conv_scratch_floats(l, batch) - dt_conv_cols(&c->g) * c->g.oc;
+size_t dt_cpu_conv_workspace(const dt_device_t *dev, const dt_conv_desc_t *c, int batch) {
+  const plan_t p = plan_of(dev, c);
+  return workspace(&p, batch);
 }
 
-/* out (n) = column sums of a (rows, n). */
-DT_HOT_LOOP static void col_sums(const float *restrict a, size_t rows, int n, float *restrict out) {
-  memset(out, 0, sizeof(float) * (size_t)n);
-  for (size_t i = 0; i < rows; i++) {
-    const float *row = a + i * n;
-    for (int j = 0; j < n; j++) out[j] += row[j];
-  }
+static float *wt_workspace(const plan_t *p, float *work, int batch) {
+  return work + workspace(p, batch) - conv_cols(p->g) * p->g->oc;
 }
 
 /* Rows in the chunk starting at r0. */
-static int chunk_at(const dt_conv_t *c, size_t rows, size_t r0) {
-  return (int)(rows - r0 < (size_t)c->chunk_rows ? rows - r0 : (size_t)c->chunk_rows);
+static int chunk_at(const plan_t *p, size_t rows, size_t r0) {
+  return (int)(rows - r0 < (size_t)p->chunk_rows ? rows - r0 : (size_t)p->chunk_rows);
 }
 
 /* The convolution of g: y (rows, oc) = cols(x) W (+ b). */
-static void conv_forward(const dt_conv_t *c, bool fast, const float *w, const float *b,
-                         float *cols, int batch, const float *x, float *y) {
-  const dt_conv_geom_t *g = &c->g;
-  const size_t rows = (size_t)batch * rows_per_sample(c);
-  const int kc = (int)dt_conv_cols(g), f = g->oc;
-  for (size_t r0 = 0; r0 < rows; r0 += (size_t)c->chunk_rows) {
-    const int n = chunk_at(c, rows, r0);
+static void conv_forward(const plan_t *p, bool fast, const float *w, const float *b, float *cols,
+                         int batch, const float *x, float *y) {
+  const dt_conv_geom_t *g = p->g;
+  const size_t rows = (size_t)batch * rows_per_sample(p);
+  const int kc = (int)conv_cols(g), f = g->oc;
+  for (size_t r0 = 0; r0 < rows; r0 += (size_t)p->chunk_rows) {
+    const int n = chunk_at(p, rows, r0);
     const float *a = x + r0 * kc;
-    if (!c->identity) {
-      dt_im2col(g, x, r0, n, cols);
+    if (!p->identity) {
+      im2col(g, x, r0, n, cols);
       a = cols;
     }
     gemm_nn(fast, n, f, kc, a, kc, w, f, y + r0 * f, f, b, false);
@@ -476,89 +354,87 @@ static void conv_forward(const dt_conv_t *c, bool fast, const float *w, const fl
 
 /* The transposed convolution: y = col2im(x W^T) (+ b), x (rows, oc), y the image
  * (batch, ih, iw, ic) of g. */
-static void transpose_forward(const dt_conv_t *c, bool fast, const float *w, const float *b,
+static void transpose_forward(const plan_t *p, bool fast, const float *w, const float *b,
                               float *cols, float *wt, int batch, const float *x, float *y) {
-  const dt_conv_geom_t *g = &c->g;
-  const size_t rows = (size_t)batch * rows_per_sample(c);
+  const dt_conv_geom_t *g = p->g;
+  const size_t rows = (size_t)batch * rows_per_sample(p);
   const size_t ypos = (size_t)batch * g->ih * g->iw;
-  const int kc = (int)dt_conv_cols(g), oc = g->oc;
+  const int kc = (int)conv_cols(g), oc = g->oc;
   if (b)
     fill_rows(y, ypos, g->ic, (size_t)g->ic, b);
   else
     memset(y, 0, sizeof(float) * ypos * g->ic);
   if (wt) transpose(w, kc, oc, wt);
-  for (size_t r0 = 0; r0 < rows; r0 += (size_t)c->chunk_rows) {
-    const int n = chunk_at(c, rows, r0);
-    if (c->identity) {
+  for (size_t r0 = 0; r0 < rows; r0 += (size_t)p->chunk_rows) {
+    const int n = chunk_at(p, rows, r0);
+    if (p->identity) {
       /* y already holds the bias: accumulate (this path has no W^T copy). */
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, kc, oc, 1.0f, x + r0 * oc, oc, w,
                   oc, 1.0f, y + r0 * kc, kc);
       continue;
     }
     gemm_nt(fast, n, kc, oc, x + r0 * oc, oc, w, wt, cols, kc);
-    dt_col2im_add(g, cols, r0, n, y);
+    col2im_add(g, cols, r0, n, y);
   }
 }
 
 /* The kernels run single-threaded: with more BLAS threads (train.threads) the GEMMs go
  * to OpenBLAS, which splits them. */
-static bool use_kernels(const dt_conv_t *c) { return c->fast && openblas_get_num_threads() == 1; }
+static bool use_kernels(const plan_t *p) { return p->kernels && openblas_get_num_threads() == 1; }
 
-void dt_conv_forward(dt_layer_t *l, const dt_fwd_ctx_t *ctx, int batch, const float *x,
-                     float *y) {
-  (void)ctx;
-  const dt_conv_t *c = l->priv;
-  const float *b = c->use_bias ? l->w[1] : NULL;
-  const bool fast = use_kernels(c);
+void dt_cpu_conv_forward(dt_stream_t *s, const dt_conv_desc_t *c, int batch, const float *x,
+                         const float *w, const float *b, float *y, float *work) {
+  const plan_t p = plan_of(s->dev, c);
+  const bool fast = use_kernels(&p);
   if (c->transpose)
-    transpose_forward(c, fast, l->w[0], b, l->scratch,
-                      fast && needs_wt(c) && !c->identity ? wt_scratch(l, batch) : NULL, batch,
-                      x, y);
+    transpose_forward(&p, fast, w, b, work,
+                      fast && needs_wt(&p) && !p.identity ? wt_workspace(&p, work, batch) : NULL,
+                      batch, x, y);
   else
-    conv_forward(c, fast, l->w[0], b, l->scratch, batch, x, y);
+    conv_forward(&p, fast, w, b, work, batch, x, y);
 }
 
 /* Backward of the convolution of g, given dy (rows, oc): dW = cols^T dy and
  * dx = col2im(dy W^T), chunk by chunk (cols recomputed; the chunk buffer holds cols
  * for dW, then dy W^T for dx). */
-static void conv_backward(const dt_conv_t *c, bool fast, const float *w, float *dw, float *cols,
+static void conv_backward(const plan_t *p, bool fast, const float *w, float *dw, float *cols,
                           float *wt, int batch, const float *x, const float *dy, float *dx) {
-  const dt_conv_geom_t *g = &c->g;
-  const size_t rows = (size_t)batch * rows_per_sample(c);
-  const int kc = (int)dt_conv_cols(g), f = g->oc;
-  if (dx && !c->identity) memset(dx, 0, sizeof(float) * (size_t)batch * g->ih * g->iw * g->ic);
+  const dt_conv_geom_t *g = p->g;
+  const size_t rows = (size_t)batch * rows_per_sample(p);
+  const int kc = (int)conv_cols(g), f = g->oc;
+  if (dx && !p->identity) memset(dx, 0, sizeof(float) * (size_t)batch * g->ih * g->iw * g->ic);
   if (dx && wt) transpose(w, kc, f, wt);
-  for (size_t r0 = 0; r0 < rows; r0 += (size_t)c->chunk_rows) {
-    const int n = chunk_at(c, rows, r0);
+  for (size_t r0 = 0; r0 < rows; r0 += (size_t)p->chunk_rows) {
+    const int n = chunk_at(p, rows, r0);
     const float *a = x + r0 * kc, *dyc = dy + r0 * f;
-    if (!c->identity) {
-      dt_im2col(g, x, r0, n, cols);
+    if (!p->identity) {
+      im2col(g, x, r0, n, cols);
       a = cols;
     }
     gemm_tn(fast, kc, f, n, a, kc, dyc, f, dw, f, r0 > 0);
     if (!dx) continue;
-    if (c->identity) {
+    if (p->identity) {
       gemm_nt(fast, n, kc, f, dyc, f, w, wt, dx + r0 * kc, kc);
       continue;
     }
     gemm_nt(fast, n, kc, f, dyc, f, w, wt, cols, kc);
-    dt_col2im_add(g, cols, r0, n, dx);
+    col2im_add(g, cols, r0, n, dx);
   }
 }
 
 /* Backward of the transposed convolution: with cols = im2col(dy) over g,
  * dW = cols^T x and dx = cols W. */
-static void transpose_backward(const dt_conv_t *c, bool fast, const float *w, float *dw,
+static void transpose_backward(const plan_t *p, bool fast, const float *w, float *dw,
                                float *cols, int batch, const float *x, const float *dy,
                                float *dx) {
-  const dt_conv_geom_t *g = &c->g;
-  const size_t rows = (size_t)batch * rows_per_sample(c);
-  const int kc = (int)dt_conv_cols(g), oc = g->oc;
-  for (size_t r0 = 0; r0 < rows; r0 += (size_t)c->chunk_rows) {
-    const int n = chunk_at(c, rows, r0);
+  const dt_conv_geom_t *g = p->g;
+  const size_t rows = (size_t)batch * rows_per_sample(p);
+  const int kc = (int)conv_cols(g), oc = g->oc;
+  for (size_t r0 = 0; r0 < rows; r0 += (size_t)p->chunk_rows) {
+    const int n = chunk_at(p, rows, r0);
     const float *a = dy + r0 * kc;
-    if (!c->identity) {
-      dt_im2col(g, dy, r0, n, cols);
+    if (!p->identity) {
+      im2col(g, dy, r0, n, cols);
       a = cols;
     }
     gemm_tn(fast, kc, oc, n, a, kc, x + r0 * oc, oc, dw, oc, r0 > 0);
@@ -566,20 +442,20 @@ static void transpose_backward(const dt_conv_t *c, bool fast, const float *w, fl
   }
 }
 
-void dt_conv_backward(dt_layer_t *l, int batch, const float *x, const float *y, const float *dy,
-                      float *dx) {
-  (void)y;
-  const dt_conv_t *c = l->priv;
+void dt_cpu_conv_backward(dt_stream_t *s, const dt_conv_desc_t *c, int batch, const float *x,
+                          const float *w, const float *dy, float *dw, float *db, float *dx,
+                          float *work) {
+  const plan_t p = plan_of(s->dev, c);
   const dt_conv_geom_t *g = &c->g;
-  if (c->use_bias) {
+  if (db) {
     /* The bias is added at every position of the layer's output. */
     const size_t pos = c->transpose ? (size_t)g->ih * g->iw : (size_t)g->oh * g->ow;
-    col_sums(dy, (size_t)batch * pos, c->transpose ? g->ic : g->oc, l->g[1]);
+    dt_cpu_col_sums(s, (size_t)batch * pos, c->transpose ? g->ic : g->oc, dy, db);
   }
-  const bool fast = use_kernels(c);
+  const bool fast = use_kernels(&p);
   if (c->transpose)
-    transpose_backward(c, fast, l->w[0], l->g[0], l->scratch, batch, x, dy, dx);
+    transpose_backward(&p, fast, w, dw, work, batch, x, dy, dx);
   else
-    conv_backward(c, fast, l->w[0], l->g[0], l->scratch,
-                  fast && needs_wt(c) ? wt_scratch(l, batch) : NULL, batch, x, dy, dx);
+    conv_backward(&p, fast, w, dw, work,
+                  fast && needs_wt(&p) ? wt_workspace(&p, work, batch) : NULL, batch, x, dy, dx);
 }

@@ -1,0 +1,89 @@
+/* The CPU backend (private to the device library): its state, and the launchers that
+ * each cpu/ file defines and cpu.c puts into the backend table.
+ *
+ * Work runs on the calling thread (OpenBLAS may use its own threads inside a GEMM)
+ * and is done when the launcher returns: the streams are plain handles and every
+ * event is complete as soon as it is recorded. Device memory is host memory. */
+#ifndef DTRAIN_DEVICE_CPU_H
+#define DTRAIN_DEVICE_CPU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtrain/device.h"
+
+typedef struct {
+  /* Our AVX-512 convolution kernels may run: the CPU has AVX-512F and the
+   * conv_blas option is off. They run only while OpenBLAS is single-threaded. */
+  bool conv_kernels;
+} dt_cpu_state_t;
+
+/* Fills dev with the CPU backend's table and state. */
+int dt_cpu_device_init(dt_device_t *dev, const dt_device_options_t *opt, dt_error_t *err);
+
+/* blas.c */
+void dt_cpu_gemm(dt_stream_t *s, dt_trans ta, dt_trans tb, int m, int n, int k, float alpha,
+                 const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+void dt_cpu_gemm_strided_batched(dt_stream_t *s, dt_trans ta, dt_trans tb, int m, int n, int k,
+                                 float alpha, const float *a, int lda, size_t stride_a,
+                                 const float *b, int ldb, size_t stride_b, float beta, float *c,
+                                 int ldc, size_t stride_c, int count);
+void dt_cpu_broadcast_rows(dt_stream_t *s, size_t rows, int n, size_t ld, const float *v,
+                           float *y);
+void dt_cpu_col_sums(dt_stream_t *s, size_t rows, int n, const float *a, float *out);
+void dt_cpu_mul(dt_stream_t *s, size_t n, const float *a, const float *b, float *out);
+
+/* elementwise.c */
+void dt_cpu_activation_forward(dt_stream_t *s, dt_activation kind, size_t n, float alpha,
+                               const float *x, float *y);
+void dt_cpu_activation_backward(dt_stream_t *s, dt_activation kind, size_t n, float alpha,
+                                const float *x, const float *y, const float *dy, float *dx);
+void dt_cpu_softmax_forward(dt_stream_t *s, int rows, size_t dim, const float *x, float *y);
+void dt_cpu_softmax_backward(dt_stream_t *s, int rows, size_t dim, const float *y,
+                             const float *dy, float *dx);
+void dt_cpu_dropout_forward(dt_stream_t *s, size_t n, float rate, dt_rng_t *rng, const float *x,
+                            float *y, float *mask);
+void dt_cpu_embedding_forward(dt_stream_t *s, size_t n, int rows, size_t dim, const float *ids,
+                              const float *table, float *y);
+void dt_cpu_embedding_backward(dt_stream_t *s, size_t n, int rows, size_t dim, const float *ids,
+                               const float *dy, float *dtable);
+
+/* conv.c */
+size_t dt_cpu_conv_workspace(const dt_device_t *dev, const dt_conv_desc_t *c, int batch);
+void dt_cpu_conv_forward(dt_stream_t *s, const dt_conv_desc_t *c, int batch, const float *x,
+                         const float *w, const float *b, float *y, float *work);
+void dt_cpu_conv_backward(dt_stream_t *s, const dt_conv_desc_t *c, int batch, const float *x,
+                          const float *w, const float *dy, float *dw, float *db, float *dx,
+                          float *work);
+
+/* pool.c */
+void dt_cpu_pool2d_forward(dt_stream_t *s, dt_pool_kind kind, const dt_conv_geom_t *g,
+                           int batch, const float *x, float *y, int32_t *idx);
+void dt_cpu_pool2d_backward(dt_stream_t *s, dt_pool_kind kind, const dt_conv_geom_t *g,
+                            int batch, const float *dy, float *dx, const int32_t *idx);
+void dt_cpu_global_pool_forward(dt_stream_t *s, dt_pool_kind kind, int batch, size_t positions,
+                                int channels, const float *x, float *y, int32_t *idx);
+void dt_cpu_global_pool_backward(dt_stream_t *s, dt_pool_kind kind, int batch,
+                                 size_t positions, int channels, const float *dy, float *dx,
+                                 const int32_t *idx);
+
+/* batch_norm.c */
+size_t dt_cpu_batch_norm_workspace(const dt_device_t *dev, int channels);
+void dt_cpu_batch_norm_forward(dt_stream_t *s, const dt_batch_norm_desc_t *bn, bool training,
+                               size_t total, const float *x, const float *gamma,
+                               const float *beta, float *moving_mean, float *moving_var,
+                               float *y, float *work);
+void dt_cpu_batch_norm_backward(dt_stream_t *s, const dt_batch_norm_desc_t *bn, size_t total,
+                                const float *x, const float *dy, const float *gamma,
+                                float *dgamma, float *dbeta, float *dx, float *work);
+
+/* rnn.c */
+void dt_cpu_seq_gather(dt_stream_t *s, int steps, int batch, int n, bool reverse,
+                       const float *src, int width, int offset, float *dst);
+void dt_cpu_seq_scatter(dt_stream_t *s, int steps, int batch, int n, bool reverse,
+                        const float *src, float *dst, int width, int offset, bool accumulate);
+void dt_cpu_rnn_step_forward(dt_stream_t *s, const dt_rnn_step_t *p);
+void dt_cpu_rnn_step_backward(dt_stream_t *s, const dt_rnn_step_back_t *p);
+
+#endif
