@@ -1,8 +1,8 @@
-/* dtrain-ps: the parameter server program. Reads [ps] from the job's config, listens,
- * serves workers until SIGTERM/SIGINT (which save a checkpoint when
- * ps.checkpoint_dir is set), and turns errors into an exit status: 0 after a clean
- * stop, 1 when the server failed (cannot listen, unusable checkpoint), 2 for a bad
- * command line or config. */
+/* dtrain-ps: the parameter server program. Reads the command line and [ps] from the
+ * job's config, hands them to the event loop (server.c), which serves workers until
+ * SIGTERM/SIGINT (saving a checkpoint when ps.checkpoint_dir is set), and turns errors
+ * into an exit status: 0 after a clean stop, 1 when the server failed (cannot listen,
+ * unusable checkpoint, last checkpoint failed), 2 for a bad command line or config. */
 #define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
 #include <signal.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "dtrain/config.h"
-#include "ps_server.h"
+#include "server.h"
 
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
@@ -118,33 +118,6 @@ static int load_config(const cli_t *cli, char **sets, int nsets, dt_ps_config_t 
   return rc ? DT_ERR_CONFIG : 0;
 }
 
-static void on_tick(uv_timer_t *t) {
-  ps_server_t *s = t->data;
-  double now = ps_now();
-  ps_check_liveness(s, now);
-  ps_net_tick(s, now);
-  ps_ckpt_maybe(s, now);
-}
-
-static void on_signal(uv_signal_t *h, int signum) {
-  ps_server_t *s = h->data;
-  if (s->stopping) return;
-  s->stopping = true;
-  dt_log_info(&s->log, "%s: stopping%s", signum == SIGTERM ? "SIGTERM" : "SIGINT",
-              s->cfg.checkpoint_dir[0] && s->initialized ? " after a checkpoint" : "");
-  dt_error_t err = {0};
-  if (s->initialized && s->cfg.checkpoint_dir[0] && s->version != s->last_ckpt_version &&
-      ps_ckpt_save(s, &err)) {
-    dt_log_error(&s->log, "%s", err.msg);
-    s->exit_code = EXIT_FAILED;
-  }
-  ps_log_stats(s, "final");
-  ps_net_shutdown(s);
-  uv_close((uv_handle_t *)&s->tick, NULL);
-  uv_close((uv_handle_t *)&s->sigterm, NULL);
-  uv_close((uv_handle_t *)&s->sigint, NULL);
-}
-
 /* HOST:PORT, [V6]:PORT, or a bare host (or IPv4 address) on the default port. */
 static int split_listen(const char *arg, char *host, char *port, dt_error_t *err) {
   dt_ps_addr_t a;
@@ -165,36 +138,19 @@ static bool is_loopback(const char *host) {
          strcmp(host, "::1") == 0;
 }
 
-static int run(ps_server_t *s, const cli_t *cli, dt_error_t *err) {
+static int run(const dt_ps_config_t *cfg, dt_log_t *log, const cli_t *cli, bool *failed,
+               dt_error_t *err) {
   char host[DT_PS_HOST_MAX] = "127.0.0.1", port[8] = "7070";
   int rc;
   if (cli->listen && (rc = split_listen(cli->listen, host, port, err))) return rc;
-  if (cli->resume && !s->cfg.checkpoint_dir[0])
+  if (cli->resume && !cfg->checkpoint_dir[0])
     return dt_error_set(err, DT_ERR_ARG, "--resume needs ps.checkpoint_dir");
-  if (!is_loopback(host) && !s->cfg.has_token)
-    dt_log_warn(&s->log, "listening on %s without a token: anyone who can reach it can change "
+  if (!is_loopback(host) && !cfg->has_token)
+    dt_log_warn(log, "listening on %s without a token: anyone who can reach it can change "
                 "the model (set ps.token_file or DTRAIN_PS_TOKEN)", host);
-  s->max_body = (size_t)(s->cfg.max_frame_mb * 1048576.0);
-  if (cli->resume) {
-    rc = ps_ckpt_restore(s, err);
-    if (rc == DT_ERR_NOT_FOUND)
-      dt_log_warn(&s->log, "--resume: %s; starting empty (the first worker sends INIT)", err->msg);
-    else if (rc)
-      return rc;
-  }
-  if ((rc = ps_net_listen(s, host, port, err))) return rc;
-  uv_timer_init(s->loop, &s->tick);
-  s->tick.data = s;
-  double ms = s->cfg.heartbeat_timeout_s * 1000.0 / 5.0;
-  uint64_t every = (uint64_t)(ms < 20 ? 20 : ms > 500 ? 500 : ms);
-  uv_timer_start(&s->tick, on_tick, every, every);
-  uv_signal_init(s->loop, &s->sigterm);
-  uv_signal_init(s->loop, &s->sigint);
-  s->sigterm.data = s->sigint.data = s;
-  uv_signal_start(&s->sigterm, on_signal, SIGTERM);
-  uv_signal_start(&s->sigint, on_signal, SIGINT);
-  uv_run(s->loop, UV_RUN_DEFAULT);
-  return 0;
+  ps_server_opts_t opts = {.host = host, .port = port, .port_file = cli->port_file,
+                           .resume = cli->resume};
+  return ps_server_run(cfg, log, &opts, failed, err);
 }
 
 int main(int argc, char **argv) {
@@ -207,29 +163,21 @@ int main(int argc, char **argv) {
   }
   /* A worker that vanishes mid-write must not kill the server. */
   signal(SIGPIPE, SIG_IGN);
-  ps_server_t s;
-  memset(&s, 0, sizeof s);
   dt_error_t err = {0};
-  s.log = dt_log_make(0, 1);
-  s.log.quiet = cli.quiet;
-  s.port_file = cli.port_file;
-  if ((rc = load_config(&cli, sets, nsets, &s.cfg, &err))) {
+  dt_log_t log = dt_log_make(0, 1);
+  log.quiet = cli.quiet;
+  dt_ps_config_t cfg;
+  if ((rc = load_config(&cli, sets, nsets, &cfg, &err))) {
     free(sets);
-    dt_log_error(&s.log, "%s", err.msg);
+    dt_log_error(&log, "%s", err.msg);
     return EXIT_USAGE;
   }
   free(sets);
-  s.loop = uv_default_loop();
-  rc = run(&s, &cli, &err);
+  bool failed = false;
+  rc = run(&cfg, &log, &cli, &failed, &err);
   if (rc) {
-    dt_log_error(&s.log, "%s", err.msg);
-    /* Close what was opened so that the loop can be closed. */
-    if (!uv_is_closing((uv_handle_t *)&s.listener) && s.listener.loop)
-      uv_close((uv_handle_t *)&s.listener, NULL);
-    uv_run(s.loop, UV_RUN_DEFAULT);
+    dt_log_error(&log, "%s", err.msg);
+    return rc == DT_ERR_ARG || rc == DT_ERR_CONFIG ? EXIT_USAGE : EXIT_FAILED;
   }
-  ps_shard_free(&s);
-  uv_loop_close(s.loop);
-  if (rc) return rc == DT_ERR_ARG || rc == DT_ERR_CONFIG ? EXIT_USAGE : EXIT_FAILED;
-  return s.exit_code;
+  return failed ? EXIT_FAILED : 0;
 }

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dtrain/ps_frame.h"
@@ -217,7 +218,13 @@ int main(int argc, char **argv) {
     return expect(c, connect_server(), buf, n, false, (const int[]){BAD_SHARD}, 1);
   }
   if (!strcmp(c, "unread")) {
-    /* A member that asks for the parameters again and again and reads none of them. */
+    /* A member that asks for the parameters again and again and reads none of them
+     * until the server must have given up on it. Reading at once, a client with a core
+     * of its own could take the answers as fast as the server writes them: nothing
+     * would queue up, the server would rightly never reach ps.max_buffered_mb, answer
+     * every pull, and drop the member as silent later (TIMEOUT). Half a second is far
+     * more than the server needs to queue 4 MB, and less than the 2 s it gives a
+     * failed connection to read its ERROR. */
     int fd = connect_server();
     n = hello(buf, token, signature, num_params);
     Dtrain__Ps__Pull p = DTRAIN__PS__PULL__INIT;
@@ -226,7 +233,8 @@ int main(int argc, char **argv) {
       n += dt_ps_encode_head(DT_PS_PULL, &p.base, 0, buf + n);
       if (n > sizeof buf - 32) break;
     }
-    return expect(c, fd, buf, n, false, (const int[]){BAD_BUF}, 1);
+    if (fd >= 0 && send_all(fd, buf, n) == 0) nanosleep(&(struct timespec){0, 500000000L}, NULL);
+    return expect(c, fd, NULL, 0, false, (const int[]){BAD_BUF}, 1);
   }
   if (!strcmp(c, "too_many")) {
     /* Connections that stay open until the server refuses one. */
