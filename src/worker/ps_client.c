@@ -263,7 +263,9 @@ static void conn_down(ps_client_t *c, conn_t *k, const char *why) {
   k->rd.start = k->rd.end = 0;
   k->direct_left = 0;
   double now = dt_now_s();
-  if (k->phase != DOWN || k->down_since == 0.0) k->down_since = now;
+  /* The server is down since it was last ready: failed attempts to reach it again do
+   * not restart the clock, or ps.reconnect_timeout_s would never run out. */
+  if (k->phase == READY || k->down_since == 0.0) k->down_since = now;
   if (k->was_ready && !k->reported_down) {
     dt_log_warn(&c->log, "parameter server %s: %s; reconnecting", k->name, why);
     k->reported_down = true;
@@ -721,11 +723,33 @@ int ps_client_start(ps_client_t **out, const ps_client_opts_t *o, const float *i
   c->thread_started = true;
 
   pthread_mutex_lock(&c->mu);
-  while (!c->all_ready && !c->failed) pthread_cond_wait(&c->cv, &c->mu);
-  bool failed = c->failed;
+  int sig = 0;
+  while (!c->all_ready && !c->failed && !sig) {
+    /* Woken by the thread, or every 100 ms to look for a signal. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 100 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&c->cv, &c->mu, &until);
+    if (o->interrupted) sig = o->interrupted();
+  }
+  bool failed = c->failed, ready = c->all_ready;
   *info = c->info;
   pthread_mutex_unlock(&c->mu);
   if (failed) return take_failure(c, err);
+  if (!ready) {
+    /* The names are fixed before the thread starts: safe to read here. */
+    char names[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < c->n && used < sizeof names; i++)
+      used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                               c->conns[i].name);
+    return dt_error_set(err, DT_ERR_COMM, "stopped by signal %d while connecting to the "
+                        "parameter servers (%s)", sig, names);
+  }
   c->clock = info->clock;
   return 0;
 }

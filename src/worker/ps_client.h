@@ -38,6 +38,9 @@ typedef struct {
   const dt_optim_config_t *optim;
   double timeout_s;               /* longest wait for one exchange */
   dt_log_t log;
+  /* The signal that asks this process to stop, or 0; polled while ps_client_start
+   * waits for the servers, so that SIGTERM is honoured there too. NULL: never. */
+  int (*interrupted)(void);
 } ps_client_opts_t;
 
 /* What the servers said in WELCOME. */
@@ -50,7 +53,8 @@ typedef struct {
 
 /* Connects to every server (retrying up to ps.reconnect_timeout_s), says HELLO, sends
  * INIT with init_params (num_params floats) where a range is empty, and starts the
- * thread. *out is set also when this fails: release it with ps_client_free. */
+ * thread. A signal (o->interrupted) ends the wait with an error naming the servers not
+ * reached yet. *out is set also when this fails: release it with ps_client_free. */
 int ps_client_start(ps_client_t **out, const ps_client_opts_t *o, const float *init_params,
                     ps_client_info_t *info, dt_error_t *err);
 

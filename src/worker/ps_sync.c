@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "dtrain/clock.h"
+#include "preempt.h"
 
 int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int world,
                   double delay_ms, const dt_log_t *log, dt_error_t *err) {
@@ -84,7 +85,7 @@ int ps_sync_start(ps_sync_t *ps, dt_model_t *m, const dt_optim_config_t *ocfg, d
   ps_client_opts_t o = {.cfg = &ps->cfg, .worker_id = (uint32_t)ps->cfg.worker_id,
                         .num_params = m->num_params, .tensors = m->params,
                         .ntensors = m->nparams, .optim = ocfg, .timeout_s = timeout_s,
-                        .log = ps->log};
+                        .log = ps->log, .interrupted = preempt_signal};
   ps_client_info_t info;
   float *params;
   int rc = dt_model_to_host(m, DT_MODEL_PARAMS, &params, err);

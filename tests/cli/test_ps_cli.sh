@@ -41,4 +41,28 @@ expect_exit 2 "worker_id = 2 must be below num_workers = 2" "worker id out of ra
 expect_exit 1 "unreachable for" "no server" -- \
   "$WORKER" --config "$SRC/examples/fmnist-mlp.ini" --set sync.mode=ps \
   --set ps.servers="127.0.0.1:$PORT_a" --set ps.reconnect_timeout_s=1 --set data.train_limit=1000
+# Also when the timeout outlasts several reconnection attempts (issue 14, defect 4: each
+# failed attempt restarted the clock, and the worker waited forever). A KILL after 60 s
+# turns a hang into a failure here.
+start=$(date +%s)
+expect_exit 1 "127.0.0.1:$PORT_a unreachable for 4" "no server, 4 s" -- \
+  timeout -s KILL 60 "$WORKER" --config "$SRC/examples/fmnist-mlp.ini" --set sync.mode=ps \
+  --set ps.servers="127.0.0.1:$PORT_a" --set ps.reconnect_timeout_s=4 --set data.train_limit=1000
+took=$(($(date +%s) - start))
+[ "$took" -lt 30 ] && pass || fail "giving up took $took s with ps.reconnect_timeout_s=4"
+# A SIGTERM while the worker waits for its servers ends it at once, naming them.
+bg waiting "$WORKER" --config "$SRC/examples/fmnist-mlp.ini" --no-progress --set sync.mode=ps \
+  --set ps.servers="127.0.0.1:$PORT_a" --set ps.reconnect_timeout_s=600 --set data.train_limit=1000
+wait_log "$TMP/waiting.log" "^Total params" 60 || fail "the worker did not start: $(cat "$TMP/waiting.log")"
+sleep 1
+kill -TERM "$PID_waiting"
+for ((i = 0; i < 100; i++)); do kill -0 "$PID_waiting" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$PID_waiting" 2>/dev/null; then
+  fail "the worker ignored SIGTERM while waiting for its servers"
+else
+  wait "$PID_waiting"
+  rc=$?
+  [ "$rc" -eq 1 ] && grep -q "stopped by signal 15 while connecting to the parameter servers (127.0.0.1:$PORT_a)" \
+    "$TMP/waiting.log" && pass || fail "after SIGTERM: exit $rc, $(tail -2 "$TMP/waiting.log")"
+fi
 finish
