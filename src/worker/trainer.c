@@ -30,7 +30,32 @@ static int load_data(trainer_t *t, dt_error_t *err) {
   dt_dataset_split(&t->train_file, o->validation_split, &t->train, &t->val);
   t->test = t->test_file;
   t->test.owned_x = t->test.owned_labels = NULL;
+  const char *train_what = o->binary_addition ? "the binary-addition training set" : o->train_images;
+  const char *test_what = o->binary_addition ? "the binary-addition test set" : o->test_images;
+  /* Said here, before the model is checked against the data: an empty set would
+   * otherwise surface as "0 classes" or as a test loss of nan over 0 samples. */
+  if (t->train_file.n == 0)
+    return dt_error_set(err, DT_ERR_FORMAT, "no training samples: '%s' holds none", train_what);
+  if (t->train.n == 0)
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: no training samples left: data.validation_split "
+                        "= %g takes all %zu samples of '%s'",
+                        dt_config_where(t->cfg, "data", "validation_split"), o->validation_split,
+                        t->train_file.n, train_what);
+  if (t->test.n == 0)
+    return dt_error_set(err, DT_ERR_FORMAT, "no test samples: '%s' holds none", test_what);
+  if (t->test.dim != t->train.dim)
+    return dt_error_set(err, DT_ERR_FORMAT, "the test samples of '%s' have %zu values, the "
+                        "training samples of '%s' %zu", test_what, t->test.dim, train_what,
+                        t->train.dim);
   return 0;
+}
+
+/* The largest label of ds, or -1 without labels. */
+static int max_label(const dt_dataset_t *ds) {
+  int max = -1;
+  for (size_t i = 0; ds->labels && i < ds->n; i++)
+    if (ds->labels[i] > max) max = ds->labels[i];
+  return max;
 }
 
 /* The model's input must take the data's samples, and its output must fit the labels. */
@@ -56,6 +81,14 @@ static int check_model_fits_data(trainer_t *t, dt_error_t *err) {
                         "classes: set its units = %d",
                         dt_config_where(t->cfg, last, "units"), last, out, t->opt.train_labels,
                         classes, classes);
+  /* The test file is read on its own: a label the model has no output for would make
+   * the loss read past the sample's outputs (issue 14, defect 9). */
+  int test_max = max_label(&t->test);
+  if ((t->target == TARGET_LABELS || t->target == TARGET_ONE_HOT) && test_max >= (int)out)
+    return dt_error_set(err, DT_ERR_FORMAT,
+                        "'%s': test label %d, but the model has %zu outputs (classes 0 to %zu, "
+                        "from the training labels of '%s')",
+                        t->opt.test_labels, test_max, out, out - 1, t->opt.train_labels);
   if (t->target == TARGET_BITS && out != (size_t)t->opt.bits)
     return dt_error_set(err, DT_ERR_SHAPE,
                         "%s: [%s] the model has %zu outputs but target = bits needs one per "

@@ -24,6 +24,19 @@ gzip -c "$D/train-images" >"$TMP/images.gz"
 size=$(stat -c %s "$TMP/images.gz")
 printf '\xde\xad\xbe\xef\xde\xad\xbe\xef' | dd of="$TMP/images.gz" bs=1 seek=$((size / 2)) conv=notrunc status=none
 expect_exit 1 "$TMP/images.gz" "corrupt gzip stream" -- run --set data.train_images="$TMP/images.gz"
+# A test label the model has no output for (issue 14, defect 9): refused at start, not
+# a test loss read from past the sample's outputs.
+cp "$D/test-labels" "$TMP/test-label-255"
+printf '\xff' | dd of="$TMP/test-label-255" bs=1 seek=20 conv=notrunc status=none
+expect_exit 1 "'$TMP/test-label-255': test label 255, but the model has 10 outputs" \
+  "test label beyond the outputs" -- run --set data.test_labels="$TMP/test-label-255"
+# Empty sets (issue 14, defect 12): said as such, not as "units = 0" or a nan test loss.
+printf '\x00\x00\x08\x03\x00\x00\x00\x00\x00\x00\x00\x1c\x00\x00\x00\x1c' >"$TMP/no-images"
+printf '\x00\x00\x08\x01\x00\x00\x00\x00' >"$TMP/no-labels"
+expect_exit 1 "no training samples: '$TMP/no-images' holds none" "empty training set" -- \
+  run --set data.train_images="$TMP/no-images" --set data.train_labels="$TMP/no-labels"
+expect_exit 1 "no test samples: '$TMP/no-images' holds none" "empty test set" -- \
+  run --set data.test_images="$TMP/no-images" --set data.test_labels="$TMP/no-labels"
 
 # --- config
 expect_exit 2 "unknown layer type 'dense2'" "unknown layer type" -- run --set layer.2.type=dense2
