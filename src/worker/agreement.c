@@ -14,7 +14,7 @@
 #include <string.h>
 
 typedef struct {
-  uint64_t num_params, steps_per_epoch, nbuckets;
+  uint64_t num_params, steps_per_epoch, nbuckets, resume;
   uint64_t text_len, text_hash;
 } summary_t;
 
@@ -169,7 +169,7 @@ int agreement_check(dt_comm_t *comm, const dt_config_t *cfg, const run_shape_t *
   if (!text) return DT_ERR_NOMEM;
   size_t len = strlen(text);
   summary_t mine = {shape->num_params, (uint64_t)shape->steps_per_epoch,
-                    (uint64_t)shape->nbuckets, len, fnv1a(text, len)};
+                    (uint64_t)shape->nbuckets, shape->resume, len, fnv1a(text, len)};
   summary_t *all = calloc((size_t)world, sizeof *all);
   char *texts = NULL, *padded = NULL;
   if (!all) {
@@ -219,6 +219,9 @@ int agreement_check(dt_comm_t *comm, const dt_config_t *cfg, const run_shape_t *
     if (a->nbuckets != b->nbuckets)
       put(&m, "; rank %d has %llu gradient bucket(s), rank 0 has %llu", r,
           (unsigned long long)a->nbuckets, (unsigned long long)b->nbuckets);
+    if (a->resume != b->resume)
+      put(&m, "; rank %d was started %s --resume, rank 0 %s", r, a->resume ? "with" : "without",
+          b->resume ? "with it" : "without");
     if (a->text_hash != b->text_hash || a->text_len != b->text_len) {
       const char *ta = texts + (size_t)r * stride, *tb = texts;
       size_t before = m.used;
@@ -229,7 +232,7 @@ int agreement_check(dt_comm_t *comm, const dt_config_t *cfg, const run_shape_t *
     }
   }
   if (differing > listed) put(&m, "; %d more rank(s) differ from rank 0", differing - listed);
-  put(&m, ". Every rank stops: start all ranks with the same config.");
+  put(&m, ". Every rank stops: start all ranks with the same config and options.");
   rc = dt_error_set(err, DT_ERR_MISMATCH, "%s", buf);
 done:
   free(text);

@@ -7,6 +7,7 @@
 #ifndef DTRAIN_WORKER_AGREEMENT_H
 #define DTRAIN_WORKER_AGREEMENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "dtrain/comm.h"
@@ -17,6 +18,8 @@ typedef struct {
   size_t num_params;
   long steps_per_epoch;
   long nbuckets;
+  bool resume; /* started with --resume: a rank without it would skip the resume's
+                * collectives and wait in the first step's until the watchdog fires */
 } run_shape_t;
 
 /* Compares this rank's run with every other rank's; a collective call. Keys that may

@@ -36,6 +36,12 @@ int ckpt_options_read(dt_config_t *cfg, ckpt_options_t *o, dt_error_t *err) {
   if (snprintf(o->dir, sizeof o->dir, "%s", dir) >= (int)sizeof o->dir)
     return dt_error_set(err, DT_ERR_CONFIG, "%s: [checkpoint] dir: path too long",
                         dt_config_where(cfg, "checkpoint", "dir"));
+  /* A file in the way would only be noticed at the first checkpoint, possibly hours
+   * in; a directory that does not exist yet is made then. */
+  struct stat st;
+  if (o->dir[0] && stat(o->dir, &st) == 0 && !S_ISDIR(st.st_mode))
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: [checkpoint] dir = %s is not a directory",
+                        dt_config_where(cfg, "checkpoint", "dir"), o->dir);
   o->monitor = monitor_names[monitor];
   /* Like Keras' "auto": accuracies are maximized, losses minimized. */
   o->mode = mode == 2 || (mode == 0 && strstr(o->monitor, "accuracy")) ? MONITOR_MAX : MONITOR_MIN;

@@ -15,6 +15,7 @@ typedef struct {
   dt_model_t *model;
   dt_optim_t *optim;
   dt_grad_sync_t sync;
+  bool resume; /* --resume was given: part of the agreement check */
 } allreduce_t;
 
 /* The ranks check whether a stop was asked for every this many steps: an all-reduce of
@@ -32,6 +33,7 @@ static int open_allreduce(void **self, const exchange_env_t *env, dt_dataset_t *
   a->log = env->log;
   a->model = env->model;
   a->optim = env->optim;
+  a->resume = env->opt->resume;
   return 0;
 }
 
@@ -42,7 +44,7 @@ static int prepare(void *self, long steps_per_epoch, dt_error_t *err) {
   dt_model_t *m = a->model;
   int rc = dt_grad_sync_init(&a->sync, a->comm, m->grad_buf, m->num_params, a->bucket_mb, err);
   if (rc) return rc;
-  run_shape_t shape = {m->num_params, steps_per_epoch, a->sync.nbuckets};
+  run_shape_t shape = {m->num_params, steps_per_epoch, a->sync.nbuckets, a->resume};
   return agreement_check(a->comm, a->cfg, &shape, err);
 }
 

@@ -258,8 +258,9 @@ int main(int argc, char **argv) {
    * when its own output goes to a file, so the bar would end up in logs; several
    * ranks drawing would garble it anyway. The epoch lines say the same. */
   trainer_t t;
-  rc = trainer_setup(&t, cfg, cli.config_path, &comm, dev, log, !cli.no_progress && !launched,
-                     &hooks, &err);
+  trainer_flags_t flags = {.show_progress = !cli.no_progress && !launched, .resume = cli.resume,
+                           .hooks = hooks};
+  rc = trainer_setup(&t, cfg, cli.config_path, &comm, dev, log, &flags, &err);
   if (rc == 0) {
     char summary[8192];
     dt_model_summary(&t.model, summary, sizeof summary);

@@ -34,6 +34,8 @@ typedef struct {
   int allreduce;           /* [sync] a dt_allreduce_algo */
   double timeout_s;        /* [sync] watchdog: longest wait for one collective */
   bool ps;                 /* [sync] mode = ps: parameter servers, not all-reduce (exchange.h) */
+
+  bool resume;             /* (command line) --resume: continue from a checkpoint */
 } run_options_t;
 
 /* Reads [data], [train] and [sync]; file names are relative to data.dir unless

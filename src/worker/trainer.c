@@ -137,18 +137,19 @@ static int broadcast_initial_params(trainer_t *t, dt_error_t *err) {
 }
 
 int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_comm_t *comm,
-                  dt_device_t *dev, dt_log_t log, bool show_progress,
-                  const dt_test_hooks_t *hooks, dt_error_t *err) {
+                  dt_device_t *dev, dt_log_t log, const trainer_flags_t *flags,
+                  dt_error_t *err) {
   memset(t, 0, sizeof *t);
   t->cfg = cfg;
   t->comm = comm;
   t->device = dev;
   t->log = log;
-  t->hooks = *hooks;
+  t->hooks = flags->hooks;
   run_state_init(&t->run);
   int rc;
   if ((rc = run_options_read(cfg, &t->opt, err)) || (rc = ckpt_options_read(cfg, &t->ckpt, err)))
     return rc;
+  t->opt.resume = flags->resume;
   comm->timeout_s = t->opt.timeout_s;
   comm->allreduce = (dt_allreduce_algo)t->opt.allreduce;
   dt_optim_config_t ocfg;
@@ -221,7 +222,7 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   if ((rc = broadcast_initial_params(t, err))) return rc;
   dt_rng_seed(&t->run.rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xd20b), (uint64_t)comm->rank));
   dt_device_set_threads(t->device, (int)t->opt.threads);
-  progress_init(&t->progress, log.out, show_progress && dt_log_enabled(&log));
+  progress_init(&t->progress, log.out, flags->show_progress && dt_log_enabled(&log));
   return train_log_open(&t->tlog, cfg, &t->model, err);
 }
 

@@ -40,6 +40,13 @@ typedef struct {
   size_t samples;
 } eval_result_t;
 
+/* What the command line (main.c) decides about a run, beside its config. */
+typedef struct {
+  bool show_progress;    /* a live progress display may be drawn */
+  bool resume;           /* --resume was given (every rank must agree on it) */
+  dt_test_hooks_t hooks; /* test-only switches (test_hooks.h) */
+} trainer_flags_t;
+
 typedef struct trainer {
   dt_config_t *cfg;
   run_options_t opt;
@@ -80,8 +87,8 @@ typedef struct trainer {
 /* Reads the whole config (errors are DT_ERR_CONFIG/DT_ERR_SHAPE), loads the data and
  * builds everything, the model on dev; fails on any config key that nothing read. */
 int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_comm_t *comm,
-                  dt_device_t *dev, dt_log_t log, bool show_progress,
-                  const dt_test_hooks_t *hooks, dt_error_t *err);
+                  dt_device_t *dev, dt_log_t log, const trainer_flags_t *flags,
+                  dt_error_t *err);
 
 /* Continues from the newest good checkpoint under `from` (ckpt_resume); *found is false
  * when there is none. Collective. */

@@ -50,6 +50,11 @@ expect_exit 2 "expected one of" "unknown optimizer" -- run --set optimizer.type=
 expect_exit 2 "expected section.key=value" "bad --set syntax" -- run --set epochs
 expect_exit 2 "momentum" "key of another optimizer" -- run --set optimizer.type=adam
 expect_exit 2 "larger than the" "batch larger than the data" -- run --set train.batch_size=100000
+# A checkpoint directory that is a file: said at start (issue 14, defect 12), not at
+# the first checkpoint.
+touch "$TMP/a-file"
+expect_exit 2 "--set checkpoint.dir: [checkpoint] dir = $TMP/a-file is not a directory" \
+  "checkpoint.dir is a file" -- run --set checkpoint.dir="$TMP/a-file" --set train.epochs=3
 printf '[train]\nepochs = 1\nbogus line\n' >"$TMP/bad.ini"
 expect_exit 2 "$TMP/bad.ini:3" "malformed config line" -- "$WORKER" --config "$TMP/bad.ini"
 expect_exit 2 "cannot open config" "missing config file" -- "$WORKER" --config "$TMP/none.ini"

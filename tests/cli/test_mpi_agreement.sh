@@ -48,6 +48,10 @@ mismatch "bucket size" \
 mismatch "steps per epoch" \
   "rank 1 has 4 steps per epoch, rank 0 has 2|data.train_limit = 300 is set on rank 0 only" \
   -- --set data.train_limit=300
+# --resume on one rank only (issue 14, defect 12): caught at start, not a watchdog
+# message 300 s later.
+mismatch "resume on one rank" "rank 1 was started without --resume, rank 0 with it" \
+  -- --resume "$TMP/no-checkpoints"
 
 # Per-rank keys: another path to the same data, another thread count.
 out=$("${MPIEXEC[@]}" -n 1 "$WORKER" "${args[@]}" --set data.dir="$TMP/data-elsewhere" \
