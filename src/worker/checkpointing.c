@@ -357,12 +357,16 @@ out:
 
 /* ---- resuming ---- */
 
-/* Reads an integer member of trainer.json. */
-static int json_long(const dt_json_t *j, const char *key, const char *what, long *out,
-                     dt_error_t *err) {
+/* Reads an integer member of trainer.json in [min, max]. The bound also keeps the
+ * conversion to long defined: a hand-edited 1e19 would wrap to a negative epoch. */
+static int json_long(const dt_json_t *j, const char *key, long min, long max, const char *what,
+                     long *out, dt_error_t *err) {
   const dt_json_t *v = dt_json_get_typed(j, key, DT_JSON_NUMBER);
-  if (!v || v->number != floor(v->number) || v->number < 0)
+  if (!v || v->number != floor(v->number))
     return dt_error_set(err, DT_ERR_FORMAT, "%s: no integer \"%s\"", what, key);
+  if (!(v->number >= (double)min && v->number <= (double)max))
+    return dt_error_set(err, DT_ERR_FORMAT, "%s: \"%s\" = %g is outside [%ld, %ld]", what, key,
+                        v->number, min, max);
   *out = (long)v->number;
   return 0;
 }
@@ -448,11 +452,14 @@ static int load_shared(const parts_t *p, const char *dir, long *saved_world, lon
   rc = dt_json_parse(data, len, what, &j, err);
   free(data);
   if (rc) return rc;
-  if ((rc = json_long(j, "step", what, &step, err)) ||
-      (rc = json_long(j, "epoch", what, &epoch, err)) ||
-      (rc = json_long(j, "batch_in_epoch", what, &batch, err)) ||
-      (rc = json_long(j, "samples_in_epoch", what, samples, err)) ||
-      (rc = json_long(j, "world", what, &world, err))) {
+  /* Counts a run can reach: 2^40 steps or samples is far beyond any real run and still
+   * exact in a double. */
+  const long count_max = 1L << 40;
+  if ((rc = json_long(j, "step", 0, count_max, what, &step, err)) ||
+      (rc = json_long(j, "epoch", 0, count_max, what, &epoch, err)) ||
+      (rc = json_long(j, "batch_in_epoch", 0, count_max, what, &batch, err)) ||
+      (rc = json_long(j, "samples_in_epoch", 0, count_max, what, samples, err)) ||
+      (rc = json_long(j, "world", 1, 1L << 24, what, &world, err))) {
     dt_json_free(j);
     return rc;
   }
