@@ -25,11 +25,8 @@ static void emit(const dt_log_t *log, FILE *f, const char *level, const char *fm
   fflush(f);
 }
 
-void dt_log_info(const dt_log_t *log, const char *fmt, ...) {
-  if (!dt_log_enabled(log)) return;
-  va_list ap;
-  va_start(ap, fmt);
-  /* Info lines from rank 0 carry no rank tag: they speak for the job. */
+/* Info lines from rank 0 carry no rank tag: they speak for the job. */
+static void emit_info(const dt_log_t *log, const char *fmt, va_list ap) {
   if (log->rank == 0) {
     vfprintf(log->out, fmt, ap);
     fputc('\n', log->out);
@@ -37,6 +34,21 @@ void dt_log_info(const dt_log_t *log, const char *fmt, ...) {
   } else {
     emit(log, log->out, NULL, fmt, ap);
   }
+}
+
+void dt_log_info(const dt_log_t *log, const char *fmt, ...) {
+  if (!dt_log_enabled(log)) return;
+  va_list ap;
+  va_start(ap, fmt);
+  emit_info(log, fmt, ap);
+  va_end(ap);
+}
+
+void dt_log_result(const dt_log_t *log, const char *fmt, ...) {
+  if (log->rank != 0 && !log->all_ranks) return;
+  va_list ap;
+  va_start(ap, fmt);
+  emit_info(log, fmt, ap);
   va_end(ap);
 }
 

@@ -595,12 +595,12 @@ static int run_epoch(trainer_t *t, bool *stopped, dt_error_t *err) {
 static void print_test_result(trainer_t *t) {
   const eval_result_t *r = &t->test_result;
   if (isnan(r->accuracy))
-    dt_log_info(&t->log, "Test: loss: %.4f (%zu samples)", r->loss, r->samples);
+    dt_log_result(&t->log, "Test: loss: %.4f (%zu samples)", r->loss, r->samples);
   else if (!isnan(r->exact))
-    dt_log_info(&t->log, "Test: loss: %.4f - accuracy: %.4f - all bits right: %.4f (%zu samples)",
+    dt_log_result(&t->log, "Test: loss: %.4f - accuracy: %.4f - all bits right: %.4f (%zu samples)",
                 r->loss, r->accuracy, r->exact, r->samples);
   else
-    dt_log_info(&t->log, "Test: loss: %.4f - accuracy: %.4f (%zu samples)", r->loss, r->accuracy,
+    dt_log_result(&t->log, "Test: loss: %.4f - accuracy: %.4f (%zu samples)", r->loss, r->accuracy,
                 r->samples);
 }
 

@@ -20,6 +20,11 @@ out=$("$WORKER" "${args[@]}")
 grep -q $'\r' <<<"$out" && fail "carriage return in non-terminal output" || pass
 grep -qE '^Test: loss: [0-9.]+ - accuracy: [0-9.]+ \(600 samples\)$' <<<"$out" && pass || fail "no test line: $out"
 
+# -q (issue 14): nothing but the final result, which --help promises.
+out=$("$WORKER" "${args[@]}" -q 2>&1)
+[ "$(wc -l <<<"$out")" -eq 1 ] && grep -qE '^Test: loss: [0-9.]+ - accuracy: [0-9.]+ \(600 samples\)$' <<<"$out" &&
+  pass || fail "-q: expected the test line alone: '$out'"
+
 # A terminal (a pty from script(1)): the live bar with ETA appears.
 if command -v script >/dev/null; then
   out=$(script -qec "$(printf '%q ' "$WORKER" "${args[@]}")" /dev/null)

@@ -10,7 +10,7 @@
 typedef struct {
   int rank, world;
   bool all_ranks; /* let every rank print info lines */
-  bool quiet;     /* suppress info lines everywhere */
+  bool quiet;     /* suppress info lines everywhere (results still print) */
   FILE *out;      /* info lines (stdout) */
   FILE *err;      /* warnings and errors (stderr) */
 } dt_log_t;
@@ -21,6 +21,8 @@ dt_log_t dt_log_make(int rank, int world);
 bool dt_log_enabled(const dt_log_t *log);
 
 void dt_log_info(const dt_log_t *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The run's final result (the test metrics): an info line that --quiet keeps. */
+void dt_log_result(const dt_log_t *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dt_log_warn(const dt_log_t *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dt_log_error(const dt_log_t *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
