@@ -38,8 +38,11 @@ static void usage(FILE *out) {
       "      --print-config        print the effective config after overrides and exit\n"
       "      --events FILE         print a TensorBoard event file as text and exit; a\n"
       "                            corrupt record is reported with its byte offset\n"
-      "      --no-progress         no live progress bar, even on a terminal (under\n"
-      "                            mpirun there is none: its output is a pseudo-terminal)\n"
+      "      --no-progress         nothing inside an epoch: no live bar on a terminal, no\n"
+      "                            progress lines in a log or under mpirun\n"
+      "      --progress-every SEC  where there is no live bar (a log, a pipe, mpirun), a\n"
+      "                            progress line every SEC seconds (default 10; 0: every\n"
+      "                            step)\n"
       "  -q, --quiet               print only errors and the final test result\n"
       "  -v, --all-ranks           in a multi-rank job, every rank prints its info lines\n"
       "                            (by default only rank 0 does; errors always print)\n"
@@ -74,6 +77,7 @@ typedef struct {
   const char *inspect_path;
   const char *resume_dir; /* --resume DIR; NULL with --resume alone: checkpoint.dir */
   bool resume, print_config, no_progress, quiet, all_ranks;
+  double progress_every_s;
 } cli_t;
 
 /* Fills cli and the list of --set assignments (*sets, malloc'd, caller frees). */
@@ -83,6 +87,7 @@ static int parse_cli(int argc, char **argv, cli_t *cli, char ***sets, int *nsets
                                            {"print-config", no_argument, 0, 'P'},
                                            {"events", required_argument, 0, 'E'},
                                            {"no-progress", no_argument, 0, 'N'},
+                                           {"progress-every", required_argument, 0, 'G'},
                                            {"quiet", no_argument, 0, 'q'},
                                            {"all-ranks", no_argument, 0, 'v'},
                                            {"verbose", no_argument, 0, 'v'},
@@ -104,6 +109,15 @@ static int parse_cli(int argc, char **argv, cli_t *cli, char ***sets, int *nsets
       case 'P': cli->print_config = true; break;
       case 'E': cli->events_path = optarg; break;
       case 'N': cli->no_progress = true; break;
+      case 'G': {
+        char *end;
+        cli->progress_every_s = strtod(optarg, &end);
+        if (end == optarg || *end || !(cli->progress_every_s >= 0 && cli->progress_every_s < 1e9)) {
+          fprintf(stderr, "dtrain-worker: --progress-every '%s': expected seconds >= 0\n", optarg);
+          return EXIT_USAGE;
+        }
+        break;
+      }
       case 'q': cli->quiet = true; break;
       case 'v': cli->all_ranks = true; break;
       case 'S': cli->save_params_path = optarg; break;
@@ -173,7 +187,7 @@ static int resume(trainer_t *t, const cli_t *cli, dt_error_t *err) {
 }
 
 int main(int argc, char **argv) {
-  cli_t cli = {0};
+  cli_t cli = {.progress_every_s = PROGRESS_DEFAULT_EVERY_S};
   char **sets;
   int nsets, rc;
   dt_error_t err = {0};
@@ -256,10 +270,11 @@ int main(int argc, char **argv) {
 
   /* No live bar under an MPI launcher: mpirun hands each rank a pseudo-terminal even
    * when its own output goes to a file, so the bar would end up in logs; several
-   * ranks drawing would garble it anyway. The epoch lines say the same. */
+   * ranks drawing would garble it anyway. Plain progress lines are printed there. */
   trainer_t t;
-  trainer_flags_t flags = {.show_progress = !cli.no_progress && !launched, .resume = cli.resume,
-                           .hooks = hooks};
+  trainer_flags_t flags = {
+      .progress = cli.no_progress ? PROGRESS_OFF : progress_auto(stdout, launched),
+      .progress_every_s = cli.progress_every_s, .resume = cli.resume, .hooks = hooks};
   rc = trainer_setup(&t, cfg, cli.config_path, &comm, dev, log, &flags, &err);
   if (rc == 0) {
     char summary[8192];

@@ -222,7 +222,8 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   if ((rc = broadcast_initial_params(t, err))) return rc;
   dt_rng_seed(&t->run.rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xd20b), (uint64_t)comm->rank));
   dt_device_set_threads(t->device, (int)t->opt.threads);
-  progress_init(&t->progress, log.out, flags->show_progress && dt_log_enabled(&log));
+  progress_init(&t->progress, log.out, dt_log_enabled(&log) ? flags->progress : PROGRESS_OFF,
+                flags->progress_every_s);
   return train_log_open(&t->tlog, cfg, &t->model, err);
 }
 
@@ -556,9 +557,9 @@ static int run_epoch(trainer_t *t, bool *stopped, dt_error_t *err) {
   int rc;
   *stopped = false;
   dt_epoch_permutation(t->opt.seed, (uint64_t)rs->epoch, t->perm, t->train.n);
-  progress_begin(&t->progress, t->steps_per_epoch);
   double start = dt_now_s();
   long first = rs->batch_in_epoch;
+  progress_begin(&t->progress, rs->epoch + 1, t->opt.epochs, first, t->steps_per_epoch);
   for (long g = first; g < t->steps_per_epoch; g++) {
     double loss;
     step_times_t times;

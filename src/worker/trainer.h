@@ -42,7 +42,8 @@ typedef struct {
 
 /* What the command line (main.c) decides about a run, beside its config. */
 typedef struct {
-  bool show_progress;    /* a live progress display may be drawn */
+  progress_mode progress; /* the display inside an epoch (progress.h) */
+  double progress_every_s; /* PROGRESS_LINES: seconds between lines */
   bool resume;           /* --resume was given (every rank must agree on it) */
   dt_test_hooks_t hooks; /* test-only switches (test_hooks.h) */
 } trainer_flags_t;

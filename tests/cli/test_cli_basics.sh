@@ -1,5 +1,5 @@
 # --help, --version, --print-config with overrides, and the progress display: a live
-# bar on a terminal, plain epoch lines otherwise.
+# bar on a terminal that fits its width, plain progress lines otherwise; -q.
 source "$(dirname "$0")/lib.sh"
 
 out=$("$WORKER" --help) && grep -q "Usage: dtrain-worker --config FILE" <<<"$out" && pass || fail "--help: $out"
@@ -29,11 +29,32 @@ out=$("$WORKER" "${args[@]}" -q 2>&1)
 if command -v script >/dev/null; then
   out=$(script -qec "$(printf '%q ' "$WORKER" "${args[@]}")" /dev/null)
   grep -q "ETA:" <<<"$out" && pass || fail "no progress bar on a terminal: $out"
+  # On an 80- and a 40-column terminal every redraw fits (issue 14: the bar wrapped,
+  # leaving a line behind at every redraw). Redraws are separated by carriage returns.
+  for cols in 80 40; do
+    out=$(script -qec "stty cols $cols; $(printf '%q ' "$WORKER" "${args[@]}")" /dev/null)
+    longest=$(tr '\r' '\n' <<<"$out" | sed 's/\x1b\[K//g' | grep "ETA:" |
+      awk '{ if (length > m) m = length } END { print m + 0 }')
+    grep -q "ETA:" <<<"$out" && [ "$longest" -lt "$cols" ] && pass ||
+      fail "on $cols columns the longest line has $longest characters: $out"
+  done
 else
   fail "script(1) is missing (util-linux)"
 fi
 
 # --quiet leaves only the test line.
 out=$("$WORKER" "${args[@]}" --quiet)
-[ "$out" = "$(grep '^Test:' <<<"$out")" ] && pass || fail "--quiet printed more than the test line: $out"
+[ -n "$out" ] && [ "$out" = "$(grep '^Test:' <<<"$out")" ] && pass ||
+  fail "--quiet printed more than the test line, or nothing: $out"
+
+# Into a log (not a terminal): plain progress lines inside each epoch (issue 14: there
+# was nothing between epoch lines); --progress-every 0 prints one per step but the last,
+# whose epoch line follows. 540 training samples, batch 64: 8 steps per epoch.
+out=$("$WORKER" "${args[@]}" --progress-every 0)
+n=$(grep -cE '^  epoch [12]/2: [1-7]/8 steps \([0-9]+%\) - [0-9]+s - ETA [0-9]+s - loss: [0-9.]+ - accuracy: [0-9.]+$' <<<"$out")
+[ "$n" -eq 14 ] && pass || fail "expected 14 progress lines, got $n: $out"
+[ "$(grep -c '^Epoch [12]/2 - ' <<<"$out")" -eq 2 ] && pass || fail "the epoch lines are not all there: $out"
+out=$("$WORKER" "${args[@]}" --progress-every 0 --no-progress)
+grep -q "^  epoch" <<<"$out" && fail "--no-progress still printed progress lines: $out" || pass
+expect_exit 2 "--progress-every 'soon'" "bad --progress-every" -- "$WORKER" "${args[@]}" --progress-every soon
 finish
