@@ -35,7 +35,8 @@ static void usage(FILE *out) {
       "  -c, --config FILE         the run config, e.g. examples/fmnist-mlp.ini\n"
       "  -s, --set SEC.KEY=VALUE   override one config value (repeatable),\n"
       "                            e.g. --set train.lr=0.01 --set layer.2.units=512\n"
-      "      --print-config        print the effective config after overrides and exit\n"
+      "      --print-config        print the effective config after overrides, with every\n"
+      "                            default the run would use as a comment, and exit\n"
       "      --events FILE         print a TensorBoard event file as text and exit; a\n"
       "                            corrupt record is reported with its byte offset\n"
       "      --no-progress         nothing inside an epoch: no live bar on a terminal, no\n"
@@ -186,6 +187,41 @@ static int resume(trainer_t *t, const cli_t *cli, dt_error_t *err) {
   return trainer_resume(t, from, &found, err);
 }
 
+/* --print-config: the effective config with every default the run would use, which
+ * reading it the way a run does (data and model shape included) brings out. If that
+ * fails, the config as given is printed all the same and the error follows. */
+static int print_config(dt_config_t *cfg, const cli_t *cli, const dt_test_hooks_t *hooks,
+                        dt_log_t *log) {
+  dt_comm_t comm;
+  dt_comm_init_single(&comm);
+  dt_error_t err = {0};
+  dt_device_t *dev = NULL;
+  trainer_t t;
+  memset(&t, 0, sizeof t);
+  trainer_flags_t flags = {.progress = PROGRESS_OFF, .config_only = true, .hooks = *hooks};
+  dt_log_t quiet = *log;
+  quiet.quiet = true;
+  int rc = dt_device_create(&(dt_device_options_t){0}, &dev, &err);
+  if (!rc) rc = trainer_setup(&t, cfg, cli->config_path, &comm, dev, quiet, &flags, &err);
+  size_t need = rc ? dt_config_to_string(cfg, NULL, 0) : dt_config_to_string_all(cfg, NULL, 0);
+  char *text = malloc(need + 1);
+  if (text) {
+    if (rc) dt_config_to_string(cfg, text, need + 1);
+    else dt_config_to_string_all(cfg, text, need + 1);
+    fputs(text, stdout);
+    free(text);
+  }
+  trainer_free(&t);
+  dt_device_destroy(dev);
+  dt_config_free(cfg);
+  dt_comm_finalize(&comm);
+  if (rc) {
+    dt_log_error(log, "%s (the defaults are not shown)", err.msg);
+    return exit_code_for(rc);
+  }
+  return text ? 0 : EXIT_RUN_FAILED;
+}
+
 int main(int argc, char **argv) {
   cli_t cli = {.progress_every_s = PROGRESS_DEFAULT_EVERY_S};
   char **sets;
@@ -227,17 +263,7 @@ int main(int argc, char **argv) {
     dt_config_free(cfg);
     return EXIT_USAGE;
   }
-  if (cli.print_config) {
-    size_t need = dt_config_to_string(cfg, NULL, 0);
-    char *text = malloc(need + 1);
-    if (text) {
-      dt_config_to_string(cfg, text, need + 1);
-      fputs(text, stdout);
-      free(text);
-    }
-    dt_config_free(cfg);
-    return text ? 0 : EXIT_RUN_FAILED;
-  }
+  if (cli.print_config) return print_config(cfg, &cli, &hooks, &log);
 
   dt_comm_t comm;
   bool launched = dt_comm_mpi_launched();

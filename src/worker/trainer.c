@@ -194,7 +194,7 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
     dt_log_info(&t->log, "train.scale_lr: lr %g x %d ranks = %g (warmup %ld steps)", t->opt.lr,
                 comm->world, lr, t->schedule.warmup_steps);
   /* Everything has been read: anything left over is a typo or a misplaced key. */
-  if ((rc = dt_config_check_unused(cfg, err))) return rc;
+  if ((rc = dt_config_check_unused(cfg, err)) || flags->config_only) return rc;
 
   /* Evaluation reuses the training batch's arena in chunks of the same size: a larger
    * chunk would be a little faster but cost memory for the whole run. */

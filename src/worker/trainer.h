@@ -45,6 +45,8 @@ typedef struct {
   progress_mode progress; /* the display inside an epoch (progress.h) */
   double progress_every_s; /* PROGRESS_LINES: seconds between lines */
   bool resume;           /* --resume was given (every rank must agree on it) */
+  bool config_only;      /* stop once every setting is read (--print-config): the data
+                          * and the model's shape are loaded, nothing else is made */
   dt_test_hooks_t hooks; /* test-only switches (test_hooks.h) */
 } trainer_flags_t;
 

@@ -8,6 +8,13 @@ out=$("$WORKER" --version) && grep -qE "^dtrain-worker [0-9]+\.[0-9]+\.[0-9]+$" 
 out=$("$WORKER" --config "$SRC/examples/fmnist-mlp.ini" --set train.lr=0.125 --set layer.2.units=64 --print-config)
 grep -qx "lr = 0.125" <<<"$out" && pass || fail "--print-config does not show the override lr: $out"
 grep -qx "units = 64" <<<"$out" && pass || fail "--print-config does not show the override units: $out"
+# ... and the defaults the run would use, marked (issue 14), as comments: the printed
+# text is a config that prints the same again.
+grep -qx "# train_limit = 0  (default)" <<<"$out" && grep -qx "# bias_initializer = zeros  (default)" <<<"$out" &&
+  pass || fail "--print-config does not show the defaults: $out"
+printf '%s\n' "$out" >"$TMP/printed.ini"
+again=$("$WORKER" --config "$TMP/printed.ini" --print-config)
+[ "$again" = "$out" ] && pass || fail "the printed config prints differently: $(diff <(echo "$out") <(echo "$again"))"
 
 D="$TMP/data"
 make_subset "$D" 600
