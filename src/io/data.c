@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -171,9 +172,24 @@ static int read_header(gzFile gz, const char *path, int expect_ndims, uint32_t *
   return DT_OK;
 }
 
+/* Reads the payload through a small buffer and drops it: every check of a full read,
+ * none of its memory. *got is the number of bytes read (at most total). */
+static int skim(gzFile gz, const char *path, uint64_t total, size_t *got, dt_error_t *err) {
+  uint8_t chunk[1 << 16];
+  *got = 0;
+  while (*got < total) {
+    size_t want = total - *got < sizeof chunk ? (size_t)(total - *got) : sizeof chunk, more = 0;
+    int rc = read_fully(gz, path, chunk, want, &more, err);
+    *got += more;
+    if (rc < 0) return rc;
+    if (more < want) break;
+  }
+  return DT_OK;
+}
+
 int dt_idx_read(const char *path, int expect_ndims, uint8_t **data, uint32_t *dims,
                 dt_error_t *err) {
-  *data = NULL;
+  if (data) *data = NULL;
   if (expect_ndims < 1 || expect_ndims > 255)
     return dt_error_set(err, DT_ERR_ARG, "'%s': IDX files have 1 to 255 dimensions, not %d",
                         path, expect_ndims);
@@ -209,9 +225,16 @@ int dt_idx_read(const char *path, int expect_ndims, uint8_t **data, uint32_t *di
                       (unsigned long long)((uint64_t)st.st_size - header_bytes));
     goto done;
   }
+  size_t got = 0;
+  if (!data) {
+    rc = skim(gz, path, total, &got, err);
+    if (rc == DT_OK && got < total) rc = truncated(gz, path, "data bytes after the header", total, got, err);
+    if (rc == DT_OK) rc = check_no_trailing(gz, path, err);
+    goto done;
+  }
   /* ... and a compressed one (whose real size shows only by inflating it) is read
    * into a buffer that grows with the data that actually arrives. */
-  size_t cap = total < READ_START_BYTES ? (size_t)total : READ_START_BYTES, got = 0;
+  size_t cap = total < READ_START_BYTES ? (size_t)total : READ_START_BYTES;
   buf = malloc(cap > 0 ? cap : 1); /* malloc(0) may return NULL */
   while (buf) {
     size_t more = 0;
@@ -247,17 +270,19 @@ done:
     free(buf);
     return rc;
   }
-  *data = buf;
+  if (data) *data = buf;
   return DT_OK;
 }
 
-int dt_dataset_load_idx(dt_dataset_t *ds, const char *images_path, const char *labels_path,
-                        dt_error_t *err) {
+/* Both forms below; with keep_images false the images file is read and checked whole
+ * but not kept. */
+static int load_idx(dt_dataset_t *ds, const char *images_path, const char *labels_path,
+                    bool keep_images, dt_error_t *err) {
   memset(ds, 0, sizeof *ds);
 
   uint8_t *images = NULL, *raw_labels = NULL;
   uint32_t idims[3] = {0, 0, 0}, ldims[1] = {0};
-  int rc = dt_idx_read(images_path, 3, &images, idims, err);
+  int rc = dt_idx_read(images_path, 3, keep_images ? &images : NULL, idims, err);
   if (rc < 0) return rc;
   rc = dt_idx_read(labels_path, 1, &raw_labels, ldims, err);
   if (rc < 0) goto fail;
@@ -310,6 +335,16 @@ fail:
   free(images);
   free(raw_labels);
   return rc;
+}
+
+int dt_dataset_load_idx(dt_dataset_t *ds, const char *images_path, const char *labels_path,
+                        dt_error_t *err) {
+  return load_idx(ds, images_path, labels_path, true, err);
+}
+
+int dt_dataset_load_idx_labels(dt_dataset_t *ds, const char *images_path,
+                               const char *labels_path, dt_error_t *err) {
+  return load_idx(ds, images_path, labels_path, false, err);
 }
 
 void dt_dataset_truncate(dt_dataset_t *ds, size_t n) {

@@ -23,7 +23,8 @@ static int load_data(trainer_t *t, dt_error_t *err) {
                                     (size_t)o->train_samples, (size_t)o->test_samples, o->seed,
                                     err);
   else if (!(rc = dt_dataset_load_idx(&t->train_file, o->train_images, o->train_labels, err)))
-    rc = dt_dataset_load_idx(&t->test_file, o->test_images, o->test_labels, err);
+    /* The test images are checked now but loaded at the end (load_test_images). */
+    rc = dt_dataset_load_idx_labels(&t->test_file, o->test_images, o->test_labels, err);
   if (rc) return rc;
   if (o->train_limit > 0) dt_dataset_truncate(&t->train_file, (size_t)o->train_limit);
   if (o->test_limit > 0) dt_dataset_truncate(&t->test_file, (size_t)o->test_limit);
@@ -47,6 +48,23 @@ static int load_data(trainer_t *t, dt_error_t *err) {
     return dt_error_set(err, DT_ERR_FORMAT, "the test samples of '%s' have %zu values, the "
                         "training samples of '%s' %zu", test_what, t->test.dim, train_what,
                         t->train.dim);
+  return 0;
+}
+
+/* The test images, read and checked at start but not kept, are loaded once training
+ * is over, after the training images are released: the two sets never share the
+ * process's peak memory. */
+static int load_test_images(trainer_t *t, dt_error_t *err) {
+  if (t->test.x_u8 || t->test.x_f32) return 0;
+  dt_dataset_free(&t->train_file);
+  memset(&t->train, 0, sizeof t->train);
+  memset(&t->val, 0, sizeof t->val);
+  dt_dataset_free(&t->test_file);
+  int rc = dt_dataset_load_idx(&t->test_file, t->opt.test_images, t->opt.test_labels, err);
+  if (rc) return dt_error_prefix(err, "loading the test set after training: ");
+  if (t->opt.test_limit > 0) dt_dataset_truncate(&t->test_file, (size_t)t->opt.test_limit);
+  t->test = t->test_file;
+  t->test.owned_x = t->test.owned_labels = NULL;
   return 0;
 }
 
@@ -397,12 +415,13 @@ static double monitored(const trainer_t *t, double loss, double acc, const eval_
 /* How many validation images the reconstruction picture shows. */
 enum { RECONSTRUCTIONS = 8 };
 
-/* An autoencoder's first validation (or test) images and their reconstructions, to
- * TensorBoard. Runs on the logging rank only; it reuses the training arena. The picture
- * is grayscale: inputs of one channel only. */
+/* An autoencoder's first validation (or, without a validation split, training) images
+ * and their reconstructions, to TensorBoard. The test images are not in memory during
+ * training (load_test_images). Runs on the logging rank only; it reuses the training
+ * arena. The picture is grayscale: inputs of one channel only. */
 static void log_reconstructions(trainer_t *t, long epoch) {
   dt_model_t *m = &t->model;
-  const dt_dataset_t *ds = t->val.n ? &t->val : &t->test;
+  const dt_dataset_t *ds = t->val.n ? &t->val : &t->train;
   int n = m->capacity < RECONSTRUCTIONS ? m->capacity : RECONSTRUCTIONS;
   if ((size_t)n > ds->n) n = (int)ds->n;
   size_t dim = dt_model_input_size(m);
@@ -626,7 +645,9 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
   }
   if ((rc = exchange_finish(&t->exchange, err))) return rc;
   exchange_report(&t->exchange, &t->stats);
-  if ((rc = trainer_evaluate(t, &t->test, &t->test_result, err))) return rc;
+  if ((rc = load_test_images(t, err)) ||
+      (rc = trainer_evaluate(t, &t->test, &t->test_result, err)))
+    return rc;
   train_log_flush(&t->tlog);
   print_test_result(t);
   return 0;

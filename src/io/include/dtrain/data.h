@@ -13,9 +13,10 @@
 
 /* Reads an IDX file of unsigned bytes (magic 0x00000800 | ndims): images (ndims 3) or
  * labels (ndims 1). gzip is detected by content, so plain and .gz files both work.
- * dims[0] is the item count. *data is malloc'd (caller frees). Errors name the file
- * and say what is wrong: missing, wrong magic, unsupported type, truncated
- * (expected vs got bytes), corrupt gzip stream, trailing bytes. */
+ * dims[0] is the item count. *data is malloc'd (caller frees); with data NULL the file
+ * is read and checked the same way but nothing is kept. Errors name the file and say
+ * what is wrong: missing, wrong magic, unsupported type, truncated (expected vs got
+ * bytes), corrupt gzip stream, trailing bytes. */
 int dt_idx_read(const char *path, int expect_ndims, uint8_t **data, uint32_t *dims,
                 dt_error_t *err);
 
@@ -37,6 +38,13 @@ typedef struct {
  * < 256; num_classes is max label + 1. Shape is (rows, cols, 1). */
 int dt_dataset_load_idx(dt_dataset_t *ds, const char *images_path, const char *labels_path,
                         dt_error_t *err);
+
+/* The same, but the images are only read and checked, not kept: ds has its labels,
+ * count and sample shape, and x_u8 NULL. For a set needed only at the end of a run
+ * (the test set), loaded then with dt_dataset_load_idx so that it never shares the
+ * peak memory with the training set. */
+int dt_dataset_load_idx_labels(dt_dataset_t *ds, const char *images_path,
+                               const char *labels_path, dt_error_t *err);
 
 /* The binary-addition task (data_synth.c): samples are (bits, 2) sequences of the
  * operands' bits, least significant first, labels the sums; train and test get
