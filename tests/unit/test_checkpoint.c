@@ -142,6 +142,25 @@ static void test_safetensors(void) {
   free(bad);
   free(file);
 
+  /* Data offsets that are not whole numbers (found by tests/fuzz/fuzz_safetensors): the
+   * bias at [23.5, 35.5) was read from byte 23, and [23, 35.5) passed as 12 bytes. */
+  static const char *const fractional[] = {"[23.5,35.5]", "[23,35.5]", "[23.75,35.875]"};
+  for (int i = 0; i < 3; i++) {
+    char hdr[256];
+    int hl = snprintf(hdr, sizeof hdr,
+                      "{\"l.kernel\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+                      "\"l.bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":%s}}",
+                      fractional[i]);
+    uint64_t h = (uint64_t)hl;
+    unsigned char st[8 + 256 + sizeof values];
+    memcpy(st, &h, 8);
+    memcpy(st + 8, hdr, (size_t)hl);
+    memcpy(st + 8 + hl, values, sizeof values);
+    CHECK_INT_EQ(dt_safetensors_decode(st, 8 + (size_t)hl + sizeof values, tensors, 2, back,
+                                       "frac.st", &err), DT_ERR_FORMAT);
+    CHECK_STR_CONTAINS(err.msg, "frac.st: tensor 'l.bias' has data offsets");
+  }
+
   /* A file that names one tensor twice and another not at all (issue 14, defect 10):
    * the count of entries matches, but the missing tensor must not silently keep the
    * value it had. Two tensors of one shape, then "l.bb" renamed "l.aa" in the header. */
