@@ -59,6 +59,23 @@ static void test_json(void) {
   CHECK_INT_EQ(dt_json_parse(deep, sizeof deep, "deep", &j, &err), DT_ERR_FORMAT);
   CHECK_STR_CONTAINS(err.msg, "nested too deeply");
 
+  /* A high surrogate pairs only with a low one (found while writing tests/fuzz/fuzz_json):
+   * "\ud800\u0041" is a lone surrogate and an 'A', not one made-up character. */
+  static const char *const lone[][2] = {
+      {"\"\\ud800\\u0041\"", "\xed\xa0\x80" "A"},
+      {"\"\\udbff\\ue000\"", "\xed\xaf\xbf\xee\x80\x80"},
+      {"\"\\ud800\\ud800\\udc00\"", "\xed\xa0\x80\xf0\x90\x80\x80"},
+      {"\"\\udbff\\udfff\"", "\xf4\x8f\xbf\xbf"}};
+  for (size_t i = 0; i < sizeof lone / sizeof lone[0]; i++) {
+    int rc = dt_json_parse(lone[i][0], strlen(lone[i][0]), "lone", &j, &err);
+    CHECK_INT_EQ(rc, 0);
+    if (rc) continue;
+    bool same = j->type == DT_JSON_STRING && strcmp(j->string, lone[i][1]) == 0;
+    if (!same) fprintf(stderr, "%s decoded to the wrong bytes\n", lone[i][0]);
+    CHECK(same);
+    dt_json_free(j);
+  }
+
   char q[64];
   CHECK_INT_EQ(dt_json_quote("a\"b\\c\n\x01", q, sizeof q), 17);
   CHECK(strcmp(q, "\"a\\\"b\\\\c\\n\\u0001\"") == 0);
