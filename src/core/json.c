@@ -106,16 +106,22 @@ static int parse_string(parser_t *p, char **out) {
           free(o);
           return rc;
         }
-        /* A surrogate pair takes 12 literal bytes and gives 4: it still fits. */
+        /* A surrogate pair takes 12 literal bytes and gives 4: it still fits. A high
+         * surrogate followed by anything but a low one stays alone (3 bytes, as it
+         * comes), and the escape after it is decoded by itself. */
         if (cp >= 0xd800 && cp < 0xdc00 && end - p->pos >= 6 && p->s[p->pos] == '\\' &&
             p->s[p->pos + 1] == 'u') {
           unsigned lo;
+          size_t next = p->pos;
           p->pos += 2;
           if ((rc = hex4(p, &lo))) {
             free(o);
             return rc;
           }
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+          if (lo >= 0xdc00 && lo < 0xe000)
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+          else
+            p->pos = next;
         }
         n += put_utf8(o + n, cp);
         break;

@@ -162,10 +162,12 @@ int dt_safetensors_decode_parts(const void *data, size_t len, const dt_param_inf
                         what, e->key, dt_shape_str(&tensors[i].shape, want, sizeof want));
       break;
     }
+    /* Offsets are whole byte counts: [23.5, 35.5) must not read from byte 23. They are
+     * range-checked first, so that converting them to size_t is defined. */
     double b = offs->child->number, en = offs->child->next->number;
-    if (b < 0 || en < b || en > (double)data_len ||
-        (size_t)(en - b) != tensors[i].count * sizeof(float)) {
-      rc = dt_error_set(err, DT_ERR_FORMAT, "%s: tensor '%s' has data offsets [%.0f, %.0f) that do "
+    if (!(b >= 0 && en >= b && en <= (double)data_len) || b != (double)(size_t)b ||
+        en != (double)(size_t)en || (size_t)en - (size_t)b != tensors[i].count * sizeof(float)) {
+      rc = dt_error_set(err, DT_ERR_FORMAT, "%s: tensor '%s' has data offsets [%.15g, %.15g) that do "
                         "not fit its shape or the %zu data bytes", what, e->key, b, en, data_len);
       break;
     }

@@ -59,6 +59,23 @@ static void test_json(void) {
   CHECK_INT_EQ(dt_json_parse(deep, sizeof deep, "deep", &j, &err), DT_ERR_FORMAT);
   CHECK_STR_CONTAINS(err.msg, "nested too deeply");
 
+  /* A high surrogate pairs only with a low one (found while writing tests/fuzz/fuzz_json):
+   * "\ud800\u0041" is a lone surrogate and an 'A', not one made-up character. */
+  static const char *const lone[][2] = {
+      {"\"\\ud800\\u0041\"", "\xed\xa0\x80" "A"},
+      {"\"\\udbff\\ue000\"", "\xed\xaf\xbf\xee\x80\x80"},
+      {"\"\\ud800\\ud800\\udc00\"", "\xed\xa0\x80\xf0\x90\x80\x80"},
+      {"\"\\udbff\\udfff\"", "\xf4\x8f\xbf\xbf"}};
+  for (size_t i = 0; i < sizeof lone / sizeof lone[0]; i++) {
+    int rc = dt_json_parse(lone[i][0], strlen(lone[i][0]), "lone", &j, &err);
+    CHECK_INT_EQ(rc, 0);
+    if (rc) continue;
+    bool same = j->type == DT_JSON_STRING && strcmp(j->string, lone[i][1]) == 0;
+    if (!same) fprintf(stderr, "%s decoded to the wrong bytes\n", lone[i][0]);
+    CHECK(same);
+    dt_json_free(j);
+  }
+
   char q[64];
   CHECK_INT_EQ(dt_json_quote("a\"b\\c\n\x01", q, sizeof q), 17);
   CHECK(strcmp(q, "\"a\\\"b\\\\c\\n\\u0001\"") == 0);
@@ -141,6 +158,25 @@ static void test_safetensors(void) {
   CHECK_INT_EQ(dt_safetensors_decode(bad, 5, tensors, 2, back, "m.st", &err), DT_ERR_FORMAT);
   free(bad);
   free(file);
+
+  /* Data offsets that are not whole numbers (found by tests/fuzz/fuzz_safetensors): the
+   * bias at [23.5, 35.5) was read from byte 23, and [23, 35.5) passed as 12 bytes. */
+  static const char *const fractional[] = {"[23.5,35.5]", "[23,35.5]", "[23.75,35.875]"};
+  for (int i = 0; i < 3; i++) {
+    char hdr[256];
+    int hl = snprintf(hdr, sizeof hdr,
+                      "{\"l.kernel\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+                      "\"l.bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":%s}}",
+                      fractional[i]);
+    uint64_t h = (uint64_t)hl;
+    unsigned char st[8 + 256 + sizeof values];
+    memcpy(st, &h, 8);
+    memcpy(st + 8, hdr, (size_t)hl);
+    memcpy(st + 8 + hl, values, sizeof values);
+    CHECK_INT_EQ(dt_safetensors_decode(st, 8 + (size_t)hl + sizeof values, tensors, 2, back,
+                                       "frac.st", &err), DT_ERR_FORMAT);
+    CHECK_STR_CONTAINS(err.msg, "frac.st: tensor 'l.bias' has data offsets");
+  }
 
   /* A file that names one tensor twice and another not at all (issue 14, defect 10):
    * the count of entries matches, but the missing tensor must not silently keep the
