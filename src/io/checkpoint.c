@@ -421,6 +421,8 @@ static int open_regular(const char *path, FILE **out, dt_error_t *err) {
 
 int dt_ckpt_read_file(const char *dir, const char *file, void **data, size_t *len,
                       dt_error_t *err) {
+  *data = NULL;
+  *len = 0;
   char path[DT_CKPT_PATH_MAX];
   int rc = path_join(path, dir, file, err);
   if (rc) return rc;

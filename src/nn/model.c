@@ -279,7 +279,7 @@ static void init_tensor(const dt_param_info_t *p, float *w, dt_rng_t *rng) {
 }
 
 int dt_model_init_params(dt_model_t *m, dt_rng_t *rng, dt_error_t *err) {
-  float *params, *states;
+  float *params = NULL, *states = NULL;
   int rc;
   if ((rc = dt_model_to_host(m, DT_MODEL_PARAMS, &params, err)) ||
       (rc = dt_model_to_host(m, DT_MODEL_STATES, &states, err)))
@@ -350,7 +350,7 @@ int dt_model_to_host(dt_model_t *m, dt_model_buffer which, float **host, dt_erro
   if (!m->dev->host_memory && !m->host[which] && !(m->host[which] = malloc(bytes ? bytes : 1)))
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory for a host copy of %zu MB",
                         bytes >> 20);
-  void *view;
+  void *view = NULL;
   int rc = dt_device_to_host(m->stream, buffer(m, which), bytes, m->host[which], &view, err);
   *host = view;
   return rc;
