@@ -3,6 +3,7 @@
 #include "ps_sync.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,23 @@ static bool stage_gradient(ps_sync_t *ps, const float *grads, size_t n) {
   return true;
 }
 
+/* The servers apply what this worker pushes for every worker: a NaN or an infinity
+ * would poison the shared parameters for good, so a diverging worker stops here,
+ * before it pushes, as a diverging all-reduce run stops at its loss. */
+static int check_finite(const ps_sync_t *ps, const float *grads, size_t n, dt_error_t *err) {
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (isfinite(grads[i])) continue;
+    if (!bad) first = i;
+    bad++;
+  }
+  if (!bad) return 0;
+  return dt_error_set(err, DT_ERR_STATE, "the gradient after %ld push(es) has %zu non-finite "
+                      "value(s) (the first at parameter %zu: %g); not pushed to the parameter "
+                      "servers: lower train.lr or check the data", ps->pushes, bad, first,
+                      (double)grads[first]);
+}
+
 int ps_sync_step(ps_sync_t *ps, dt_model_t *m, float lr, dt_error_t *err) {
   if (ps->delay_s > 0) {
     struct timespec ts = {(time_t)ps->delay_s, (long)((ps->delay_s - (double)(time_t)ps->delay_s) * 1e9)};
@@ -137,6 +155,7 @@ int ps_sync_step(ps_sync_t *ps, dt_model_t *m, float lr, dt_error_t *err) {
   float *grads;
   int rc = dt_model_to_host(m, DT_MODEL_GRADS, &grads, err);
   if (rc) return rc;
+  if ((rc = check_finite(ps, grads, m->num_params, err))) return rc;
   if (ps->accum && ps->local_steps + 1 < ps->cfg.push_every) {
     stage_gradient(ps, grads, m->num_params);
     return 0;

@@ -284,6 +284,14 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   double t2 = dt_now_s();
   int rc = exchange_reduce(&t->exchange, err);
   if (rc) return rc;
+  /* Before the update: a parameter server would apply this step's gradient for every
+   * worker, and a NaN there poisons the shared parameters for good. After the reduce,
+   * so that ranks of an all-reduce leave no collective half done. */
+  if (!isfinite(*loss))
+    return dt_error_set(err, DT_ERR_STATE,
+                        "the training loss became %s at step %ld (epoch %ld); lower "
+                        "train.lr or check the data",
+                        isnan(*loss) ? "NaN" : "infinite", t->run.step + 1, t->run.epoch + 1);
   /* The gradients are the same on every rank by now, so clipping agrees too. */
   if (t->opt.clipnorm > 0)
     dt_clip_by_global_norm(m->grad_buf, m->num_params, (float)t->opt.clipnorm);
@@ -530,11 +538,6 @@ static int run_epoch(trainer_t *t, bool *stopped, dt_error_t *err) {
     step_times_t times;
     if ((rc = train_step(t, (size_t)g, &loss, &rs->epoch_correct, &rs->epoch_total, &times, err)))
       return rc;
-    if (!isfinite(loss))
-      return dt_error_set(err, DT_ERR_STATE,
-                          "the training loss became %s at step %ld (epoch %ld); lower "
-                          "train.lr or check the data",
-                          isnan(loss) ? "NaN" : "infinite", rs->step, rs->epoch + 1);
     rs->epoch_loss_sum += loss;
     rs->epoch_batches++;
     rs->batch_in_epoch = g + 1;

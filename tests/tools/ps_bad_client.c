@@ -6,11 +6,14 @@
  * cases: random truncated huge unknown_type no_hello bad_token bad_signature bad_shard
  *        unread too_many idle   (the last four and bad_* need the optional arguments:
  *        the right token, the job's model signature and parameter count)
+ *        nan_push               (a server of its own: INIT with a model of 4 floats,
+ *                                then a PUSH with a NaN in it; TOKEN is optional)
  * Prints "CASE: ERROR CODE: message; closed" and exits 0 when the expected code came,
  * 1 otherwise. */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -24,6 +27,7 @@
 #include <unistd.h>
 
 #include "dtrain/ps_frame.h"
+#include "dtrain/ps_range.h"
 
 enum { BAD_TOO_LARGE = DTRAIN__PS__ERROR_CODE__FRAME_TOO_LARGE,
        BAD_TYPE = DTRAIN__PS__ERROR_CODE__UNKNOWN_TYPE,
@@ -140,6 +144,65 @@ static size_t hello(uint8_t *buf, const char *tok, uint64_t sig, uint64_t np) {
   return dt_ps_encode_head(DT_PS_HELLO, &h.base, 0, buf);
 }
 
+/* A model of its own for a fresh server: one tensor "w" of n floats, plain SGD. Appends
+ * HELLO (as worker `id`) and INIT with values 1 to out (malloc'd, *len bytes); false
+ * without memory. */
+static bool own_model(uint32_t id, size_t n, uint8_t **out, size_t *len) {
+  dt_param_info_t t = {.shape = dt_shape_1d((int)n), .count = n};
+  snprintf(t.name, sizeof t.name, "w");
+  dt_optim_config_t o = dt_optim_defaults(DT_OPT_SGD);
+  uint64_t sig = dt_ps_signature(&t, 1, n, &o);
+  uint8_t head[4096];
+  Dtrain__Ps__Hello h = DTRAIN__PS__HELLO__INIT;
+  h.protocol = DT_PS_PROTOCOL_VERSION;
+  h.worker_id = id;
+  h.signature = sig;
+  h.token.data = (uint8_t *)(uintptr_t)token;
+  h.token.len = strlen(token);
+  h.num_params = n;
+  h.num_servers = 1;
+  size_t hlen = dt_ps_encode_head(DT_PS_HELLO, &h.base, 0, head);
+  Dtrain__Ps__Tensor pt = DTRAIN__PS__TENSOR__INIT, *pts = &pt;
+  uint32_t dim = (uint32_t)n;
+  pt.name = t.name;
+  pt.n_shape = 1;
+  pt.shape = &dim;
+  pt.count = n;
+  Dtrain__Ps__Optimizer po = DTRAIN__PS__OPTIMIZER__INIT;
+  po.kind = DT_OPT_SGD;
+  po.momentum = o.momentum;
+  po.nesterov = o.nesterov;
+  po.beta1 = o.beta1;
+  po.beta2 = o.beta2;
+  po.rho = o.rho;
+  po.epsilon = o.eps;
+  po.weight_decay = o.weight_decay;
+  Dtrain__Ps__Init in = DTRAIN__PS__INIT__INIT;
+  in.signature = sig;
+  in.num_params = n;
+  in.num_servers = 1;
+  in.n_tensors = 1;
+  in.tensors = &pts;
+  in.optimizer = &po;
+  float *ones = malloc(n * sizeof *ones);
+  uint8_t *init;
+  size_t ilen;
+  dt_error_t err;
+  if (!ones) return false;
+  for (size_t i = 0; i < n; i++) ones[i] = 1.0f;
+  int rc = dt_ps_encode_alloc(DT_PS_INIT, &in.base, ones, n, &init, &ilen, &err);
+  free(ones);
+  if (rc || !(*out = malloc(hlen + ilen))) {
+    if (!rc) free(init);
+    return false;
+  }
+  memcpy(*out, head, hlen);
+  memcpy(*out + hlen, init, ilen);
+  *len = hlen + ilen;
+  free(init);
+  return true;
+}
+
 static int case_random(void) {
   static const int codes[] = {BAD_TOO_LARGE, BAD_TYPE, BAD_MSG, BAD_PROTO, BAD_TRUNC, BAD_TOK};
   uint64_t s = 0x9e3779b97f4a7c15ULL;
@@ -178,6 +241,7 @@ int main(int argc, char **argv) {
   host = argv[1];
   port = argv[2];
   const char *c = argv[3];
+  if (argc > 4) token = argv[4];
   if (argc > 6) {
     token = argv[4];
     signature = strtoull(argv[5], NULL, 16);
@@ -254,6 +318,30 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "idle")) {
     /* Connected, and silent: closed after ps.heartbeat_timeout_s. */
     return expect(c, connect_server(), NULL, 0, false, (const int[]){BAD_TIME}, 1);
+  }
+  if (!strcmp(c, "nan_push")) {
+    /* A push of {1, NaN, 1, 1}: refused, and nothing of it applied. */
+    uint8_t *hi;
+    size_t hilen;
+    float g[4] = {1.0f, NAN, 1.0f, 1.0f};
+    Dtrain__Ps__Push p = DTRAIN__PS__PUSH__INIT;
+    p.clock = 1;
+    p.lr = 1.0f;
+    p.steps = 1;
+    uint8_t *pf;
+    size_t plen;
+    dt_error_t err;
+    if (!own_model(991, 4, &hi, &hilen)) return 1;
+    if (dt_ps_encode_alloc(DT_PS_PUSH, &p.base, g, 4, &pf, &plen, &err)) return 1;
+    uint8_t *all = malloc(hilen + plen);
+    if (!all) return 1;
+    memcpy(all, hi, hilen);
+    memcpy(all + hilen, pf, plen);
+    int rc = expect(c, connect_server(), all, hilen + plen, false, (const int[]){BAD_MSG}, 1);
+    free(all);
+    free(hi);
+    free(pf);
+    return rc;
   }
   fprintf(stderr, "unknown case '%s'\n", c);
   return 2;

@@ -733,6 +733,60 @@ static void test_checkpoint_schedule(void) {
   srv_stop(&s);
 }
 
+/* A push with a NaN or an infinity is refused with an ERROR (BAD_MESSAGE) and
+ * counted; nothing of it is applied, in async mode or into a sync round (issue 14,
+ * defect 5). */
+static void test_nonfinite_push(void) {
+  srv_t s;
+  srv_start(&s, DT_PS_ASYNC, 0, 0, 1);
+  srv_core(&s);
+  peer_t a, b;
+  join(&s, &a, 0, 0);
+  const float start[NPARAMS] = {1, 2, 3, 4};
+  init(&s, &a, start);
+  float grad[NPARAMS] = {0.5f, 0.5f, NAN, 0.5f};
+  feed(&s, (ps_event_t){.kind = PS_EV_PUSH, .session = &a.sess,
+                        .push = {.clock = 1, .lr = 1.0f, .grad = grad, .n = NPARAMS}});
+  CHECK_INT_EQ(a.fails, 1);
+  CHECK_INT_EQ(a.fail_code, DTRAIN__PS__ERROR_CODE__BAD_MESSAGE);
+  CHECK_STR_CONTAINS(a.fail_msg, "a gradient with 1 non-finite value(s) (the first at 2");
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 0);
+  for (int i = 0; i < NPARAMS; i++) CHECK_NEAR(param(&s, i), start[i], 0);
+  CHECK_INT_EQ(ps_core_stats(s.core).nonfinite, 1);
+  CHECK_INT_EQ(ps_core_stats(s.core).pushes, 0);
+  CHECK_INT_EQ(ps_core_stats(s.core).bad_connections, 1);
+  /* The worker may come back: its next good push is applied. */
+  join(&s, &a, 0, 0);
+  push(&s, &a, 1, 1.0f);
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 1);
+  CHECK_NEAR(param(&s, 0), 0.0, 0);
+  ps_core_log_stats(s.core, "now");
+  CHECK_STR_CONTAINS(srv_log(&s), "0 late push(es) not applied, 1 non-finite push(es) refused");
+  srv_stop(&s);
+
+  /* sync: an infinity does not go into the round, which waits for a good push. */
+  srv_start(&s, DT_PS_SYNC, 0, 0, 1);
+  srv_core(&s);
+  join(&s, &a, 0, 0);
+  init(&s, &a, ZEROS);
+  join(&s, &b, 1, 0);
+  pull(&s, &a, 1);
+  pull(&s, &b, 1);
+  push(&s, &a, 1, 1.0f);
+  float inf[NPARAMS] = {INFINITY, -INFINITY, 1.0f, 1.0f};
+  feed(&s, (ps_event_t){.kind = PS_EV_PUSH, .session = &b.sess,
+                        .push = {.clock = 1, .lr = 1.0f, .grad = inf, .n = NPARAMS}});
+  CHECK_INT_EQ(b.fail_code, DTRAIN__PS__ERROR_CODE__BAD_MESSAGE);
+  CHECK_STR_CONTAINS(b.fail_msg, "a gradient with 2 non-finite value(s) (the first at 0");
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 0);
+  join(&s, &b, 1, 0);
+  push(&s, &b, 1, 3.0f);
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 1);
+  CHECK_NEAR(param(&s, 0), -2.0, 0);
+  CHECK_INT_EQ(ps_core_stats(s.core).nonfinite, 1);
+  srv_stop(&s);
+}
+
 int main(void) {
   test_membership();
   test_hello_checks();
@@ -744,5 +798,6 @@ int main(void) {
   test_late_push();
   test_restore_catch_up();
   test_checkpoint_schedule();
+  test_nonfinite_push();
   return test_summary("test_ps_core");
 }

@@ -10,11 +10,24 @@
 #define _POSIX_C_SOURCE 200809L
 #include <assert.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "core_handshake.h"
 #include "core_state.h"
 #include "dtrain/ps_frame.h"
+
+/* How many of g's n values are NaN or infinite, and where the first one is. */
+static size_t count_nonfinite(const float *g, size_t n, size_t *first) {
+  size_t bad = 0;
+  *first = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (isfinite(g[i])) continue;
+    if (!bad) *first = i;
+    bad++;
+  }
+  return bad;
+}
 
 static void on_push(ps_core_t *c, ps_session_t *s, const ps_push_t *p, double now,
                     ps_actions_t *out) {
@@ -22,6 +35,17 @@ static void on_push(ps_core_t *c, ps_session_t *s, const ps_push_t *p, double no
   if (p->n != c->range.n) {
     ps_state_fail(c, out, s, DTRAIN__PS__ERROR_CODE__BAD_MESSAGE,
                   "a gradient of %zu floats for a range of %zu", p->n, c->range.n);
+    return;
+  }
+  size_t first;
+  size_t bad = count_nonfinite(p->grad, p->n, &first);
+  if (bad) {
+    /* One NaN applied would poison the range for good: every later pull, every
+     * checkpoint. The worker checks before it pushes; this is for one that did not. */
+    c->stats.nonfinite++;
+    ps_state_fail(c, out, s, DTRAIN__PS__ERROR_CODE__BAD_MESSAGE,
+                  "a gradient with %zu non-finite value(s) (the first at %zu of the range: %g); "
+                  "not applied", bad, first, (double)p->grad[first]);
     return;
   }
   ps_member_t *m = s->member;

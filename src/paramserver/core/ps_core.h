@@ -159,6 +159,7 @@ typedef struct {
   uint64_t pushes, pulls, pulls_waited, dropped, bad_connections;
   uint64_t repeated;   /* pushes sent again after a reconnect that had arrived before */
   uint64_t discarded;  /* sync: pushes for rounds already applied (after a restart) */
+  uint64_t nonfinite;  /* pushes refused for NaN or infinite values (nothing applied) */
   int64_t max_gap;     /* largest (pull clock - 1) - slowest live worker's pushed clock */
   uint64_t gap_hist[8];/* pulls by gap 0, 1, ..., 6, >= 7 */
 } ps_stats_t;
