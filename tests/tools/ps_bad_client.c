@@ -8,6 +8,9 @@
  *        the right token, the job's model signature and parameter count)
  *        nan_push               (a server of its own: INIT with a model of 4 floats,
  *                                then a PUSH with a NaN in it; TOKEN is optional)
+ *        throwaway [COUNT]      (after the three optional arguments: COUNT times, a new
+ *                                connection says HELLO with a new worker id, reads the
+ *                                WELCOME and hangs up; prints how many were welcomed)
  * Prints "CASE: ERROR CODE: message; closed" and exits 0 when the expected code came,
  * 1 otherwise. */
 #define _POSIX_C_SOURCE 200809L
@@ -342,6 +345,32 @@ int main(int argc, char **argv) {
     free(hi);
     free(pf);
     return rc;
+  }
+  if (!strcmp(c, "throwaway")) {
+    /* Clients that join and leave without a push, 50 ms apart: they must not stall the
+     * SSP and sync waits of the real workers (issue 14, defect 7). */
+    int count = argc > 7 ? atoi(argv[7]) : 20, welcomed = 0;
+    for (int i = 0; i < count; i++) {
+      int fd = connect_server();
+      if (fd < 0) break;
+      Dtrain__Ps__Hello h = DTRAIN__PS__HELLO__INIT;
+      h.protocol = DT_PS_PROTOCOL_VERSION;
+      h.worker_id = 2000u + (uint32_t)i;
+      h.signature = signature;
+      h.token.data = (uint8_t *)(uintptr_t)token;
+      h.token.len = strlen(token);
+      h.num_params = num_params;
+      h.num_servers = 1;
+      n = dt_ps_encode_head(DT_PS_HELLO, &h.base, 0, buf);
+      uint8_t in[256];
+      if (send_all(fd, buf, n) == 0 && recv(fd, in, sizeof in, 0) > DT_PS_HEADER_BYTES &&
+          in[4] == DT_PS_WELCOME)
+        welcomed++;
+      close(fd);
+      nanosleep(&(struct timespec){0, 50000000L}, NULL);
+    }
+    printf("throwaway: %d of %d clients welcomed\n", welcomed, count);
+    return welcomed == count ? 0 : 1;
   }
   fprintf(stderr, "unknown case '%s'\n", c);
   return 2;

@@ -787,6 +787,80 @@ static void test_nonfinite_push(void) {
   srv_stop(&s);
 }
 
+/* Throwaway clients (issue 14, defect 7): a member that said HELLO and went away before
+ * it pushed stays a member until ps.heartbeat_timeout_s, but holds back neither an SSP
+ * pull nor a sync round meanwhile; one that has pushed still does while it
+ * reconnects. */
+static void test_throwaway_clients(void) {
+  srv_t s;
+  srv_start(&s, DT_PS_SSP, 1, 0, 1);
+  srv_core(&s);
+  peer_t a, b, c, d;
+  join(&s, &a, 0, 0);
+  init(&s, &a, ZEROS);
+  join(&s, &b, 50, 0);
+  hang_up(&s, &b);
+  CHECK_STR_CONTAINS(srv_log(&s), "worker 50 disconnected without BYE (end of stream); it stays "
+                                  "a member for up to ps.heartbeat_timeout_s = 10 s, holding "
+                                  "nobody back until it has pushed");
+  push(&s, &a, 1, 1.0f);
+  push(&s, &a, 2, 1.0f);
+  pull(&s, &a, 3); /* needs clock 1 of everyone who counts: A alone */
+  CHECK_INT_EQ(a.params, 1);
+  CHECK_INT_EQ(a.version, 2);
+  CHECK_INT_EQ(ps_core_nmembers(s.core), 2);
+  /* A pull that waits for a newcomer goes at the next tick once the newcomer is gone,
+   * long before it is dropped. */
+  join(&s, &c, 51, 0);
+  CHECK_INT_EQ(pushed_of(&s, 51), 2);
+  push(&s, &a, 3, 1.0f);
+  push(&s, &a, 4, 1.0f);
+  pull(&s, &a, 5); /* needs clock 3 of C, which has pushed 2 */
+  CHECK_INT_EQ(a.params, 1);
+  hang_up(&s, &c);
+  CHECK_INT_EQ(a.params, 1); /* CLOSED answers with no actions */
+  tick(&s, 0.5);
+  CHECK_INT_EQ(a.params, 2);
+  CHECK_INT_EQ(a.version, 4);
+  CHECK_INT_EQ(ps_core_nmembers(s.core), 3);
+  /* A member that has pushed holds the wait while it reconnects, until dropped. */
+  join(&s, &d, 52, 0);
+  push(&s, &d, 5, 1.0f);
+  hang_up(&s, &d);
+  push(&s, &a, 5, 1.0f);
+  push(&s, &a, 6, 1.0f);
+  push(&s, &a, 7, 1.0f);
+  pull(&s, &a, 8); /* needs clock 6 of D, which has pushed 5 */
+  tick(&s, 1.0);
+  CHECK_INT_EQ(a.params, 2);
+  srv_stop(&s);
+
+  /* sync: a newcomer that never pulled nor pushed and hung up holds no round. */
+  srv_start(&s, DT_PS_SYNC, 0, 0, 1);
+  srv_core(&s);
+  join(&s, &a, 0, 0);
+  init(&s, &a, ZEROS);
+  pull(&s, &a, 1);
+  join(&s, &b, 50, 0);
+  hang_up(&s, &b);
+  push(&s, &a, 1, 1.0f);
+  pull(&s, &a, 2);
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 1);
+  CHECK_INT_EQ(a.params, 2);
+  /* Connected, it would: a newcomer holds the rounds from its offer on until its
+   * first PULL names its round. */
+  join(&s, &c, 51, 0);
+  push(&s, &a, 2, 1.0f);
+  pull(&s, &a, 3);
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 1);
+  hang_up(&s, &c);
+  tick(&s, 0.5);
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 2);
+  CHECK_INT_EQ(a.params, 3);
+  CHECK_NEAR(param(&s, 0), -2.0, 0);
+  srv_stop(&s);
+}
+
 int main(void) {
   test_membership();
   test_hello_checks();
@@ -799,5 +873,6 @@ int main(void) {
   test_restore_catch_up();
   test_checkpoint_schedule();
   test_nonfinite_push();
+  test_throwaway_clients();
   return test_summary("test_ps_core");
 }

@@ -49,6 +49,7 @@ static void on_push(ps_core_t *c, ps_session_t *s, const ps_push_t *p, double no
     return;
   }
   ps_member_t *m = s->member;
+  m->pushed_any = true;
   if (p->clock <= m->last_push) {
     /* The worker lost the connection before our answer and sent this push again,
      * but the first copy had arrived: applying it twice would count it twice. */
@@ -99,7 +100,7 @@ static void on_pull(ps_core_t *c, ps_session_t *s, int64_t clock, ps_actions_t *
 static void on_bye(ps_core_t *c, ps_session_t *s, ps_actions_t *out) {
   ps_member_t *m = s->member;
   ps_state_emit(c, out, PS_ACT_CLOSE, s);
-  ps_state_detach(s);
+  ps_state_detach(c, s);
   s->state = PS_SESSION_CLOSING;
   if (!m) return;
   ps_state_remove_member(c, m, "left (BYE)");
@@ -171,9 +172,10 @@ static void on_closed(ps_core_t *c, const ps_event_t *ev) {
     c->stats.bad_connections++;
   if (!ev->closed.failed && ev->closed.why && s->member)
     dt_log_info(c->log, "worker %u disconnected without BYE (%s); it stays a member for up to "
-                "ps.heartbeat_timeout_s = %g s", s->worker_id, ev->closed.why,
-                c->cfg.heartbeat_timeout_s);
-  ps_state_detach(s);
+                "ps.heartbeat_timeout_s = %g s%s", s->worker_id, ev->closed.why,
+                c->cfg.heartbeat_timeout_s,
+                s->member->pushed_any ? "" : ", holding nobody back until it has pushed");
+  ps_state_detach(c, s);
   s->state = PS_SESSION_CLOSING;
   if (s->prev) s->prev->next = s->next;
   else c->sessions = s->next;
@@ -204,10 +206,11 @@ static void on_tick(ps_core_t *c, double now, ps_actions_t *out) {
   }
   /* All drops first: an update after a pull was answered would change the values
    * that answer points at. */
-  if (dropped) {
+  if (dropped || c->recheck) {
+    c->recheck = false;
     ps_state_settle(c, out);
-    ps_core_log_stats(c, "membership changed");
   }
+  if (dropped) ps_core_log_stats(c, "membership changed");
   for (ps_session_t *s = c->sessions; s; s = s->next)
     if (s->state == PS_SESSION_NEW && now - s->opened > t)
       ps_state_fail(c, out, s, DTRAIN__PS__ERROR_CODE__TIMEOUT, "no HELLO within %g s", t);

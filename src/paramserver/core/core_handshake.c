@@ -78,6 +78,9 @@ void ps_handshake_hello(ps_core_t *c, ps_session_t *s, const ps_hello_t *h, doub
       return;
     }
     m->last_push = h->clock;
+    /* A clock past 0 means it pushed before (it was dropped, or this server restarted
+     * without it): it is a worker of this job, not a passing client. */
+    m->pushed_any = h->clock > 0;
     welcome_clock = sync ? ps_rounds_hello(&c->rounds, m, h->clock) : start;
     dt_log_info(c->log, "worker %u joined from %s at clock %" PRId64 "; %d live worker(s)",
                 h->worker_id, peer, welcome_clock, c->members.n);

@@ -51,6 +51,7 @@ int ps_core_restore(ps_core_t *c, ps_range_t *range, const ps_snapshot_t *st, do
     /* sync: it was in the rounds before, and is in the ones to come. */
     m->joined = true;
     m->last_push = mc->clock;
+    m->pushed_any = true;
   }
   c->last_ckpt_version = c->range.version;
   c->last_ckpt_time = now;
