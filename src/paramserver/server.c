@@ -31,6 +31,10 @@ typedef struct {
   bool failed;   /* the checkpoint before stopping failed */
 } server_t;
 
+/* The longest frame a connection may send before its HELLO is accepted: a HELLO with
+ * the longest token fits many times over, and no buffer grows past one read. */
+#define HELLO_MAX_BODY (16u << 10)
+
 static ps_session_t *session_of(ps_conn_t *c) { return ps_conn_user(c); }
 
 /* Feeds an event that answers with no actions (CLOSED, CHECKPOINTED); safe while the
@@ -72,6 +76,7 @@ static void execute(server_t *s, const ps_action_t *a) {
   switch (a->kind) {
     case PS_ACT_WELCOME: {
       ps_conn_set_worker(c, a->welcome.worker_id);
+      ps_conn_admit(c);
       Dtrain__Ps__Welcome w = DTRAIN__PS__WELCOME__INIT;
       w.protocol = DT_PS_PROTOCOL_VERSION;
       w.initialized = a->welcome.initialized;
@@ -258,6 +263,8 @@ int ps_server_run(const dt_ps_config_t *cfg, dt_log_t *log, const ps_server_opts
   if (!(s.core = ps_core_new(cfg, log, err))) return DT_ERR_NOMEM;
   s.net = (ps_net_t){.loop = s.loop, .log = log,
                      .max_body = (size_t)(cfg->max_frame_mb * 1048576.0),
+                     .hello_max_body = HELLO_MAX_BODY,
+                     .max_memory = (size_t)(cfg->max_memory_mb * 1048576.0),
                      .max_buffered_mb = cfg->max_buffered_mb,
                      .max_connections = cfg->max_connections,
                      .user_size = sizeof(ps_session_t),

@@ -143,6 +143,8 @@ int dt_ps_config_read(dt_config_t *cfg, dt_ps_config_t *o, dt_error_t *err) {
                                  err)) ||
       (rc = dt_config_get_double(cfg, "ps", "max_buffered_mb", 128.0, 0.001, 1e6,
                                  &o->max_buffered_mb, err)) ||
+      (rc = dt_config_get_double(cfg, "ps", "max_memory_mb", 512.0, 0.01, 1e7, &o->max_memory_mb,
+                                 err)) ||
       (rc = dt_config_get_int(cfg, "ps", "max_connections", 256, 1, 65536, &o->max_connections,
                               err)) ||
       (rc = read_token(cfg, o, err)) || (rc = parse_servers(cfg, servers, o, err)))
@@ -156,6 +158,11 @@ int dt_ps_config_read(dt_config_t *cfg, dt_ps_config_t *o, dt_error_t *err) {
                         "than heartbeat_s = %g, or live workers would be dropped",
                         dt_config_where(cfg, "ps", "heartbeat_timeout_s"), o->heartbeat_timeout_s,
                         o->heartbeat_s);
+  if (o->max_memory_mb < o->max_frame_mb)
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: [ps] max_memory_mb = %g must be at least "
+                        "max_frame_mb = %g, or the largest frame could never be received",
+                        dt_config_where(cfg, "ps", "max_memory_mb"), o->max_memory_mb,
+                        o->max_frame_mb);
   if (strlen(ckpt) >= sizeof o->checkpoint_dir)
     return dt_error_set(err, DT_ERR_CONFIG, "%s: [ps] checkpoint_dir: path too long",
                         dt_config_where(cfg, "ps", "checkpoint_dir"));

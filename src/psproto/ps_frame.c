@@ -477,6 +477,30 @@ int dt_ps_reader_next(dt_ps_reader_t *r, int *type, const uint8_t **body, size_t
 
 size_t dt_ps_reader_pending(const dt_ps_reader_t *r) { return r->end - r->start; }
 
+size_t dt_ps_reader_wants(const dt_ps_reader_t *r) {
+  /* What space() would reserve, worked out without moving anything. */
+  bool empty = r->start == r->end;
+  size_t end = empty ? 0 : r->end, have = empty ? 0 : r->end - r->start;
+  size_t need = 0;
+  if (have >= 4) {
+    size_t total = 4 + (size_t)be32(r->buf + r->start);
+    if (total > r->chunk && total > have) need = total;
+  }
+  if (!need && r->cap - end < r->chunk) need = have + r->chunk;
+  return need > r->cap ? need : r->cap;
+}
+
+size_t dt_ps_reader_shrink(dt_ps_reader_t *r) {
+  if (r->start != r->end || r->cap <= r->chunk) return 0;
+  uint8_t *nb = realloc(r->buf, r->chunk);
+  if (!nb) return 0;
+  size_t freed = r->cap - r->chunk;
+  r->buf = nb;
+  r->cap = r->chunk;
+  r->start = r->end = 0;
+  return freed;
+}
+
 /* Finds the payload field in the first `avail` bytes of a body of `len` bytes: 1 with
  * its field start and data start when it is there and runs to the body's end, 0
  * otherwise (not yet here, not last, or malformed: the whole-frame path decides). */

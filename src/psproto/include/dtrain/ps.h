@@ -43,6 +43,7 @@ typedef struct {
   long keep_checkpoints;         /* (server) 0: keep all */
   double max_frame_mb;           /* (both) longest frame accepted */
   double max_buffered_mb;        /* (server) unsent output held per connection */
+  double max_memory_mb;          /* (server) output and receive buffers of all connections */
   long max_connections;          /* (server) */
   /* The shared secret from ps.token_file, else the DTRAIN_PS_TOKEN environment
    * variable; has_token is false when neither is set. */
