@@ -408,6 +408,8 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   peer_name(c);
   uv_tcp_nodelay(&c->tcp, 1);
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) dt_ps_socket_liveness(fd, n->liveness_s);
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
     close_conn(c, NULL);
     return;

@@ -46,6 +46,7 @@ struct ps_net {
   size_t max_body;          /* longest frame body accepted (ps.max_frame_mb) */
   size_t hello_max_body;    /* longest before ps_conn_admit (at most a read chunk) */
   size_t max_memory;        /* all connections' buffers together (ps.max_memory_mb) */
+  double liveness_s;        /* TCP keepalive and user timeout (ps.heartbeat_timeout_s) */
   double max_buffered_mb;   /* unsent output held per connection */
   long max_connections;
   size_t user_size;         /* bytes of ps_conn_user memory per connection */

@@ -101,6 +101,12 @@ static void execute(server_t *s, const ps_action_t *a) {
       if (a->fail.has_worker) ps_conn_set_worker(c, a->fail.worker_id);
       ps_net_fail(c, a->fail.code, "%s", a->fail.message);
       break;
+    case PS_ACT_HEARTBEAT: {
+      Dtrain__Ps__Heartbeat h = DTRAIN__PS__HEARTBEAT__INIT;
+      h.clock = a->heartbeat.clock;
+      send_msg(c, DT_PS_HEARTBEAT, &h.base);
+      break;
+    }
     case PS_ACT_CLOSE: ps_net_close(c); break;
     case PS_ACT_CHECKPOINT: checkpoint(s, a->checkpoint.final); break;
   }
@@ -265,6 +271,7 @@ int ps_server_run(const dt_ps_config_t *cfg, dt_log_t *log, const ps_server_opts
                      .max_body = (size_t)(cfg->max_frame_mb * 1048576.0),
                      .hello_max_body = HELLO_MAX_BODY,
                      .max_memory = (size_t)(cfg->max_memory_mb * 1048576.0),
+                     .liveness_s = cfg->heartbeat_timeout_s,
                      .max_buffered_mb = cfg->max_buffered_mb,
                      .max_connections = cfg->max_connections,
                      .user_size = sizeof(ps_session_t),

@@ -53,6 +53,9 @@ typedef struct {
   seg_t segs[MAX_SEGS];
   int nsegs;
   double last_send, down_since, next_attempt, backoff;
+  /* When bytes last came from it (or the attempt to connect began), and how long it
+   * may stay silent: the heartbeat timeout of its WELCOME, before that our own. */
+  double last_recv, silent_limit;
   bool was_ready, reported_down;
   /* The exchange in flight, as far as this server goes. */
   bool need_push, push_queued, pull_queued, got_params;
@@ -297,6 +300,9 @@ static void conn_connect(ps_client_t *c, conn_t *k) {
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  dt_ps_socket_liveness(fd, c->o.cfg->heartbeat_timeout_s);
+  k->last_recv = dt_now_s();
+  k->silent_limit = c->o.cfg->heartbeat_timeout_s;
   rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
   freeaddrinfo(ai);
   k->fd = fd;
@@ -330,6 +336,9 @@ static void on_welcome(ps_client_t *c, conn_t *k, const Dtrain__Ps__Welcome *w) 
   k->consistency = (int)w->consistency;
   k->staleness = (long)w->staleness;
   k->welcome_clock = w->clock;
+  /* The server drops us after this much silence; it answers every HEARTBEAT, so from
+   * a live server we hear at least every ps.heartbeat_s. */
+  if (w->heartbeat_timeout_s > 0) k->silent_limit = w->heartbeat_timeout_s;
   k->phase = READY;
   k->backoff = BACKOFF_FIRST_S;
   if (k->reported_down)
@@ -372,6 +381,8 @@ static void on_frame(ps_client_t *c, conn_t *k, int type, const uint8_t *body, s
     on_welcome(c, k, m.m.welcome);
   } else if (type == DT_PS_PARAMS && k->phase == READY) {
     on_params(c, k, &m);
+  } else if (type == DT_PS_HEARTBEAT && k->phase == READY) {
+    /* The answer to ours: the server is alive (last_recv says so already). */
   } else if (type == DT_PS_ERROR) {
     int ec = (int)m.m.error->code;
     char why[DT_ERROR_MSG_MAX];
@@ -441,6 +452,7 @@ static void on_readable(ps_client_t *c, conn_t *k) {
         conn_down(c, k, r == 0 ? "the server closed the connection" : strerror(errno));
         return;
       }
+      k->last_recv = dt_now_s();
       k->direct += r;
       k->direct_left -= (size_t)r;
       if (!k->direct_left) {
@@ -460,6 +472,7 @@ static void on_readable(ps_client_t *c, conn_t *k) {
       conn_down(c, k, r == 0 ? "the server closed the connection" : strerror(errno));
       return;
     }
+    k->last_recv = dt_now_s();
     dt_ps_reader_commit(&k->rd, (size_t)r);
     if (divert_params(c, k)) {
       if (c->failed) return;
@@ -505,6 +518,14 @@ static void check_progress(ps_client_t *c, double now) {
   bool all_ready = true, all_params = true;
   for (int i = 0; i < c->n; i++) {
     conn_t *k = &c->conns[i];
+    /* A server host that died without a word (power, a cut cable) leaves the socket
+     * open: silence is the only sign, long before TCP gives up on it. */
+    if (k->phase != DOWN && now - k->last_recv > k->silent_limit) {
+      char why[160];
+      snprintf(why, sizeof why, "silent for %.1f s (longer than its ps.heartbeat_timeout_s = %g)",
+               now - k->last_recv, k->silent_limit);
+      conn_down(c, k, why);
+    }
     all_ready &= k->phase == READY;
     all_params &= k->got_params;
     /* Only a wait that someone is in counts against the server. */

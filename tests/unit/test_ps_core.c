@@ -19,7 +19,7 @@ enum { NPARAMS = 4 };
 /* A worker's connection, and what the server's actions told it. */
 typedef struct {
   ps_session_t sess;
-  int welcomes, params, fails, closes;
+  int welcomes, params, fails, closes, heartbeats;
   int64_t welcome_clock;
   bool welcome_initialized;
   uint64_t version;        /* of its latest PARAMS */
@@ -119,6 +119,7 @@ static void feed(srv_t *s, ps_event_t ev) {
         p->n = a->params.n;
         memcpy(p->values, a->params.values, a->params.n * sizeof(float));
         break;
+      case PS_ACT_HEARTBEAT: p->heartbeats++; break;
       case PS_ACT_FAIL:
         p->fails++;
         p->fail_code = a->fail.code;
@@ -861,6 +862,27 @@ static void test_throwaway_clients(void) {
   srv_stop(&s);
 }
 
+/* The server answers a member's HEARTBEAT with one (issue 14, defect 8: the worker
+ * takes a server silent for longer than the heartbeat timeout for dead); a connection
+ * that has not said HELLO gets none. */
+static void test_heartbeat_answer(void) {
+  srv_t s;
+  srv_start(&s, DT_PS_ASYNC, 0, 0, 1);
+  srv_core(&s);
+  peer_t a, b;
+  join(&s, &a, 0, 0);
+  init(&s, &a, ZEROS);
+  heartbeat(&s, &a);
+  heartbeat(&s, &a);
+  CHECK_INT_EQ(a.heartbeats, 2);
+  CHECK_INT_EQ(a.fails, 0);
+  connect_peer(&s, &b);
+  heartbeat(&s, &b);
+  CHECK_INT_EQ(b.heartbeats, 0);
+  CHECK_INT_EQ(b.fail_code, DTRAIN__PS__ERROR_CODE__PROTOCOL);
+  srv_stop(&s);
+}
+
 int main(void) {
   test_membership();
   test_hello_checks();
@@ -874,5 +896,6 @@ int main(void) {
   test_checkpoint_schedule();
   test_nonfinite_push();
   test_throwaway_clients();
+  test_heartbeat_answer();
   return test_summary("test_ps_core");
 }

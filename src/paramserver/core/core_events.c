@@ -141,7 +141,10 @@ static void on_message(ps_core_t *c, const ps_event_t *ev, ps_actions_t *out) {
     case PS_EV_INIT: ps_handshake_init(c, s, &ev->init, out); break;
     case PS_EV_PUSH: on_push(c, s, &ev->push, ev->now, out); break;
     case PS_EV_PULL: on_pull(c, s, ev->pull_clock, out); break;
-    case PS_EV_HEARTBEAT: break;
+    case PS_EV_HEARTBEAT:
+      if (s->state == PS_SESSION_READY && s->member)
+        ps_state_emit(c, out, PS_ACT_HEARTBEAT, s)->heartbeat.clock = s->member->pushed;
+      break;
     case PS_EV_BYE: on_bye(c, s, out); break;
     default:
       ps_state_fail(c, out, s, DTRAIN__PS__ERROR_CODE__PROTOCOL,

@@ -107,6 +107,8 @@ typedef struct {
 typedef enum {
   PS_ACT_WELCOME,     /* send WELCOME: the session's worker is a member now */
   PS_ACT_PARAMS,      /* send PARAMS with the range's values */
+  PS_ACT_HEARTBEAT,   /* send HEARTBEAT: the answer to the worker's, so that it hears
+                         from a live server while it waits or computes */
   PS_ACT_FAIL,        /* send ERROR(code) unless code is 0, log the message, close */
   PS_ACT_CLOSE,       /* close without a word (after BYE) */
   PS_ACT_CHECKPOINT   /* save a checkpoint now, then feed PS_EV_CHECKPOINTED */
@@ -133,6 +135,9 @@ typedef struct {
       const float *values; /* (n) the live range: send before the next event */
       size_t n;
     } params;
+    struct {
+      int64_t clock;      /* the worker's pushed clock as this server knows it */
+    } heartbeat;
     struct {
       int code;           /* an ErrorCode, or 0: close without ERROR */
       bool has_worker;    /* the connection had said HELLO: name worker_id in the log */

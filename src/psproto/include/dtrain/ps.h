@@ -1,6 +1,7 @@
 /* The [ps] section of the run config (one reader for both programs, so that a job's
  * config file can be given to dtrain-ps and dtrain-worker alike), server addresses,
- * and token comparison in constant time. The ranges and the model signature are in
+ * the TCP settings both sides give their connections, and token comparison in
+ * constant time. The ranges and the model signature are in
  * ps_range.h. */
 #ifndef DTRAIN_PS_H
 #define DTRAIN_PS_H
@@ -56,6 +57,12 @@ int dt_ps_config_read(dt_config_t *cfg, dt_ps_config_t *out, dt_error_t *err);
 
 /* "host:port" or "[v6addr]:port" into out; `what` names the value in errors. */
 int dt_ps_parse_addr(const char *s, dt_ps_addr_t *out, const char *what, dt_error_t *err);
+
+/* A peer that vanishes without a word (a host that died, a cut cable) is noticed by
+ * the kernel within about timeout_s (ps.heartbeat_timeout_s): TCP keepalive on the idle
+ * connected socket fd, and TCP_USER_TIMEOUT for data that stays unacknowledged. The
+ * heartbeats above it notice a peer that is up but silent. */
+void dt_ps_socket_liveness(int fd, double timeout_s);
 
 /* Equal lengths and bytes, in time that depends only on the lengths. */
 bool dt_ps_token_equal(const uint8_t *expected, size_t elen, const uint8_t *got, size_t glen);

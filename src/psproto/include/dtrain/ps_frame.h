@@ -23,7 +23,7 @@
 #endif
 
 enum {
-  DT_PS_PROTOCOL_VERSION = 1,
+  DT_PS_PROTOCOL_VERSION = 2, /* 2: HEARTBEAT goes both ways */
   DT_PS_HEADER_BYTES = 5,
   DT_PS_TOKEN_MAX = 1024,   /* bytes of a token */
   DT_PS_MAX_SERVERS = 64,
