@@ -85,6 +85,7 @@ static void execute(server_t *s, const ps_action_t *a) {
       w.staleness = a->welcome.staleness;
       w.clock = a->welcome.clock;
       w.heartbeat_timeout_s = a->welcome.heartbeat_timeout_s;
+      w.worker_id = a->welcome.worker_id;
       send_msg(c, DT_PS_WELCOME, &w.base);
       break;
     }
@@ -157,7 +158,9 @@ static void on_frame(void *ctx, ps_conn_t *c, int type, const uint8_t *body, siz
       ev.hello = (ps_hello_t){.protocol = h->protocol, .worker_id = h->worker_id,
                               .signature = h->signature, .num_params = h->num_params,
                               .server_index = h->server_index, .num_servers = h->num_servers,
-                              .clock = h->clock, .token = h->token.data,
+                              .clock = h->clock, .nonce = h->nonce,
+                              .assign_id = h->assign_id, .num_workers = h->num_workers,
+                              .token = h->token.data,
                               .token_len = h->token.len, .peer = ps_conn_peer(c)};
       break;
     }

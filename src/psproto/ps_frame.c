@@ -28,7 +28,7 @@ const char *dt_ps_error_name(int code) {
                                       "NOT_INITIALIZED", "TOO_MANY_CONNECTIONS",
                                       "TIMEOUT",      "TRUNCATED",
                                       "BUFFER_LIMIT", "SHUTTING_DOWN",
-                                      "REPLACED"};
+                                      "REPLACED",     "WORKER_ID_TAKEN"};
   return code >= 0 && code < (int)(sizeof names / sizeof *names) ? names[code] : "unknown code";
 }
 
@@ -230,6 +230,8 @@ static int validate(const dt_ps_msg_t *m, int *code, dt_error_t *err) {
       if (h->token.len > DT_PS_TOKEN_MAX)
         return bad(code, err, m->type, "a token of %zu bytes", h->token.len);
       if (h->clock < 0) return bad(code, err, m->type, "clock %lld", (long long)h->clock);
+      if (h->assign_id && (h->num_workers < 1 || h->num_workers > DT_PS_MAX_WORKERS))
+        return bad(code, err, m->type, "an id to assign among %u workers", h->num_workers);
       return check_shard(m->type, h->num_params, h->server_index, h->num_servers, code, err);
     }
     case DT_PS_WELCOME: {

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -93,6 +94,7 @@ struct ps_client {
   uint32_t *init_dims;
   Dtrain__Ps__Optimizer init_opt;
   uint64_t signature;
+  uint64_t nonce; /* this process's, in every HELLO */
   int wake[2];
   pthread_t thread;
   bool thread_started;
@@ -116,6 +118,10 @@ struct ps_client {
   /* The clock of the latest push that every server has answered: HELLO's clock, so
    * a server knows which rounds this worker is surely past. */
   int64_t acked_clock;
+  /* This worker's id; until server 0 has assigned it (o.assign_id), only server 0 is
+   * connected to, so that every server is told the same id. */
+  uint32_t worker_id;
+  bool id_known;
 };
 
 /* ---- failure, shared with the trainer ---- */
@@ -208,7 +214,10 @@ static bool flush(ps_client_t *c, conn_t *k, double now) {
 static bool queue_hello(ps_client_t *c, conn_t *k) {
   Dtrain__Ps__Hello h = DTRAIN__PS__HELLO__INIT;
   h.protocol = DT_PS_PROTOCOL_VERSION;
-  h.worker_id = c->o.worker_id;
+  h.worker_id = c->id_known ? c->worker_id : 0;
+  h.assign_id = !c->id_known;
+  h.num_workers = c->o.num_workers;
+  h.nonce = c->nonce;
   h.signature = c->signature;
   h.token.data = (uint8_t *)(uintptr_t)c->o.cfg->token;
   h.token.len = c->o.cfg->has_token ? c->o.cfg->token_len : 0;
@@ -332,6 +341,16 @@ static bool fatal_code(int code) {
 }
 
 static void on_welcome(ps_client_t *c, conn_t *k, const Dtrain__Ps__Welcome *w) {
+  if (!c->id_known) {
+    c->worker_id = w->worker_id;
+    c->id_known = true;
+    dt_log_info(&c->log, "parameter server %s assigned this worker id %u of %u", k->name,
+                c->worker_id, c->o.num_workers);
+  } else if (w->worker_id != c->worker_id) {
+    fail(c, DT_ERR_COMM, "parameter server %s welcomed this worker as %u, not %u", k->name,
+         w->worker_id, c->worker_id);
+    return;
+  }
   k->welcomed = true;
   k->consistency = (int)w->consistency;
   k->staleness = (long)w->staleness;
@@ -388,7 +407,9 @@ static void on_frame(ps_client_t *c, conn_t *k, int type, const uint8_t *body, s
     char why[DT_ERROR_MSG_MAX];
     snprintf(why, sizeof why, "ERROR %s: %s", dt_ps_error_name(ec), m.m.error->message);
     if (fatal_code(ec)) {
-      int rc = ec == DTRAIN__PS__ERROR_CODE__BAD_TOKEN ? DT_ERR_CONFIG
+      int rc = ec == DTRAIN__PS__ERROR_CODE__BAD_TOKEN ||
+                       ec == DTRAIN__PS__ERROR_CODE__WORKER_ID_TAKEN
+                   ? DT_ERR_CONFIG
                : ec == DTRAIN__PS__ERROR_CODE__BAD_SIGNATURE || ec == DTRAIN__PS__ERROR_CODE__BAD_SHARD
                    ? DT_ERR_MISMATCH
                    : DT_ERR_COMM;
@@ -538,7 +559,7 @@ static void check_progress(ps_client_t *c, double now) {
   }
   if (!c->all_ready && all_ready) {
     ps_client_info_t info = {.consistency = c->conns[0].consistency,
-                             .staleness = c->conns[0].staleness};
+                             .staleness = c->conns[0].staleness, .worker_id = c->worker_id};
     for (int i = 0; i < c->n; i++) {
       const conn_t *k = &c->conns[i];
       if (k->welcome_clock > info.clock) info.clock = k->welcome_clock;
@@ -610,7 +631,8 @@ static void *thread_main(void *arg) {
     take_job(c, now);
     for (int i = 0; i < c->n; i++) {
       conn_t *k = &c->conns[i];
-      if (k->phase == DOWN && now >= k->next_attempt) conn_connect(c, k);
+      if (k->phase == DOWN && now >= k->next_attempt && (c->id_known || k->index == 0))
+        conn_connect(c, k);
       /* A HEARTBEAT only when the line has been quiet: any frame keeps us alive. */
       if (k->phase == READY && k->nsegs == 0 && now - k->last_send >= c->o.cfg->heartbeat_s &&
           !queue_small(k, DT_PS_HEARTBEAT, c->acked_clock))
@@ -699,6 +721,19 @@ static int build_init(ps_client_t *c, const float *init_params, dt_error_t *err)
   return 0;
 }
 
+/* A number that no other worker process picks: the servers tell this process's
+ * reconnects from another process claiming the same id by it. */
+static uint64_t make_nonce(void) {
+  uint64_t n = 0;
+  if (getrandom(&n, sizeof n, 0) != (ssize_t)sizeof n) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    n = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ts.tv_sec << 20 ^
+        (uint64_t)getpid();
+  }
+  return n ? n : 1;
+}
+
 int ps_client_start(ps_client_t **out, const ps_client_opts_t *o, const float *init_params,
                     ps_client_info_t *info, dt_error_t *err) {
   *out = NULL;
@@ -713,6 +748,9 @@ int ps_client_start(ps_client_t **out, const ps_client_opts_t *o, const float *i
   c->o = *o;
   c->log = o->log;
   c->n = o->cfg->nservers;
+  c->worker_id = o->assign_id ? 0 : o->worker_id;
+  c->id_known = !o->assign_id;
+  c->nonce = make_nonce();
   c->wake[0] = c->wake[1] = -1;
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->cv, NULL);

@@ -31,7 +31,9 @@ typedef struct ps_client ps_client_t;
 
 typedef struct {
   const dt_ps_config_t *cfg;      /* servers, token, heartbeat, reconnect timeout */
-  uint32_t worker_id;
+  uint32_t worker_id;              /* unless assign_id */
+  bool assign_id;                  /* server 0 assigns one (the others are told it) */
+  uint32_t num_workers;            /* ids are below this */
   uint64_t num_params;
   const dt_param_info_t *tensors; /* the model's, for INIT and the signature */
   int ntensors;
@@ -49,9 +51,11 @@ typedef struct {
   long staleness;
   int64_t clock;    /* the clock to continue from */
   bool mixed;       /* servers disagree on consistency or staleness */
+  uint32_t worker_id; /* this worker's, named or assigned */
 } ps_client_info_t;
 
-/* Connects to every server (retrying up to ps.reconnect_timeout_s), says HELLO, sends
+/* Connects to every server (retrying up to ps.reconnect_timeout_s), says HELLO (with
+ * o->assign_id, first to server 0 alone, which assigns the id the others are told), sends
  * INIT with init_params (num_params floats) where a range is empty, and starts the
  * thread. A signal (o->interrupted) ends the wait with an error naming the servers not
  * reached yet. *out is set also when this fails: release it with ps_client_free. */

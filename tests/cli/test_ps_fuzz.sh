@@ -1,6 +1,7 @@
 # The libFuzzer target of the PS frame decoder (tests/fuzz/fuzz_ps_frame.c), built with
 # clang -fsanitize=fuzzer,address,undefined, runs 50,000 inputs grown from the seed
-# corpus (tests/fuzz/corpus/ps_frame: one valid frame of every type, a whole session,
+# corpus (tests/fuzz/corpus/ps_frame: one valid frame of every type, a HELLO that asks
+# for a worker id, a whole session,
 # a cut one, a 4 GiB length, an unknown type, a PARAMS frame larger than a read chunk
 # for the payload split): no crash, no sanitizer report, no leak.
 source "$(dirname "$0")/lib.sh"

@@ -21,6 +21,7 @@ typedef struct {
   ps_session_t sess;
   int welcomes, params, fails, closes, heartbeats;
   int64_t welcome_clock;
+  uint32_t welcome_id;
   bool welcome_initialized;
   uint64_t version;        /* of its latest PARAMS */
   int64_t min_clock;
@@ -110,6 +111,7 @@ static void feed(srv_t *s, ps_event_t ev) {
       case PS_ACT_WELCOME:
         p->welcomes++;
         p->welcome_clock = a->welcome.clock;
+        p->welcome_id = a->welcome.worker_id;
         p->welcome_initialized = a->welcome.initialized;
         break;
       case PS_ACT_PARAMS:
@@ -883,6 +885,78 @@ static void test_heartbeat_answer(void) {
   srv_stop(&s);
 }
 
+/* A new connection of the process `nonce` that says HELLO as worker `id`, or asks for
+ * an id among num_workers (assign). */
+static void join_as(srv_t *s, peer_t *p, uint32_t id, uint64_t nonce, bool assign,
+                    uint32_t num_workers) {
+  connect_peer(s, p);
+  feed(s, (ps_event_t){.kind = PS_EV_HELLO, .session = &p->sess,
+                       .hello = {.protocol = DT_PS_PROTOCOL_VERSION, .worker_id = id,
+                                 .signature = s->signature, .num_params = NPARAMS,
+                                 .server_index = s->index, .num_servers = s->nservers,
+                                 .nonce = nonce, .assign_id = assign,
+                                 .num_workers = num_workers, .peer = "10.0.0.2:6000"}});
+}
+
+/* Worker ids (issue 14, defect 3): assigned by the server when asked (the lowest free
+ * one, or the one the same process holds), the same id named to a second server, a
+ * second live process claiming a held id refused, the same process reconnecting still
+ * replacing its old connection, and a restarted process taking over an id whose
+ * connection is gone. */
+static void test_worker_ids(void) {
+  srv_t s, s1;
+  srv_start(&s, DT_PS_ASYNC, 0, 0, 2);
+  srv_core(&s);
+  srv_start(&s1, DT_PS_ASYNC, 0, 1, 2);
+  srv_core(&s1);
+  peer_t a, a1, b, a2, c, b2, d, e, f;
+  join_as(&s, &a, 0, 11, true, 3);
+  CHECK_INT_EQ(a.welcomes, 1);
+  CHECK_INT_EQ(a.welcome_id, 0);
+  CHECK_STR_CONTAINS(srv_log(&s), "assigned worker id 0 of 3 to 10.0.0.2:6000");
+  /* Server 1 follows: the worker names the id server 0 gave it. */
+  join_as(&s1, &a1, a.welcome_id, 11, false, 3);
+  CHECK_INT_EQ(a1.welcome_id, 0);
+  CHECK(ps_core_member(s1.core, 0) != NULL);
+  join_as(&s, &b, 0, 22, true, 3);
+  CHECK_INT_EQ(b.welcome_id, 1);
+  /* The first process asks again (its WELCOME was lost): its own id, its old connection
+   * replaced. */
+  join_as(&s, &a2, 0, 11, true, 3);
+  CHECK_INT_EQ(a2.welcome_id, 0);
+  CHECK_INT_EQ(a.fail_code, DTRAIN__PS__ERROR_CODE__REPLACED);
+  CHECK_INT_EQ(ps_core_nmembers(s.core), 2);
+  /* Another process claims id 1, which B's live connection holds: refused, B stays. */
+  join_as(&s, &c, 1, 33, false, 3);
+  CHECK_INT_EQ(c.welcomes, 0);
+  CHECK_INT_EQ(c.fail_code, DTRAIN__PS__ERROR_CODE__WORKER_ID_TAKEN);
+  CHECK_STR_CONTAINS(c.fail_msg, "worker id 1 is held by another live process (connected from "
+                                 "10.0.0.2:6000)");
+  CHECK_INT_EQ(b.fails, 0);
+  CHECK(ps_core_member(s.core, 1)->session == &b.sess);
+  /* B's own process on a new connection replaces the old one. */
+  join_as(&s, &b2, 1, 22, false, 3);
+  CHECK_INT_EQ(b2.welcomes, 1);
+  CHECK_INT_EQ(b.fail_code, DTRAIN__PS__ERROR_CODE__REPLACED);
+  /* Once its connection is gone, a restarted process (another nonce) takes id 1 over. */
+  hang_up(&s, &b2);
+  join_as(&s, &d, 1, 44, false, 3);
+  CHECK_INT_EQ(d.welcomes, 1);
+  CHECK_INT_EQ(d.welcome_id, 1);
+  CHECK(ps_core_member(s.core, 1)->session == &d.sess);
+  /* The last free id, then none. */
+  join_as(&s, &e, 0, 55, true, 3);
+  CHECK_INT_EQ(e.welcome_id, 2);
+  join_as(&s, &f, 0, 66, true, 3);
+  CHECK_INT_EQ(f.welcomes, 0);
+  CHECK_INT_EQ(f.fail_code, DTRAIN__PS__ERROR_CODE__WORKER_ID_TAKEN);
+  CHECK_STR_CONTAINS(f.fail_msg, "all 3 worker ids (ps.num_workers) are held: 3 by connected "
+                                 "workers, 0 by workers that may reconnect");
+  CHECK_INT_EQ(ps_core_nmembers(s.core), 3);
+  srv_stop(&s);
+  srv_stop(&s1);
+}
+
 int main(void) {
   test_membership();
   test_hello_checks();
@@ -897,5 +971,6 @@ int main(void) {
   test_nonfinite_push();
   test_throwaway_clients();
   test_heartbeat_answer();
+  test_worker_ids();
   return test_summary("test_ps_core");
 }

@@ -33,6 +33,8 @@ typedef struct {
   int64_t pull_clock;
   bool pushed_any;     /* it has pushed: here, or before a restart or a drop (its HELLO
                           clock was past 0, or a checkpoint listed it) */
+  uint64_t nonce;      /* of the process whose HELLO made it or took it over last */
+  char peer[64];       /* where that HELLO came from, for messages */
 } ps_member_t;
 
 /* Whether m holds the SSP and sync waits: while it is connected, and once it has

@@ -38,7 +38,7 @@ typedef struct ps_session {
   ps_session_state state;    /* NEW until HELLO is accepted; CLOSING once failed */
   double opened;
   ps_member_t *member;       /* after HELLO, until it fails, closes or the member goes */
-  uint32_t worker_id;        /* what its HELLO said */
+  uint32_t worker_id;        /* what its HELLO said, or the id assigned to it */
   uint64_t signature, num_params;
   uint32_t server_index, num_servers;
 } ps_session_t;
@@ -63,6 +63,9 @@ typedef struct {
   uint64_t signature, num_params;
   uint32_t server_index, num_servers;
   int64_t clock;        /* its latest push that every server answered */
+  uint64_t nonce;       /* the worker process's: the same on each of its connections */
+  bool assign_id;       /* worker_id is to be picked here, among num_workers */
+  uint32_t num_workers;
   const uint8_t *token; /* (token_len) */
   size_t token_len;
   const char *peer;     /* "host:port", for the log */

@@ -19,6 +19,9 @@ extern const char *const dt_ps_consistency_names[]; /* "async", "ssp", "sync", N
 
 enum { DT_PS_HOST_MAX = 256, DT_PS_PATH_MAX = 4096 };
 
+/* ps.worker_id = assigned: the servers give the worker an id when it connects. */
+#define DT_PS_ASSIGNED (-1L)
+
 typedef struct {
   char host[DT_PS_HOST_MAX];
   char port[8];
@@ -29,7 +32,8 @@ typedef struct {
 typedef struct {
   dt_ps_addr_t servers[DT_PS_MAX_SERVERS]; /* (worker) in split order */
   int nservers;
-  long worker_id, num_workers;   /* (worker) identity, and the data shard it trains on */
+  long worker_id, num_workers;   /* (worker) identity (DT_PS_ASSIGNED: the servers pick
+                                    it), and the data shard it trains on */
   long push_every;               /* (worker) local steps averaged into one push */
   bool overlap;                  /* (worker) compute the next step while exchanging */
   double heartbeat_s;            /* (worker) idle time before a HEARTBEAT */

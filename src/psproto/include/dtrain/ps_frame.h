@@ -23,10 +23,11 @@
 #endif
 
 enum {
-  DT_PS_PROTOCOL_VERSION = 2, /* 2: HEARTBEAT goes both ways */
+  DT_PS_PROTOCOL_VERSION = 2, /* 2: HEARTBEAT goes both ways; worker ids, nonces */
   DT_PS_HEADER_BYTES = 5,
   DT_PS_TOKEN_MAX = 1024,   /* bytes of a token */
   DT_PS_MAX_SERVERS = 64,
+  DT_PS_MAX_WORKERS = 1000000, /* ps.num_workers */
   DT_PS_MAX_TENSORS = 65536,
   DT_PS_PAYLOAD_FIELD = 15, /* the float payload's field number in INIT, PUSH, PARAMS */
   DT_PS_PAD_FIELD = 14
