@@ -189,7 +189,7 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   dt_rng_seed(&t->run.rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xd20b), (uint64_t)comm->rank));
   dt_device_set_threads(t->device, (int)t->opt.threads);
   progress_init(&t->progress, log.out, show_progress && dt_log_enabled(&log));
-  return train_log_open(&t->tlog, cfg, &t->model, err);
+  return 0;
 }
 
 /* Fills t->targets for a batch whose inputs are in acts[0] and labels in t->labels. */
@@ -577,6 +577,9 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
   run_state_t *rs = &t->run;
   int rc;
   if ((rc = exchange_start(&t->exchange, err))) return rc;
+  /* After start: a PS worker knows its id only then, and logs to a run of its own. */
+  if ((rc = train_log_open(&t->tlog, t->cfg, &t->model, exchange_log_name(&t->exchange), err)))
+    return rc;
   /* The CSV log of a resumed run keeps the rows of the epochs the checkpoint has. */
   if (t->csv_opts.path[0] && t->comm->rank == 0 &&
       (rc = dt_csv_log_open(&t->csv, t->csv_opts.path, t->csv_opts.append || rs->resumed,
