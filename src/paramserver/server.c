@@ -17,6 +17,7 @@
 #include "dtrain/ps_frame.h"
 #include "model_pb.h"
 #include "net.h"
+#include "tb_log.h"
 
 typedef struct {
   const dt_ps_config_t *cfg;
@@ -27,6 +28,7 @@ typedef struct {
   ps_actions_t acts;
   uv_timer_t tick;
   uv_signal_t sigterm, sigint;
+  ps_tb_t tb;
   bool stopping;
   bool failed;   /* the checkpoint before stopping failed */
 } server_t;
@@ -203,6 +205,7 @@ static void on_tick(uv_timer_t *t) {
   double now = ps_net_now();
   handle(s, &(ps_event_t){.kind = PS_EV_TICK, .now = now});
   ps_net_tick(&s->net, now);
+  ps_tb_update(&s->tb, s->core, now, false);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -213,6 +216,7 @@ static void on_signal(uv_signal_t *h, int signum) {
               s->cfg->checkpoint_dir[0] && ps_core_range(s->core) ? " after a checkpoint" : "");
   handle(s, &(ps_event_t){.kind = PS_EV_STOP, .now = ps_net_now()});
   ps_core_log_stats(s->core, "final");
+  ps_tb_update(&s->tb, s->core, ps_net_now(), true);
   ps_net_shutdown(&s->net);
   uv_close((uv_handle_t *)&s->tick, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -279,6 +283,7 @@ int ps_server_run(const dt_ps_config_t *cfg, dt_log_t *log, const ps_server_opts
                      .max_connections = cfg->max_connections,
                      .user_size = sizeof(ps_session_t),
                      .h = {.ctx = &s, .opened = on_opened, .frame = on_frame, .closed = on_closed}};
+  ps_tb_init(&s.tb, cfg, log, ps_net_now());
   int rc = serve(&s, opts, err);
   if (rc) {
     /* Close what was opened so that the loop can be closed. */
@@ -286,6 +291,7 @@ int ps_server_run(const dt_ps_config_t *cfg, dt_log_t *log, const ps_server_opts
       uv_close((uv_handle_t *)&s.net.listener, NULL);
     uv_run(s.loop, UV_RUN_DEFAULT);
   }
+  ps_tb_close(&s.tb);
   ps_core_free(s.core);
   ps_actions_free(&s.acts);
   uv_loop_close(s.loop);

@@ -135,7 +135,7 @@ static int read_worker_id(dt_config_t *cfg, dt_ps_config_t *o, dt_error_t *err) 
 
 int dt_ps_config_read(dt_config_t *cfg, dt_ps_config_t *o, dt_error_t *err) {
   memset(o, 0, sizeof *o);
-  const char *servers, *ckpt;
+  const char *servers, *ckpt, *logdir;
   int rc;
   if ((rc = dt_config_get_string(cfg, "ps", "servers", "", &servers, err)) ||
       (rc = read_worker_id(cfg, o, err)) ||
@@ -168,6 +168,9 @@ int dt_ps_config_read(dt_config_t *cfg, dt_ps_config_t *o, dt_error_t *err) {
                                  err)) ||
       (rc = dt_config_get_int(cfg, "ps", "max_connections", 256, 1, 65536, &o->max_connections,
                               err)) ||
+      (rc = dt_config_get_string(cfg, "ps", "logdir", "", &logdir, err)) ||
+      (rc = dt_config_get_double(cfg, "ps", "log_every_s", 10.0, 1.0, 1e6, &o->log_every_s,
+                                 err)) ||
       (rc = read_token(cfg, o, err)) || (rc = parse_servers(cfg, servers, o, err)))
     return rc;
   if (o->worker_id != DT_PS_ASSIGNED && o->worker_id >= o->num_workers)
@@ -188,6 +191,10 @@ int dt_ps_config_read(dt_config_t *cfg, dt_ps_config_t *o, dt_error_t *err) {
     return dt_error_set(err, DT_ERR_CONFIG, "%s: [ps] checkpoint_dir: path too long",
                         dt_config_where(cfg, "ps", "checkpoint_dir"));
   snprintf(o->checkpoint_dir, sizeof o->checkpoint_dir, "%s", ckpt);
+  if (strlen(logdir) >= sizeof o->logdir - 16)
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: [ps] logdir: path too long",
+                        dt_config_where(cfg, "ps", "logdir"));
+  snprintf(o->logdir, sizeof o->logdir, "%s", logdir);
   return 0;
 }
 

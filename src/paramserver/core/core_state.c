@@ -73,6 +73,7 @@ void ps_state_answer(ps_core_t *c, ps_actions_t *out, ps_session_t *s, int64_t c
   if (gap < 0) gap = 0;
   if (gap > c->stats.max_gap) c->stats.max_gap = gap;
   c->stats.gap_hist[gap < 7 ? gap : 7]++;
+  c->stats.gap_sum += (uint64_t)gap;
   c->stats.pulls++;
   ps_action_t *a = ps_state_emit(c, out, PS_ACT_PARAMS, s);
   a->params.version = c->range.version;

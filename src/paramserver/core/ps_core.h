@@ -169,6 +169,7 @@ typedef struct {
   uint64_t discarded;  /* sync: pushes for rounds already applied (after a restart) */
   uint64_t nonfinite;  /* pushes refused for NaN or infinite values (nothing applied) */
   int64_t max_gap;     /* largest (pull clock - 1) - slowest live worker's pushed clock */
+  uint64_t gap_sum;    /* the gaps of all answered pulls, added up (for their mean) */
   uint64_t gap_hist[8];/* pulls by gap 0, 1, ..., 6, >= 7 */
 } ps_stats_t;
 

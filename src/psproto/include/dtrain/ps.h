@@ -50,6 +50,8 @@ typedef struct {
   double max_buffered_mb;        /* (server) unsent output held per connection */
   double max_memory_mb;          /* (server) output and receive buffers of all connections */
   long max_connections;          /* (server) */
+  char logdir[DT_PS_PATH_MAX];   /* (server) TensorBoard folder for its own run, "" for none */
+  double log_every_s;            /* (server) one point of its scalars this often */
   /* The shared secret from ps.token_file, else the DTRAIN_PS_TOKEN environment
    * variable; has_token is false when neither is set. */
   bool has_token;
