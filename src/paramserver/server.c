@@ -216,6 +216,8 @@ static void on_signal(uv_signal_t *h, int signum) {
               s->cfg->checkpoint_dir[0] && ps_core_range(s->core) ? " after a checkpoint" : "");
   handle(s, &(ps_event_t){.kind = PS_EV_STOP, .now = ps_net_now()});
   ps_core_log_stats(s->core, "final");
+  dt_log_info(s->log, "connection buffers: at most %.1f MiB of ps.max_memory_mb = %g",
+              (double)s->net.peak / 1048576.0, s->cfg->max_memory_mb);
   ps_tb_update(&s->tb, s->core, ps_net_now(), true);
   ps_net_shutdown(&s->net);
   uv_close((uv_handle_t *)&s->tick, NULL);
@@ -291,6 +293,8 @@ int ps_server_run(const dt_ps_config_t *cfg, dt_log_t *log, const ps_server_opts
       uv_close((uv_handle_t *)&s.net.listener, NULL);
     uv_run(s.loop, UV_RUN_DEFAULT);
   }
+  /* Every connection is closed by now: all the memory it counted has been freed. */
+  assert(s.net.used == 0);
   ps_tb_close(&s.tb);
   ps_core_free(s.core);
   ps_actions_free(&s.acts);

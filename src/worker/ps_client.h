@@ -8,9 +8,11 @@
  * only while no exchange is in flight, and reads the params buffer only after
  * ps_client_wait has returned.
  *
- * The thread also says HELLO (and INIT when a server's range is empty), sends
- * HEARTBEATs while the trainer is busy, and reconnects with backoff when a server goes
- * away: what a server has not answered of the exchange in flight is sent again, push
+ * The thread also says HELLO (and INIT when a server's range is empty; with an id to be
+ * assigned, to server 0 first, and then names the id it got to the others), sends
+ * HEARTBEATs while the trainer is busy (the servers answer them), and reconnects with
+ * backoff when a server goes away or stays silent for longer than the heartbeat
+ * timeout of its WELCOME: what a server has not answered of the exchange in flight is sent again, push
  * included (the server may have died before reading it; one that did read it drops
  * the copy by its clock, so each push is applied at most once). A server unreachable for ps.reconnect_timeout_s, an exchange that takes
  * longer than the trainer's timeout, or an ERROR that retrying cannot fix (wrong
