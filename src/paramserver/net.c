@@ -1,6 +1,6 @@
 /* dtrain-ps networking (see net.h): the listening socket, connections, frame
- * reassembly, sending with bounded output, and closing with an ERROR that the peer
- * can still read. */
+ * reassembly, sending with bounded output, closing with an ERROR that the peer can
+ * still read, and the memory budget of all connections together. */
 #define _POSIX_C_SOURCE 200809L
 #include "net.h"
 
@@ -25,6 +25,9 @@ struct ps_conn {
   dt_ps_reader_t rd;
   bool closing;        /* failed or closed: nothing more is read or sent */
   bool told;           /* the closed handler has heard of it */
+  bool admitted;       /* frames up to max_body (else hello_max_body) */
+  bool paused;         /* not read: its next frame waits for memory */
+  bool in_frame;       /* a frame of its is being handled: its buffer is in use */
   bool named;          /* it speaks for worker_id (log lines name it) */
   uint32_t worker_id;
   double closing_since;
@@ -55,6 +58,38 @@ void ps_conn_set_worker(ps_conn_t *c, uint32_t id) {
   c->worker_id = id;
 }
 
+void ps_conn_admit(ps_conn_t *c) {
+  c->admitted = true;
+  c->rd.max_body = c->net->max_body;
+}
+
+/* ---- the memory budget ---- */
+
+static void count(ps_net_t *n, size_t bytes) {
+  n->used += bytes;
+  if (n->used > n->peak) n->peak = n->used;
+}
+
+static void uncount(ps_conn_t *c, size_t bytes) { c->net->used -= bytes; }
+
+/* Gives back the receive buffers that grew for earlier large frames and hold nothing. */
+static void shrink_idle(ps_net_t *n) {
+  for (ps_conn_t *c = n->conns; c; c = c->next)
+    if (!c->in_frame) uncount(c, dt_ps_reader_shrink(&c->rd));
+}
+
+/* Grows c's receive buffer to what its next read needs, counting it. */
+static int grow_reader(ps_conn_t *c) {
+  size_t before = c->rd.cap, len;
+  uint8_t *p;
+  dt_error_t err;
+  int rc = dt_ps_reader_space(&c->rd, &p, &len, &err);
+  count(c->net, c->rd.cap - before);
+  return rc;
+}
+
+static void resume_paused(ps_net_t *n);
+
 /* The layer above hears once that c is done. */
 static void tell(ps_conn_t *c, bool failed, int code, const char *why) {
   if (c->told) return;
@@ -64,8 +99,11 @@ static void tell(ps_conn_t *c, bool failed, int code, const char *why) {
 
 static void on_close(uv_handle_t *h) {
   ps_conn_t *c = h->data;
+  ps_net_t *n = c->net;
+  uncount(c, c->rd.cap);
   dt_ps_reader_free(&c->rd);
   free(c);
+  if (n->npaused) resume_paused(n);
 }
 
 static void close_conn(ps_conn_t *c, const char *why) {
@@ -76,7 +114,12 @@ static void close_conn(ps_conn_t *c, const char *why) {
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
   n->nconns--;
+  if (c->paused) n->npaused--;
+  c->paused = false;
   c->closing = true;
+  /* Its output and buffers count until libuv has freed them (on_write, on_close), at
+   * the end of this loop iteration: other connections read in the same iteration must
+   * not take that memory twice. */
   uv_close((uv_handle_t *)&c->tcp, on_close);
   tell(c, false, 0, why);
 }
@@ -85,9 +128,12 @@ void ps_net_close(ps_conn_t *c) { close_conn(c, NULL); }
 
 static void on_write(uv_write_t *req, int status) {
   wreq_t *w = (wreq_t *)req;
-  w->c->queued -= w->len;
-  if (status < 0 && status != UV_ECANCELED) close_conn(w->c, NULL);
+  ps_conn_t *c = w->c;
+  c->queued -= w->len;
+  uncount(c, w->len);
   free(w);
+  if (status < 0 && status != UV_ECANCELED) close_conn(c, NULL);
+  else if (c->net->npaused) resume_paused(c->net);
 }
 
 /* Queues bytes without the output limit (ERROR frames are small and must go out). */
@@ -130,6 +176,28 @@ static void send_bytes(ps_conn_t *c, const void *head, size_t hlen, const void *
     return;
   }
   c->queued += rest;
+  count(c->net, rest);
+}
+
+/* Output over the budget: closes the connections with the most unsent output until it
+ * fits, sparing `keep` (the sender, whose queue is only the frame just sent: one frame
+ * may go over). A peer that reads nothing cannot read an ERROR either, so they are
+ * closed at once. */
+static void relieve_output(ps_net_t *n, ps_conn_t *keep) {
+  if (n->used > n->max_memory) shrink_idle(n);
+  while (n->used > n->max_memory) {
+    ps_conn_t *big = NULL;
+    for (ps_conn_t *c = n->conns; c; c = c->next)
+      if (c != keep && c->queued > 0 && (!big || c->queued > big->queued)) big = c;
+    if (!big) return;
+    char who[48] = "";
+    if (big->named) snprintf(who, sizeof who, " (worker %u)", big->worker_id);
+    dt_log_warn(n->log, "connection %s%s: BUFFER_LIMIT: %zu bytes of output not read by the "
+                "peer while all connections hold %zu, over ps.max_memory_mb = %g; closing it",
+                big->peer, who, big->queued, n->used, (double)n->max_memory / 1048576.0);
+    tell(big, true, DTRAIN__PS__ERROR_CODE__BUFFER_LIMIT, NULL);
+    close_conn(big, NULL);
+  }
 }
 
 void ps_net_send(ps_conn_t *c, const void *head, size_t hlen, const void *payload, size_t plen) {
@@ -141,7 +209,9 @@ void ps_net_send(ps_conn_t *c, const void *head, size_t hlen, const void *payloa
                 c->queued + hlen + plen, c->net->max_buffered_mb);
     return;
   }
+  bool had_output = c->queued > 0;
   send_bytes(c, head, hlen, payload, plen);
+  if (c->net->used > c->net->max_memory) relieve_output(c->net, had_output ? NULL : c);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
@@ -186,13 +256,62 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   /* A closing connection's input is read only to be thrown away. */
   if (c->closing) c->rd.start = c->rd.end = 0;
   uint8_t *p;
-  size_t len;
+  size_t len, before = c->rd.cap;
   dt_error_t err;
-  if (dt_ps_reader_space(&c->rd, &p, &len, &err)) {
+  int rc = dt_ps_reader_space(&c->rd, &p, &len, &err);
+  count(c->net, c->rd.cap - before);
+  if (rc) {
     *buf = uv_buf_init(NULL, 0);
     return;
   }
   *buf = uv_buf_init((char *)p, (unsigned)(len > UINT32_MAX ? UINT32_MAX : len));
+}
+
+/* Before c's receive buffer grows for a large frame: grows it if the budget allows
+ * (after giving back idle buffers), else stops reading c until memory frees. */
+static void make_room(ps_conn_t *c) {
+  ps_net_t *n = c->net;
+  size_t want = dt_ps_reader_wants(&c->rd);
+  if (want <= c->rd.cap || c->closing) return;
+  size_t grow = want - c->rd.cap;
+  if (grow > n->max_memory) {
+    ps_net_fail(c, DTRAIN__PS__ERROR_CODE__BUFFER_LIMIT, "a frame of %zu bytes does not fit into "
+                "ps.max_memory_mb = %g", want, (double)n->max_memory / 1048576.0);
+    return;
+  }
+  if (n->used + grow > n->max_memory) shrink_idle(n);
+  if (n->used + grow <= n->max_memory) {
+    if (grow_reader(c)) ps_net_fail(c, DTRAIN__PS__ERROR_CODE__BUFFER_LIMIT,
+                                    "out of memory for a frame of %zu bytes", want);
+    return;
+  }
+  if (!c->paused) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->paused = true;
+    n->npaused++;
+  }
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+/* Reads again from the paused connections whose next frame fits now, oldest first. */
+static void resume_paused(ps_net_t *n) {
+  for (ps_conn_t *c = n->conns; c && n->npaused; c = c->next) {
+    if (!c->paused) continue;
+    size_t grow = dt_ps_reader_wants(&c->rd) - c->rd.cap;
+    if (n->used + grow > n->max_memory) shrink_idle(n);
+    if (n->used + grow > n->max_memory) continue;
+    c->paused = false;
+    n->npaused--;
+    if (grow_reader(c) || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+      ps_net_fail(c, DTRAIN__PS__ERROR_CODE__BUFFER_LIMIT, "out of memory for a frame");
+  }
+}
+
+/* The length prefix of the frame c's reader holds the start of (at least 4 bytes). */
+static size_t frame_length(const ps_conn_t *c) {
+  const uint8_t *h = c->rd.buf + c->rd.start;
+  return (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
@@ -222,14 +341,23 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     size_t len;
     dt_error_t err = {0};
     int rc = dt_ps_reader_next(&c->rd, &type, &body, &len, &code, &err);
-    if (rc == 0) return;
+    if (rc == 0) break;
     if (rc < 0) {
-      ps_net_fail(c, code, "%s", err.msg);
+      if (code == DTRAIN__PS__ERROR_CODE__FRAME_TOO_LARGE && !c->admitted)
+        ps_net_fail(c, code, "a frame of %zu bytes before HELLO was accepted (until then at "
+                    "most %zu)", frame_length(c), c->rd.max_body + 1);
+      else ps_net_fail(c, code, "%s", err.msg);
       return;
     }
+    c->in_frame = true;
     c->net->h.frame(c->net->h.ctx, c, type, body, len);
+    c->in_frame = false;
     if (c->closing) return;
   }
+  /* Under pressure, the buffer a large frame left behind goes back at once. */
+  if (c->net->npaused || c->net->used > c->net->max_memory)
+    uncount(c, dt_ps_reader_shrink(&c->rd));
+  make_room(c);
 }
 
 static void peer_name(ps_conn_t *c) {
@@ -257,12 +385,16 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   ps_conn_t *c = calloc(1, sizeof *c + n->user_size);
   dt_error_t err;
-  if (!c || dt_ps_reader_init(&c->rd, n->max_body, &err)) {
+  /* Until HELLO is accepted, only frames that fit into one read chunk: nobody gets the
+   * server to hold a large buffer before it has shown the token and the model. */
+  size_t first = n->hello_max_body < n->max_body ? n->hello_max_body : n->max_body;
+  if (!c || dt_ps_reader_init(&c->rd, first, &err)) {
     dt_log_error(n->log, "out of memory accepting a connection");
     free(c);
     return;
   }
   c->net = n;
+  count(n, c->rd.cap);
   uv_tcp_init(n->loop, &c->tcp);
   c->tcp.data = c;
   c->next = n->conns;
@@ -276,6 +408,8 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   peer_name(c);
   uv_tcp_nodelay(&c->tcp, 1);
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) dt_ps_socket_liveness(fd, n->liveness_s);
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
     close_conn(c, NULL);
     return;
@@ -330,6 +464,7 @@ void ps_net_tick(ps_net_t *n, double now) {
     next = c->next;
     if (c->closing && now - c->closing_since > CLOSE_GRACE_S) close_conn(c, NULL);
   }
+  if (n->npaused) resume_paused(n);
 }
 
 void ps_net_shutdown(ps_net_t *n) {

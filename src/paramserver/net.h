@@ -3,7 +3,15 @@
  * still read, and the connection limit. It knows nothing of what the frames mean: it
  * hands them, and the news of a connection opened or ended, to the handlers of the
  * layer above (server.c), which keeps its own per-connection record in the memory
- * ps_conn_user gives. */
+ * ps_conn_user gives.
+ *
+ * Memory: a connection accepts only small frames until the layer above admits it
+ * (HELLO accepted), and all connections together hold at most max_memory bytes of
+ * unsent output and receive buffers. Over it, buffers left from earlier large frames
+ * are given back first; a large frame that still does not fit waits (its connection is
+ * not read) until memory frees; output that does not fit closes the connection with
+ * the most unsent output at once, since a peer that reads nothing cannot read an
+ * ERROR either. */
 #ifndef DTRAIN_PS_NET_H
 #define DTRAIN_PS_NET_H
 
@@ -36,6 +44,9 @@ struct ps_net {
   uv_loop_t *loop;
   const dt_log_t *log;
   size_t max_body;          /* longest frame body accepted (ps.max_frame_mb) */
+  size_t hello_max_body;    /* longest before ps_conn_admit (at most a read chunk) */
+  size_t max_memory;        /* all connections' buffers together (ps.max_memory_mb) */
+  double liveness_s;        /* TCP keepalive and user timeout (ps.heartbeat_timeout_s) */
   double max_buffered_mb;   /* unsent output held per connection */
   long max_connections;
   size_t user_size;         /* bytes of ps_conn_user memory per connection */
@@ -44,6 +55,9 @@ struct ps_net {
   uv_tcp_t listener;
   ps_conn_t *conns;
   int nconns;
+  int npaused;              /* connections not read until memory frees */
+  size_t used;              /* bytes of unsent output and receive buffers, all together */
+  size_t peak;              /* the most `used` has been */
   bool stopping;
 };
 
@@ -71,5 +85,7 @@ void *ps_conn_user(ps_conn_t *c);
 const char *ps_conn_peer(const ps_conn_t *c);
 /* The connection speaks for worker `id` now: its log lines name it. */
 void ps_conn_set_worker(ps_conn_t *c, uint32_t id);
+/* Its HELLO was accepted: frames up to max_body from now on. */
+void ps_conn_admit(ps_conn_t *c);
 
 #endif

@@ -17,6 +17,7 @@
 #include "dtrain/ps_frame.h"
 #include "model_pb.h"
 #include "net.h"
+#include "tb_log.h"
 
 typedef struct {
   const dt_ps_config_t *cfg;
@@ -27,9 +28,14 @@ typedef struct {
   ps_actions_t acts;
   uv_timer_t tick;
   uv_signal_t sigterm, sigint;
+  ps_tb_t tb;
   bool stopping;
   bool failed;   /* the checkpoint before stopping failed */
 } server_t;
+
+/* The longest frame a connection may send before its HELLO is accepted: a HELLO with
+ * the longest token fits many times over, and no buffer grows past one read. */
+#define HELLO_MAX_BODY (16u << 10)
 
 static ps_session_t *session_of(ps_conn_t *c) { return ps_conn_user(c); }
 
@@ -72,6 +78,7 @@ static void execute(server_t *s, const ps_action_t *a) {
   switch (a->kind) {
     case PS_ACT_WELCOME: {
       ps_conn_set_worker(c, a->welcome.worker_id);
+      ps_conn_admit(c);
       Dtrain__Ps__Welcome w = DTRAIN__PS__WELCOME__INIT;
       w.protocol = DT_PS_PROTOCOL_VERSION;
       w.initialized = a->welcome.initialized;
@@ -80,6 +87,7 @@ static void execute(server_t *s, const ps_action_t *a) {
       w.staleness = a->welcome.staleness;
       w.clock = a->welcome.clock;
       w.heartbeat_timeout_s = a->welcome.heartbeat_timeout_s;
+      w.worker_id = a->welcome.worker_id;
       send_msg(c, DT_PS_WELCOME, &w.base);
       break;
     }
@@ -96,6 +104,12 @@ static void execute(server_t *s, const ps_action_t *a) {
       if (a->fail.has_worker) ps_conn_set_worker(c, a->fail.worker_id);
       ps_net_fail(c, a->fail.code, "%s", a->fail.message);
       break;
+    case PS_ACT_HEARTBEAT: {
+      Dtrain__Ps__Heartbeat h = DTRAIN__PS__HEARTBEAT__INIT;
+      h.clock = a->heartbeat.clock;
+      send_msg(c, DT_PS_HEARTBEAT, &h.base);
+      break;
+    }
     case PS_ACT_CLOSE: ps_net_close(c); break;
     case PS_ACT_CHECKPOINT: checkpoint(s, a->checkpoint.final); break;
   }
@@ -146,7 +160,9 @@ static void on_frame(void *ctx, ps_conn_t *c, int type, const uint8_t *body, siz
       ev.hello = (ps_hello_t){.protocol = h->protocol, .worker_id = h->worker_id,
                               .signature = h->signature, .num_params = h->num_params,
                               .server_index = h->server_index, .num_servers = h->num_servers,
-                              .clock = h->clock, .token = h->token.data,
+                              .clock = h->clock, .nonce = h->nonce,
+                              .assign_id = h->assign_id, .num_workers = h->num_workers,
+                              .token = h->token.data,
                               .token_len = h->token.len, .peer = ps_conn_peer(c)};
       break;
     }
@@ -189,6 +205,7 @@ static void on_tick(uv_timer_t *t) {
   double now = ps_net_now();
   handle(s, &(ps_event_t){.kind = PS_EV_TICK, .now = now});
   ps_net_tick(&s->net, now);
+  ps_tb_update(&s->tb, s->core, now, false);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -199,6 +216,9 @@ static void on_signal(uv_signal_t *h, int signum) {
               s->cfg->checkpoint_dir[0] && ps_core_range(s->core) ? " after a checkpoint" : "");
   handle(s, &(ps_event_t){.kind = PS_EV_STOP, .now = ps_net_now()});
   ps_core_log_stats(s->core, "final");
+  dt_log_info(s->log, "connection buffers: at most %.1f MiB of ps.max_memory_mb = %g",
+              (double)s->net.peak / 1048576.0, s->cfg->max_memory_mb);
+  ps_tb_update(&s->tb, s->core, ps_net_now(), true);
   ps_net_shutdown(&s->net);
   uv_close((uv_handle_t *)&s->tick, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -258,10 +278,14 @@ int ps_server_run(const dt_ps_config_t *cfg, dt_log_t *log, const ps_server_opts
   if (!(s.core = ps_core_new(cfg, log, err))) return DT_ERR_NOMEM;
   s.net = (ps_net_t){.loop = s.loop, .log = log,
                      .max_body = (size_t)(cfg->max_frame_mb * 1048576.0),
+                     .hello_max_body = HELLO_MAX_BODY,
+                     .max_memory = (size_t)(cfg->max_memory_mb * 1048576.0),
+                     .liveness_s = cfg->heartbeat_timeout_s,
                      .max_buffered_mb = cfg->max_buffered_mb,
                      .max_connections = cfg->max_connections,
                      .user_size = sizeof(ps_session_t),
                      .h = {.ctx = &s, .opened = on_opened, .frame = on_frame, .closed = on_closed}};
+  ps_tb_init(&s.tb, cfg, log, ps_net_now());
   int rc = serve(&s, opts, err);
   if (rc) {
     /* Close what was opened so that the loop can be closed. */
@@ -269,6 +293,9 @@ int ps_server_run(const dt_ps_config_t *cfg, dt_log_t *log, const ps_server_opts
       uv_close((uv_handle_t *)&s.net.listener, NULL);
     uv_run(s.loop, UV_RUN_DEFAULT);
   }
+  /* Every connection is closed by now: all the memory it counted has been freed. */
+  assert(s.net.used == 0);
+  ps_tb_close(&s.tb);
   ps_core_free(s.core);
   ps_actions_free(&s.acts);
   uv_loop_close(s.loop);

@@ -113,13 +113,34 @@ static int read_token(dt_config_t *cfg, dt_ps_config_t *o, dt_error_t *err) {
   return 0;
 }
 
+/* ps.worker_id: a number, or "assigned" (the default): the servers give one. */
+static int read_worker_id(dt_config_t *cfg, dt_ps_config_t *o, dt_error_t *err) {
+  const char *v;
+  int rc = dt_config_get_string(cfg, "ps", "worker_id", "assigned", &v, err);
+  if (rc) return rc;
+  if (strcmp(v, "assigned") == 0) {
+    o->worker_id = DT_PS_ASSIGNED;
+    return 0;
+  }
+  char *end;
+  errno = 0;
+  long id = strtol(v, &end, 10);
+  if (!isdigit((unsigned char)v[0]) || *end || errno || id > DT_PS_MAX_WORKERS - 1)
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: [ps] worker_id = '%s': a number from 0 to %d, "
+                        "or 'assigned' (the servers give each worker its own)",
+                        dt_config_where(cfg, "ps", "worker_id"), v, DT_PS_MAX_WORKERS - 1);
+  o->worker_id = id;
+  return 0;
+}
+
 int dt_ps_config_read(dt_config_t *cfg, dt_ps_config_t *o, dt_error_t *err) {
   memset(o, 0, sizeof *o);
-  const char *servers, *ckpt;
+  const char *servers, *ckpt, *logdir;
   int rc;
   if ((rc = dt_config_get_string(cfg, "ps", "servers", "", &servers, err)) ||
-      (rc = dt_config_get_int(cfg, "ps", "worker_id", 0, 0, 1000000, &o->worker_id, err)) ||
-      (rc = dt_config_get_int(cfg, "ps", "num_workers", 1, 1, 1000000, &o->num_workers, err)) ||
+      (rc = read_worker_id(cfg, o, err)) ||
+      (rc = dt_config_get_int(cfg, "ps", "num_workers", 1, 1, DT_PS_MAX_WORKERS, &o->num_workers,
+                              err)) ||
       (rc = dt_config_get_int(cfg, "ps", "push_every", 1, 1, 1000000, &o->push_every, err)) ||
       (rc = dt_config_get_bool(cfg, "ps", "overlap", false, &o->overlap, err)) ||
       (rc = dt_config_get_double(cfg, "ps", "heartbeat_s", 1.0, 0.01, 3600.0, &o->heartbeat_s,
@@ -143,11 +164,16 @@ int dt_ps_config_read(dt_config_t *cfg, dt_ps_config_t *o, dt_error_t *err) {
                                  err)) ||
       (rc = dt_config_get_double(cfg, "ps", "max_buffered_mb", 128.0, 0.001, 1e6,
                                  &o->max_buffered_mb, err)) ||
+      (rc = dt_config_get_double(cfg, "ps", "max_memory_mb", 512.0, 0.01, 1e7, &o->max_memory_mb,
+                                 err)) ||
       (rc = dt_config_get_int(cfg, "ps", "max_connections", 256, 1, 65536, &o->max_connections,
                               err)) ||
+      (rc = dt_config_get_string(cfg, "ps", "logdir", "", &logdir, err)) ||
+      (rc = dt_config_get_double(cfg, "ps", "log_every_s", 10.0, 1.0, 1e6, &o->log_every_s,
+                                 err)) ||
       (rc = read_token(cfg, o, err)) || (rc = parse_servers(cfg, servers, o, err)))
     return rc;
-  if (o->worker_id >= o->num_workers)
+  if (o->worker_id != DT_PS_ASSIGNED && o->worker_id >= o->num_workers)
     return dt_error_set(err, DT_ERR_CONFIG, "%s: [ps] worker_id = %ld must be below num_workers "
                         "= %ld (workers are numbered from 0)",
                         dt_config_where(cfg, "ps", "worker_id"), o->worker_id, o->num_workers);
@@ -156,10 +182,19 @@ int dt_ps_config_read(dt_config_t *cfg, dt_ps_config_t *o, dt_error_t *err) {
                         "than heartbeat_s = %g, or live workers would be dropped",
                         dt_config_where(cfg, "ps", "heartbeat_timeout_s"), o->heartbeat_timeout_s,
                         o->heartbeat_s);
+  if (o->max_memory_mb < o->max_frame_mb)
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: [ps] max_memory_mb = %g must be at least "
+                        "max_frame_mb = %g, or the largest frame could never be received",
+                        dt_config_where(cfg, "ps", "max_memory_mb"), o->max_memory_mb,
+                        o->max_frame_mb);
   if (strlen(ckpt) >= sizeof o->checkpoint_dir)
     return dt_error_set(err, DT_ERR_CONFIG, "%s: [ps] checkpoint_dir: path too long",
                         dt_config_where(cfg, "ps", "checkpoint_dir"));
   snprintf(o->checkpoint_dir, sizeof o->checkpoint_dir, "%s", ckpt);
+  if (strlen(logdir) >= sizeof o->logdir - 16)
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: [ps] logdir: path too long",
+                        dt_config_where(cfg, "ps", "logdir"));
+  snprintf(o->logdir, sizeof o->logdir, "%s", logdir);
   return 0;
 }
 

@@ -28,7 +28,7 @@ const char *dt_ps_error_name(int code) {
                                       "NOT_INITIALIZED", "TOO_MANY_CONNECTIONS",
                                       "TIMEOUT",      "TRUNCATED",
                                       "BUFFER_LIMIT", "SHUTTING_DOWN",
-                                      "REPLACED"};
+                                      "REPLACED",     "WORKER_ID_TAKEN"};
   return code >= 0 && code < (int)(sizeof names / sizeof *names) ? names[code] : "unknown code";
 }
 
@@ -230,6 +230,8 @@ static int validate(const dt_ps_msg_t *m, int *code, dt_error_t *err) {
       if (h->token.len > DT_PS_TOKEN_MAX)
         return bad(code, err, m->type, "a token of %zu bytes", h->token.len);
       if (h->clock < 0) return bad(code, err, m->type, "clock %lld", (long long)h->clock);
+      if (h->assign_id && (h->num_workers < 1 || h->num_workers > DT_PS_MAX_WORKERS))
+        return bad(code, err, m->type, "an id to assign among %u workers", h->num_workers);
       return check_shard(m->type, h->num_params, h->server_index, h->num_servers, code, err);
     }
     case DT_PS_WELCOME: {
@@ -476,6 +478,30 @@ int dt_ps_reader_next(dt_ps_reader_t *r, int *type, const uint8_t **body, size_t
 }
 
 size_t dt_ps_reader_pending(const dt_ps_reader_t *r) { return r->end - r->start; }
+
+size_t dt_ps_reader_wants(const dt_ps_reader_t *r) {
+  /* What space() would reserve, worked out without moving anything. */
+  bool empty = r->start == r->end;
+  size_t end = empty ? 0 : r->end, have = empty ? 0 : r->end - r->start;
+  size_t need = 0;
+  if (have >= 4) {
+    size_t total = 4 + (size_t)be32(r->buf + r->start);
+    if (total > r->chunk && total > have) need = total;
+  }
+  if (!need && r->cap - end < r->chunk) need = have + r->chunk;
+  return need > r->cap ? need : r->cap;
+}
+
+size_t dt_ps_reader_shrink(dt_ps_reader_t *r) {
+  if (r->start != r->end || r->cap <= r->chunk) return 0;
+  uint8_t *nb = realloc(r->buf, r->chunk);
+  if (!nb) return 0;
+  size_t freed = r->cap - r->chunk;
+  r->buf = nb;
+  r->cap = r->chunk;
+  r->start = r->end = 0;
+  return freed;
+}
 
 /* Finds the payload field in the first `avail` bytes of a body of `len` bytes: 1 with
  * its field start and data start when it is there and runs to the body's end, 0

@@ -26,6 +26,10 @@ int exchange_start(exchange_t *x, dt_error_t *err) {
   return x->ops->start ? x->ops->start(x->self, err) : 0;
 }
 
+const char *exchange_log_name(exchange_t *x) {
+  return x->ops->log_name ? x->ops->log_name(x->self) : NULL;
+}
+
 void exchange_begin_step(exchange_t *x, long step) {
   if (x->ops->begin_step) x->ops->begin_step(x->self, step);
 }

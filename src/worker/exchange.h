@@ -5,7 +5,9 @@
  *   setup:   exchange_setup (reads the mode's settings; a PS worker narrows the training
  *            set to its part), exchange_prepare (the model and optimizer exist: hook into
  *            backward, check the ranks agree), exchange_start (after any resume: a PS
- *            worker connects and takes the servers' parameters)
+ *            worker connects, learns its id if the servers assign it, and takes the
+ *            servers' parameters), exchange_log_name (after start: where this process
+ *            logs to TensorBoard inside the run)
  *   a step:  exchange_begin_step, forward, backward (the grads_ready hook sees each
  *            layer's final gradients), exchange_reduce (the gradients are the average
  *            over replicas), clipping, exchange_update (the new parameters: the local
@@ -61,6 +63,10 @@ typedef struct {
   dt_grads_ready_fn grads_ready;
   /* Before the first step, after a resume. */
   int (*start)(void *self, dt_error_t *err);
+  /* After start: the folder of this process's own TensorBoard run inside the run's
+   * folder ("worker-3"), where processes that train side by side each log their own
+   * curves; NULL to log into the run's folder itself. */
+  const char *(*log_name)(void *self);
   /* Step `step` (1-based) begins. */
   void (*begin_step)(void *self, long step);
   /* After backward: the model's gradients become the average over the replicas. */
@@ -96,6 +102,7 @@ int exchange_setup(exchange_t *x, const exchange_env_t *env, dt_dataset_t *train
 
 int exchange_prepare(exchange_t *x, long steps_per_epoch, dt_error_t *err);
 int exchange_start(exchange_t *x, dt_error_t *err);
+const char *exchange_log_name(exchange_t *x);
 void exchange_begin_step(exchange_t *x, long step);
 int exchange_reduce(exchange_t *x, dt_error_t *err);
 int exchange_update(exchange_t *x, float lr, dt_error_t *err);

@@ -1,6 +1,9 @@
 /* The exchange of a parameter-server worker (sync.mode = ps): the servers run the
  * optimizer; after backward the gradient goes out and parameters come back (ps_sync.h).
- * The worker trains on its own part of the training set, chosen when it opens. */
+ * The worker trains on its own part of the training set, the one of its id (known when
+ * it opens, or once the servers assigned it at start), and logs to TensorBoard in a
+ * run of its own, worker-<id>: workers started together share the run's name. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "exchange.h"
@@ -11,6 +14,7 @@ typedef struct {
   const dt_optim_config_t *optim;
   double timeout_s;
   ps_sync_t ps;
+  char log_name[32];
 } ps_exchange_t;
 
 static int open_ps(void **self, const exchange_env_t *env, dt_dataset_t *train,
@@ -28,6 +32,12 @@ static int open_ps(void **self, const exchange_env_t *env, dt_dataset_t *train,
 static int start(void *self, dt_error_t *err) {
   ps_exchange_t *p = self;
   return ps_sync_start(&p->ps, p->model, p->optim, p->timeout_s, err);
+}
+
+static const char *log_name(void *self) {
+  ps_exchange_t *p = self;
+  snprintf(p->log_name, sizeof p->log_name, "worker-%ld", p->ps.worker_id);
+  return p->log_name;
 }
 
 static int update(void *self, float lr, dt_error_t *err) {
@@ -60,6 +70,7 @@ static void free_ps(void *self) {
 const exchange_ops_t exchange_ps_ops = {.name = "ps",
                                         .open = open_ps,
                                         .start = start,
+                                        .log_name = log_name,
                                         .update = update,
                                         .leave = leave,
                                         .finish = finish,

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -53,6 +54,9 @@ typedef struct {
   seg_t segs[MAX_SEGS];
   int nsegs;
   double last_send, down_since, next_attempt, backoff;
+  /* When bytes last came from it (or the attempt to connect began), and how long it
+   * may stay silent: the heartbeat timeout of its WELCOME, before that our own. */
+  double last_recv, silent_limit;
   bool was_ready, reported_down;
   /* The exchange in flight, as far as this server goes. */
   bool need_push, push_queued, pull_queued, got_params;
@@ -90,6 +94,7 @@ struct ps_client {
   uint32_t *init_dims;
   Dtrain__Ps__Optimizer init_opt;
   uint64_t signature;
+  uint64_t nonce; /* this process's, in every HELLO */
   int wake[2];
   pthread_t thread;
   bool thread_started;
@@ -113,6 +118,10 @@ struct ps_client {
   /* The clock of the latest push that every server has answered: HELLO's clock, so
    * a server knows which rounds this worker is surely past. */
   int64_t acked_clock;
+  /* This worker's id; until server 0 has assigned it (o.assign_id), only server 0 is
+   * connected to, so that every server is told the same id. */
+  uint32_t worker_id;
+  bool id_known;
 };
 
 /* ---- failure, shared with the trainer ---- */
@@ -205,7 +214,10 @@ static bool flush(ps_client_t *c, conn_t *k, double now) {
 static bool queue_hello(ps_client_t *c, conn_t *k) {
   Dtrain__Ps__Hello h = DTRAIN__PS__HELLO__INIT;
   h.protocol = DT_PS_PROTOCOL_VERSION;
-  h.worker_id = c->o.worker_id;
+  h.worker_id = c->id_known ? c->worker_id : 0;
+  h.assign_id = !c->id_known;
+  h.num_workers = c->o.num_workers;
+  h.nonce = c->nonce;
   h.signature = c->signature;
   h.token.data = (uint8_t *)(uintptr_t)c->o.cfg->token;
   h.token.len = c->o.cfg->has_token ? c->o.cfg->token_len : 0;
@@ -297,6 +309,9 @@ static void conn_connect(ps_client_t *c, conn_t *k) {
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  dt_ps_socket_liveness(fd, c->o.cfg->heartbeat_timeout_s);
+  k->last_recv = dt_now_s();
+  k->silent_limit = c->o.cfg->heartbeat_timeout_s;
   rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
   freeaddrinfo(ai);
   k->fd = fd;
@@ -326,10 +341,23 @@ static bool fatal_code(int code) {
 }
 
 static void on_welcome(ps_client_t *c, conn_t *k, const Dtrain__Ps__Welcome *w) {
+  if (!c->id_known) {
+    c->worker_id = w->worker_id;
+    c->id_known = true;
+    dt_log_info(&c->log, "parameter server %s assigned this worker id %u of %u", k->name,
+                c->worker_id, c->o.num_workers);
+  } else if (w->worker_id != c->worker_id) {
+    fail(c, DT_ERR_COMM, "parameter server %s welcomed this worker as %u, not %u", k->name,
+         w->worker_id, c->worker_id);
+    return;
+  }
   k->welcomed = true;
   k->consistency = (int)w->consistency;
   k->staleness = (long)w->staleness;
   k->welcome_clock = w->clock;
+  /* The server drops us after this much silence; it answers every HEARTBEAT, so from
+   * a live server we hear at least every ps.heartbeat_s. */
+  if (w->heartbeat_timeout_s > 0) k->silent_limit = w->heartbeat_timeout_s;
   k->phase = READY;
   k->backoff = BACKOFF_FIRST_S;
   if (k->reported_down)
@@ -372,12 +400,16 @@ static void on_frame(ps_client_t *c, conn_t *k, int type, const uint8_t *body, s
     on_welcome(c, k, m.m.welcome);
   } else if (type == DT_PS_PARAMS && k->phase == READY) {
     on_params(c, k, &m);
+  } else if (type == DT_PS_HEARTBEAT && k->phase == READY) {
+    /* The answer to ours: the server is alive (last_recv says so already). */
   } else if (type == DT_PS_ERROR) {
     int ec = (int)m.m.error->code;
     char why[DT_ERROR_MSG_MAX];
     snprintf(why, sizeof why, "ERROR %s: %s", dt_ps_error_name(ec), m.m.error->message);
     if (fatal_code(ec)) {
-      int rc = ec == DTRAIN__PS__ERROR_CODE__BAD_TOKEN ? DT_ERR_CONFIG
+      int rc = ec == DTRAIN__PS__ERROR_CODE__BAD_TOKEN ||
+                       ec == DTRAIN__PS__ERROR_CODE__WORKER_ID_TAKEN
+                   ? DT_ERR_CONFIG
                : ec == DTRAIN__PS__ERROR_CODE__BAD_SIGNATURE || ec == DTRAIN__PS__ERROR_CODE__BAD_SHARD
                    ? DT_ERR_MISMATCH
                    : DT_ERR_COMM;
@@ -441,6 +473,7 @@ static void on_readable(ps_client_t *c, conn_t *k) {
         conn_down(c, k, r == 0 ? "the server closed the connection" : strerror(errno));
         return;
       }
+      k->last_recv = dt_now_s();
       k->direct += r;
       k->direct_left -= (size_t)r;
       if (!k->direct_left) {
@@ -460,6 +493,7 @@ static void on_readable(ps_client_t *c, conn_t *k) {
       conn_down(c, k, r == 0 ? "the server closed the connection" : strerror(errno));
       return;
     }
+    k->last_recv = dt_now_s();
     dt_ps_reader_commit(&k->rd, (size_t)r);
     if (divert_params(c, k)) {
       if (c->failed) return;
@@ -505,6 +539,14 @@ static void check_progress(ps_client_t *c, double now) {
   bool all_ready = true, all_params = true;
   for (int i = 0; i < c->n; i++) {
     conn_t *k = &c->conns[i];
+    /* A server host that died without a word (power, a cut cable) leaves the socket
+     * open: silence is the only sign, long before TCP gives up on it. */
+    if (k->phase != DOWN && now - k->last_recv > k->silent_limit) {
+      char why[160];
+      snprintf(why, sizeof why, "silent for %.1f s (longer than its ps.heartbeat_timeout_s = %g)",
+               now - k->last_recv, k->silent_limit);
+      conn_down(c, k, why);
+    }
     all_ready &= k->phase == READY;
     all_params &= k->got_params;
     /* Only a wait that someone is in counts against the server. */
@@ -517,7 +559,7 @@ static void check_progress(ps_client_t *c, double now) {
   }
   if (!c->all_ready && all_ready) {
     ps_client_info_t info = {.consistency = c->conns[0].consistency,
-                             .staleness = c->conns[0].staleness};
+                             .staleness = c->conns[0].staleness, .worker_id = c->worker_id};
     for (int i = 0; i < c->n; i++) {
       const conn_t *k = &c->conns[i];
       if (k->welcome_clock > info.clock) info.clock = k->welcome_clock;
@@ -589,7 +631,8 @@ static void *thread_main(void *arg) {
     take_job(c, now);
     for (int i = 0; i < c->n; i++) {
       conn_t *k = &c->conns[i];
-      if (k->phase == DOWN && now >= k->next_attempt) conn_connect(c, k);
+      if (k->phase == DOWN && now >= k->next_attempt && (c->id_known || k->index == 0))
+        conn_connect(c, k);
       /* A HEARTBEAT only when the line has been quiet: any frame keeps us alive. */
       if (k->phase == READY && k->nsegs == 0 && now - k->last_send >= c->o.cfg->heartbeat_s &&
           !queue_small(k, DT_PS_HEARTBEAT, c->acked_clock))
@@ -678,6 +721,19 @@ static int build_init(ps_client_t *c, const float *init_params, dt_error_t *err)
   return 0;
 }
 
+/* A number that no other worker process picks: the servers tell this process's
+ * reconnects from another process claiming the same id by it. */
+static uint64_t make_nonce(void) {
+  uint64_t n = 0;
+  if (getrandom(&n, sizeof n, 0) != (ssize_t)sizeof n) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    n = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ts.tv_sec << 20 ^
+        (uint64_t)getpid();
+  }
+  return n ? n : 1;
+}
+
 int ps_client_start(ps_client_t **out, const ps_client_opts_t *o, const float *init_params,
                     ps_client_info_t *info, dt_error_t *err) {
   *out = NULL;
@@ -692,6 +748,9 @@ int ps_client_start(ps_client_t **out, const ps_client_opts_t *o, const float *i
   c->o = *o;
   c->log = o->log;
   c->n = o->cfg->nservers;
+  c->worker_id = o->assign_id ? 0 : o->worker_id;
+  c->id_known = !o->assign_id;
+  c->nonce = make_nonce();
   c->wake[0] = c->wake[1] = -1;
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->cv, NULL);

@@ -8,9 +8,11 @@
  * only while no exchange is in flight, and reads the params buffer only after
  * ps_client_wait has returned.
  *
- * The thread also says HELLO (and INIT when a server's range is empty), sends
- * HEARTBEATs while the trainer is busy, and reconnects with backoff when a server goes
- * away: what a server has not answered of the exchange in flight is sent again, push
+ * The thread also says HELLO (and INIT when a server's range is empty; with an id to be
+ * assigned, to server 0 first, and then names the id it got to the others), sends
+ * HEARTBEATs while the trainer is busy (the servers answer them), and reconnects with
+ * backoff when a server goes away or stays silent for longer than the heartbeat
+ * timeout of its WELCOME: what a server has not answered of the exchange in flight is sent again, push
  * included (the server may have died before reading it; one that did read it drops
  * the copy by its clock, so each push is applied at most once). A server unreachable for ps.reconnect_timeout_s, an exchange that takes
  * longer than the trainer's timeout, or an ERROR that retrying cannot fix (wrong
@@ -31,7 +33,9 @@ typedef struct ps_client ps_client_t;
 
 typedef struct {
   const dt_ps_config_t *cfg;      /* servers, token, heartbeat, reconnect timeout */
-  uint32_t worker_id;
+  uint32_t worker_id;              /* unless assign_id */
+  bool assign_id;                  /* server 0 assigns one (the others are told it) */
+  uint32_t num_workers;            /* ids are below this */
   uint64_t num_params;
   const dt_param_info_t *tensors; /* the model's, for INIT and the signature */
   int ntensors;
@@ -49,9 +53,11 @@ typedef struct {
   long staleness;
   int64_t clock;    /* the clock to continue from */
   bool mixed;       /* servers disagree on consistency or staleness */
+  uint32_t worker_id; /* this worker's, named or assigned */
 } ps_client_info_t;
 
-/* Connects to every server (retrying up to ps.reconnect_timeout_s), says HELLO, sends
+/* Connects to every server (retrying up to ps.reconnect_timeout_s), says HELLO (with
+ * o->assign_id, first to server 0 alone, which assigns the id the others are told), sends
  * INIT with init_params (num_params floats) where a range is empty, and starts the
  * thread. A signal (o->interrupted) ends the wait with an error naming the servers not
  * reached yet. *out is set also when this fails: release it with ps_client_free. */

@@ -3,6 +3,7 @@
 #include "ps_sync.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,16 @@
 
 #include "dtrain/clock.h"
 #include "preempt.h"
+
+/* The training set becomes samples [begin, end) of the whole one. */
+static void take_part(ps_sync_t *ps, size_t begin, size_t end) {
+  dt_dataset_t *t = ps->train;
+  const dt_dataset_t *all = &ps->full;
+  t->x_u8 = all->x_u8 ? all->x_u8 + begin * all->dim : NULL;
+  t->x_f32 = all->x_f32 ? all->x_f32 + begin * all->dim : NULL;
+  t->labels = all->labels ? all->labels + begin : NULL;
+  t->n = end - begin;
+}
 
 int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int world,
                   double delay_ms, const dt_log_t *log, dt_error_t *err) {
@@ -26,15 +37,24 @@ int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int worl
                         "host:port,... (the parameter servers, in the same order for every "
                         "worker)", dt_config_where(cfg, "ps", "servers"));
   /* Each worker takes a contiguous part of the training set, as a view. */
-  size_t n = train->n, w = (size_t)ps->cfg.worker_id, nw = (size_t)ps->cfg.num_workers;
-  size_t begin = n * w / nw, end = n * (w + 1) / nw;
-  if (train->x_u8) train->x_u8 += begin * train->dim;
-  if (train->x_f32) train->x_f32 += begin * train->dim;
-  if (train->labels) train->labels += begin;
-  train->n = end - begin;
+  ps->train = train;
+  ps->full = *train;
   train->owned_x = train->owned_labels = NULL;
-  dt_log_info(&ps->log, "PS worker %ld of %ld: training samples [%zu, %zu) of %zu",
-              ps->cfg.worker_id, ps->cfg.num_workers, begin, end, n);
+  size_t n = train->n, nw = (size_t)ps->cfg.num_workers;
+  ps->worker_id = ps->cfg.worker_id;
+  if (ps->cfg.worker_id != DT_PS_ASSIGNED) {
+    size_t w = (size_t)ps->cfg.worker_id;
+    take_part(ps, n * w / nw, n * (w + 1) / nw);
+    dt_log_info(&ps->log, "PS worker %ld of %ld: training samples [%zu, %zu) of %zu",
+                ps->cfg.worker_id, ps->cfg.num_workers, n * w / nw, n * (w + 1) / nw, n);
+  } else {
+    /* Which part is known once server 0 has assigned the id (ps_sync_start); until then
+     * the size, the same for every id: the smallest part's, so that every assigned
+     * worker runs the same steps per epoch (a part may lose its last sample). */
+    train->n = n / nw;
+    dt_log_info(&ps->log, "PS worker (id to be assigned by the servers) of %ld: %zu training "
+                "samples of %zu", ps->cfg.num_workers, n / nw, n);
+  }
   /* A fault switch for tests: a slow worker, to show what SSP holds back. */
   if (delay_ms > 0) {
     ps->delay_s = delay_ms / 1000.0;
@@ -82,7 +102,9 @@ int ps_sync_start(ps_sync_t *ps, dt_model_t *m, const dt_optim_config_t *ocfg, d
                   dt_error_t *err) {
   if (ps->cfg.push_every > 1 && !(ps->accum = malloc(m->num_params * sizeof(float))))
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory for ps.push_every");
-  ps_client_opts_t o = {.cfg = &ps->cfg, .worker_id = (uint32_t)ps->cfg.worker_id,
+  bool assigned = ps->cfg.worker_id == DT_PS_ASSIGNED;
+  ps_client_opts_t o = {.cfg = &ps->cfg, .worker_id = assigned ? 0 : (uint32_t)ps->cfg.worker_id,
+                        .assign_id = assigned, .num_workers = (uint32_t)ps->cfg.num_workers,
                         .num_params = m->num_params, .tensors = m->params,
                         .ntensors = m->nparams, .optim = ocfg, .timeout_s = timeout_s,
                         .log = ps->log, .interrupted = preempt_signal};
@@ -92,6 +114,18 @@ int ps_sync_start(ps_sync_t *ps, dt_model_t *m, const dt_optim_config_t *ocfg, d
   if (rc) return rc;
   rc = ps_client_start(&ps->client, &o, params, &info, err);
   if (rc) return dt_error_prefix(err, "connecting to the parameter servers: ");
+  ps->worker_id = info.worker_id;
+  if (assigned) {
+    /* Its part of the data follows the id it was given: [n*w/nw, ...), of the size
+     * every assigned worker takes (ps_sync_setup). */
+    size_t n = ps->full.n, w = info.worker_id, nw = (size_t)ps->cfg.num_workers;
+    if (w >= nw)
+      return dt_error_set(err, DT_ERR_CONFIG, "the parameter servers assigned worker id %zu, "
+                          "not below ps.num_workers = %zu", w, nw);
+    take_part(ps, n * w / nw, n * w / nw + ps->train->n);
+    dt_log_info(&ps->log, "PS worker %zu of %zu (id assigned by the servers): training samples "
+                "[%zu, %zu) of %zu", w, nw, n * w / nw, n * w / nw + ps->train->n, n);
+  }
   if (info.mixed)
     dt_log_warn(&ps->log, "the parameter servers differ in ps.consistency or ps.staleness; "
                 "going by server 0's (%s, %ld)", dt_ps_consistency_names[info.consistency],
@@ -129,6 +163,23 @@ static bool stage_gradient(ps_sync_t *ps, const float *grads, size_t n) {
   return true;
 }
 
+/* The servers apply what this worker pushes for every worker: a NaN or an infinity
+ * would poison the shared parameters for good, so a diverging worker stops here,
+ * before it pushes, as a diverging all-reduce run stops at its loss. */
+static int check_finite(const ps_sync_t *ps, const float *grads, size_t n, dt_error_t *err) {
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (isfinite(grads[i])) continue;
+    if (!bad) first = i;
+    bad++;
+  }
+  if (!bad) return 0;
+  return dt_error_set(err, DT_ERR_STATE, "the gradient after %ld push(es) has %zu non-finite "
+                      "value(s) (the first at parameter %zu: %g); not pushed to the parameter "
+                      "servers: lower train.lr or check the data", ps->pushes, bad, first,
+                      (double)grads[first]);
+}
+
 int ps_sync_step(ps_sync_t *ps, dt_model_t *m, float lr, dt_error_t *err) {
   if (ps->delay_s > 0) {
     struct timespec ts = {(time_t)ps->delay_s, (long)((ps->delay_s - (double)(time_t)ps->delay_s) * 1e9)};
@@ -137,6 +188,7 @@ int ps_sync_step(ps_sync_t *ps, dt_model_t *m, float lr, dt_error_t *err) {
   float *grads;
   int rc = dt_model_to_host(m, DT_MODEL_GRADS, &grads, err);
   if (rc) return rc;
+  if ((rc = check_finite(ps, grads, m->num_params, err))) return rc;
   if (ps->accum && ps->local_steps + 1 < ps->cfg.push_every) {
     stage_gradient(ps, grads, m->num_params);
     return 0;

@@ -12,8 +12,9 @@
  * is what SSP bounds. ps.push_every = k averages k local steps' gradients (computed on
  * the same parameters) into one push.
  *
- * Workers are separate processes, each with ps.worker_id in [0, ps.num_workers): each
- * trains on its own contiguous part of the training set. */
+ * Workers are separate processes, each with an id in [0, ps.num_workers): ps.worker_id,
+ * or by default one that server 0 assigns when the worker connects. Each trains on its
+ * own contiguous part of the training set, the one of its id. */
 #ifndef DTRAIN_WORKER_PS_SYNC_H
 #define DTRAIN_WORKER_PS_SYNC_H
 
@@ -33,6 +34,9 @@ typedef struct {
   dt_ps_config_t cfg;
   dt_log_t log;
   ps_client_t *client;
+  dt_dataset_t *train;  /* the trainer's training set, narrowed to this worker's part */
+  dt_dataset_t full;    /* the whole of it */
+  long worker_id;       /* this worker's id: ps.worker_id, or the assigned one after start */
   bool overlap;         /* in effect: configured and allowed by the consistency model */
   bool pending;         /* an exchange is in flight */
   long local_steps;     /* gradients summed into accum since the last push */
@@ -44,9 +48,10 @@ typedef struct {
   double delay_s;       /* test switch DT_TEST_PS_DELAY_MS: sleep per step (test_hooks.h) */
 } ps_sync_t;
 
-/* Reads [ps] and narrows train to this worker's part. world is the communicator's
- * size: a PS worker runs as a process of its own (1). delay_ms is the test switch's
- * wait per step (0: none). */
+/* Reads [ps] and narrows train to this worker's part; with an id still to be assigned,
+ * to the part's size (ps_sync_start then moves it to the part of the id; train must
+ * outlive ps). world is the communicator's size: a PS worker runs as a process of its
+ * own (1). delay_ms is the test switch's wait per step (0: none). */
 int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int world,
                   double delay_ms, const dt_log_t *log, dt_error_t *err);
 

@@ -106,10 +106,17 @@ static void report(train_log_t *tl, dt_events_t *ev) {
     dt_log_warn(tl->log, "TensorBoard logging: %s (training goes on)", e.msg);
 }
 
-int train_log_open(train_log_t *tl, const dt_config_t *cfg, const dt_model_t *m, dt_error_t *err) {
+int train_log_open(train_log_t *tl, const dt_config_t *cfg, const dt_model_t *m, const char *sub,
+                   dt_error_t *err) {
   if (!tl->enabled) return 0;
   char path[OPT_PATH_MAX + 16];
   int rc;
+  if (sub) {
+    size_t len = strlen(tl->dir);
+    int n = snprintf(tl->dir + len, sizeof tl->dir - len, "/%s", sub);
+    if (n < 0 || (size_t)n >= sizeof tl->dir - len)
+      return dt_error_set(err, DT_ERR_CONFIG, "[tensorboard] logdir/run/%s is too long", sub);
+  }
   snprintf(path, sizeof path, "%s/train", tl->dir);
   /* dt_events_open creates the folders, parents included. */
   if ((rc = dt_events_open_opts(&tl->train, path, &event_options, err))) return rc;

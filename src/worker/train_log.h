@@ -1,5 +1,5 @@
 /* TensorBoard logging of a training run, Keras-style: <logdir>/<run>/train/ and
- * <logdir>/<run>/validation/ event files with per-step scalars (loss, learning rate,
+ * <logdir>/<run>/validation/ event files (a PS worker: <logdir>/<run>/worker-<id>/...) with per-step scalars (loss, learning rate,
  * samples/s, step time split into data / compute / communication wait), per-epoch
  * loss and accuracy, weight and gradient histograms every histogram_freq epochs, the
  * run's config as text at step 0, and a picture of the first dense layer's weights.
@@ -40,8 +40,10 @@ typedef struct {
 int train_log_read(train_log_t *tl, dt_config_t *cfg, const char *config_path, bool writer,
                    const dt_log_t *log, dt_error_t *err);
 
-/* Creates the run's folders and files and writes the config text at step 0. */
-int train_log_open(train_log_t *tl, const dt_config_t *cfg, const dt_model_t *m, dt_error_t *err);
+/* Creates the run's folders and files and writes the config text at step 0. With a sub
+ * name, the process logs into <logdir>/<run>/<sub>/ (a PS worker: worker-<id>). */
+int train_log_open(train_log_t *tl, const dt_config_t *cfg, const dt_model_t *m, const char *sub,
+                   dt_error_t *err);
 
 void train_log_step(train_log_t *tl, long step, double loss, double lr, double samples_per_s,
                     const step_times_t *times);

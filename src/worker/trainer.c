@@ -242,7 +242,7 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   dt_device_set_threads(t->device, (int)t->opt.threads);
   progress_init(&t->progress, log.out, dt_log_enabled(&log) ? flags->progress : PROGRESS_OFF,
                 flags->progress_every_s);
-  return train_log_open(&t->tlog, cfg, &t->model, err);
+  return 0;
 }
 
 /* Fills t->targets for a batch whose inputs are in acts[0] and labels in t->labels. */
@@ -337,6 +337,14 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   double t2 = dt_now_s();
   int rc = exchange_reduce(&t->exchange, err);
   if (rc) return rc;
+  /* Before the update: a parameter server would apply this step's gradient for every
+   * worker, and a NaN there poisons the shared parameters for good. After the reduce,
+   * so that ranks of an all-reduce leave no collective half done. */
+  if (!isfinite(*loss))
+    return dt_error_set(err, DT_ERR_STATE,
+                        "the training loss became %s at step %ld (epoch %ld); lower "
+                        "train.lr or check the data",
+                        isnan(*loss) ? "NaN" : "infinite", t->run.step + 1, t->run.epoch + 1);
   /* The gradients are the same on every rank by now, so clipping agrees too. */
   if (t->opt.clipnorm > 0)
     dt_clip_by_global_norm(m->grad_buf, m->num_params, (float)t->opt.clipnorm);
@@ -584,11 +592,6 @@ static int run_epoch(trainer_t *t, bool *stopped, dt_error_t *err) {
     step_times_t times;
     if ((rc = train_step(t, (size_t)g, &loss, &rs->epoch_correct, &rs->epoch_total, &times, err)))
       return rc;
-    if (!isfinite(loss))
-      return dt_error_set(err, DT_ERR_STATE,
-                          "the training loss became %s at step %ld (epoch %ld); lower "
-                          "train.lr or check the data",
-                          isnan(loss) ? "NaN" : "infinite", rs->step, rs->epoch + 1);
     rs->epoch_loss_sum += loss;
     rs->epoch_batches++;
     rs->batch_in_epoch = g + 1;
@@ -628,6 +631,9 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
   run_state_t *rs = &t->run;
   int rc;
   if ((rc = exchange_start(&t->exchange, err))) return rc;
+  /* After start: a PS worker knows its id only then, and logs to a run of its own. */
+  if ((rc = train_log_open(&t->tlog, t->cfg, &t->model, exchange_log_name(&t->exchange), err)))
+    return rc;
   /* The CSV log of a resumed run keeps the rows of the epochs the checkpoint has. */
   if (t->csv_opts.path[0] && t->comm->rank == 0 &&
       (rc = dt_csv_log_open(&t->csv, t->csv_opts.path, t->csv_opts.append || rs->resumed,

@@ -9,6 +9,9 @@
 #     once the cable is back it reconnects by itself and rejoins. Meanwhile w2's link
 #     is slowed: tbf rate limiting (20 Mbit/s) towards it, and netem delay and loss
 #     from it where the kernel has netem (else a SKIP line says so);
+#  1b. server ps0's cable is pulled for 5 s: a host gone silent, no reset. Every worker
+#     notices within 5 s (WELCOME's heartbeat timeout, 2 s: a live server answers each
+#     HEARTBEAT), not after sync.timeout_s, and reconnects once the cable is back;
 #  2. server ps1 is killed (kill -9) and started again; it resumes its newest
 #     checkpoint and every worker reconnects;
 #  3. worker w0 is killed (kill -9) and started again, as a container restart policy
@@ -115,6 +118,26 @@ for k in 0 1; do
     sleep 0.1
   done
   [ "$i" -lt 300 ] && pass || fail "w1 did not rejoin ps$k: $(grep "worker ${ID[w1]} " "$TMP/ps$k.log")"
+done
+
+# --- 1b. ps0's cable out for 5 s: the workers notice the silence themselves ---
+A0="$(nc_addr ps0):7070"
+nc_link ps0 down
+for w in w0 w1 w2; do
+  nc_wait_log "$TMP/$w.log" "parameter server $A0: silent for [0-9.]+ s \(longer than its ps.heartbeat_timeout_s = 2\); reconnecting" 5 &&
+    pass || fail "$w did not notice within 5 s that ps0 went silent: $(tail -3 "$TMP/$w.log")"
+done
+sleep 1
+nc_link ps0 up
+for w in w0 w1 w2; do
+  back=""
+  for ((i = 0; i < 300; i++)); do
+    s=$(grep -n "parameter server $A0: silent for" "$TMP/$w.log" | tail -1 | cut -d: -f1)
+    r=$(grep -n "parameter server $A0: reconnected after" "$TMP/$w.log" | tail -1 | cut -d: -f1)
+    if [ -n "$s" ] && [ -n "$r" ] && [ "$r" -gt "$s" ]; then back=1; break; fi
+    sleep 0.1
+  done
+  [ -n "$back" ] && pass || fail "$w did not reconnect to ps0 after its cable came back"
 done
 
 # --- 2. ps1 killed and started again from its checkpoint ---

@@ -19,8 +19,9 @@ enum { NPARAMS = 4 };
 /* A worker's connection, and what the server's actions told it. */
 typedef struct {
   ps_session_t sess;
-  int welcomes, params, fails, closes;
+  int welcomes, params, fails, closes, heartbeats;
   int64_t welcome_clock;
+  uint32_t welcome_id;
   bool welcome_initialized;
   uint64_t version;        /* of its latest PARAMS */
   int64_t min_clock;
@@ -110,6 +111,7 @@ static void feed(srv_t *s, ps_event_t ev) {
       case PS_ACT_WELCOME:
         p->welcomes++;
         p->welcome_clock = a->welcome.clock;
+        p->welcome_id = a->welcome.worker_id;
         p->welcome_initialized = a->welcome.initialized;
         break;
       case PS_ACT_PARAMS:
@@ -119,6 +121,7 @@ static void feed(srv_t *s, ps_event_t ev) {
         p->n = a->params.n;
         memcpy(p->values, a->params.values, a->params.n * sizeof(float));
         break;
+      case PS_ACT_HEARTBEAT: p->heartbeats++; break;
       case PS_ACT_FAIL:
         p->fails++;
         p->fail_code = a->fail.code;
@@ -733,6 +736,227 @@ static void test_checkpoint_schedule(void) {
   srv_stop(&s);
 }
 
+/* A push with a NaN or an infinity is refused with an ERROR (BAD_MESSAGE) and
+ * counted; nothing of it is applied, in async mode or into a sync round (issue 14,
+ * defect 5). */
+static void test_nonfinite_push(void) {
+  srv_t s;
+  srv_start(&s, DT_PS_ASYNC, 0, 0, 1);
+  srv_core(&s);
+  peer_t a, b;
+  join(&s, &a, 0, 0);
+  const float start[NPARAMS] = {1, 2, 3, 4};
+  init(&s, &a, start);
+  float grad[NPARAMS] = {0.5f, 0.5f, NAN, 0.5f};
+  feed(&s, (ps_event_t){.kind = PS_EV_PUSH, .session = &a.sess,
+                        .push = {.clock = 1, .lr = 1.0f, .grad = grad, .n = NPARAMS}});
+  CHECK_INT_EQ(a.fails, 1);
+  CHECK_INT_EQ(a.fail_code, DTRAIN__PS__ERROR_CODE__BAD_MESSAGE);
+  CHECK_STR_CONTAINS(a.fail_msg, "a gradient with 1 non-finite value(s) (the first at 2");
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 0);
+  for (int i = 0; i < NPARAMS; i++) CHECK_NEAR(param(&s, i), start[i], 0);
+  CHECK_INT_EQ(ps_core_stats(s.core).nonfinite, 1);
+  CHECK_INT_EQ(ps_core_stats(s.core).pushes, 0);
+  CHECK_INT_EQ(ps_core_stats(s.core).bad_connections, 1);
+  /* The worker may come back: its next good push is applied. */
+  join(&s, &a, 0, 0);
+  push(&s, &a, 1, 1.0f);
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 1);
+  CHECK_NEAR(param(&s, 0), 0.0, 0);
+  ps_core_log_stats(s.core, "now");
+  CHECK_STR_CONTAINS(srv_log(&s), "0 late push(es) not applied, 1 non-finite push(es) refused");
+  srv_stop(&s);
+
+  /* sync: an infinity does not go into the round, which waits for a good push. */
+  srv_start(&s, DT_PS_SYNC, 0, 0, 1);
+  srv_core(&s);
+  join(&s, &a, 0, 0);
+  init(&s, &a, ZEROS);
+  join(&s, &b, 1, 0);
+  pull(&s, &a, 1);
+  pull(&s, &b, 1);
+  push(&s, &a, 1, 1.0f);
+  float inf[NPARAMS] = {INFINITY, -INFINITY, 1.0f, 1.0f};
+  feed(&s, (ps_event_t){.kind = PS_EV_PUSH, .session = &b.sess,
+                        .push = {.clock = 1, .lr = 1.0f, .grad = inf, .n = NPARAMS}});
+  CHECK_INT_EQ(b.fail_code, DTRAIN__PS__ERROR_CODE__BAD_MESSAGE);
+  CHECK_STR_CONTAINS(b.fail_msg, "a gradient with 2 non-finite value(s) (the first at 0");
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 0);
+  join(&s, &b, 1, 0);
+  push(&s, &b, 1, 3.0f);
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 1);
+  CHECK_NEAR(param(&s, 0), -2.0, 0);
+  CHECK_INT_EQ(ps_core_stats(s.core).nonfinite, 1);
+  srv_stop(&s);
+}
+
+/* Throwaway clients (issue 14, defect 7): a member that said HELLO and went away before
+ * it pushed stays a member until ps.heartbeat_timeout_s, but holds back neither an SSP
+ * pull nor a sync round meanwhile; one that has pushed still does while it
+ * reconnects. */
+static void test_throwaway_clients(void) {
+  srv_t s;
+  srv_start(&s, DT_PS_SSP, 1, 0, 1);
+  srv_core(&s);
+  peer_t a, b, c, d;
+  join(&s, &a, 0, 0);
+  init(&s, &a, ZEROS);
+  join(&s, &b, 50, 0);
+  hang_up(&s, &b);
+  CHECK_STR_CONTAINS(srv_log(&s), "worker 50 disconnected without BYE (end of stream); it stays "
+                                  "a member for up to ps.heartbeat_timeout_s = 10 s, holding "
+                                  "nobody back until it has pushed");
+  push(&s, &a, 1, 1.0f);
+  push(&s, &a, 2, 1.0f);
+  pull(&s, &a, 3); /* needs clock 1 of everyone who counts: A alone */
+  CHECK_INT_EQ(a.params, 1);
+  CHECK_INT_EQ(a.version, 2);
+  CHECK_INT_EQ(ps_core_nmembers(s.core), 2);
+  /* A pull that waits for a newcomer goes at the next tick once the newcomer is gone,
+   * long before it is dropped. */
+  join(&s, &c, 51, 0);
+  CHECK_INT_EQ(pushed_of(&s, 51), 2);
+  push(&s, &a, 3, 1.0f);
+  push(&s, &a, 4, 1.0f);
+  pull(&s, &a, 5); /* needs clock 3 of C, which has pushed 2 */
+  CHECK_INT_EQ(a.params, 1);
+  hang_up(&s, &c);
+  CHECK_INT_EQ(a.params, 1); /* CLOSED answers with no actions */
+  tick(&s, 0.5);
+  CHECK_INT_EQ(a.params, 2);
+  CHECK_INT_EQ(a.version, 4);
+  CHECK_INT_EQ(ps_core_nmembers(s.core), 3);
+  /* A member that has pushed holds the wait while it reconnects, until dropped. */
+  join(&s, &d, 52, 0);
+  push(&s, &d, 5, 1.0f);
+  hang_up(&s, &d);
+  push(&s, &a, 5, 1.0f);
+  push(&s, &a, 6, 1.0f);
+  push(&s, &a, 7, 1.0f);
+  pull(&s, &a, 8); /* needs clock 6 of D, which has pushed 5 */
+  tick(&s, 1.0);
+  CHECK_INT_EQ(a.params, 2);
+  srv_stop(&s);
+
+  /* sync: a newcomer that never pulled nor pushed and hung up holds no round. */
+  srv_start(&s, DT_PS_SYNC, 0, 0, 1);
+  srv_core(&s);
+  join(&s, &a, 0, 0);
+  init(&s, &a, ZEROS);
+  pull(&s, &a, 1);
+  join(&s, &b, 50, 0);
+  hang_up(&s, &b);
+  push(&s, &a, 1, 1.0f);
+  pull(&s, &a, 2);
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 1);
+  CHECK_INT_EQ(a.params, 2);
+  /* Connected, it would: a newcomer holds the rounds from its offer on until its
+   * first PULL names its round. */
+  join(&s, &c, 51, 0);
+  push(&s, &a, 2, 1.0f);
+  pull(&s, &a, 3);
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 1);
+  hang_up(&s, &c);
+  tick(&s, 0.5);
+  CHECK_INT_EQ(ps_core_range(s.core)->version, 2);
+  CHECK_INT_EQ(a.params, 3);
+  CHECK_NEAR(param(&s, 0), -2.0, 0);
+  srv_stop(&s);
+}
+
+/* The server answers a member's HEARTBEAT with one (issue 14, defect 8: the worker
+ * takes a server silent for longer than the heartbeat timeout for dead); a connection
+ * that has not said HELLO gets none. */
+static void test_heartbeat_answer(void) {
+  srv_t s;
+  srv_start(&s, DT_PS_ASYNC, 0, 0, 1);
+  srv_core(&s);
+  peer_t a, b;
+  join(&s, &a, 0, 0);
+  init(&s, &a, ZEROS);
+  heartbeat(&s, &a);
+  heartbeat(&s, &a);
+  CHECK_INT_EQ(a.heartbeats, 2);
+  CHECK_INT_EQ(a.fails, 0);
+  connect_peer(&s, &b);
+  heartbeat(&s, &b);
+  CHECK_INT_EQ(b.heartbeats, 0);
+  CHECK_INT_EQ(b.fail_code, DTRAIN__PS__ERROR_CODE__PROTOCOL);
+  srv_stop(&s);
+}
+
+/* A new connection of the process `nonce` that says HELLO as worker `id`, or asks for
+ * an id among num_workers (assign). */
+static void join_as(srv_t *s, peer_t *p, uint32_t id, uint64_t nonce, bool assign,
+                    uint32_t num_workers) {
+  connect_peer(s, p);
+  feed(s, (ps_event_t){.kind = PS_EV_HELLO, .session = &p->sess,
+                       .hello = {.protocol = DT_PS_PROTOCOL_VERSION, .worker_id = id,
+                                 .signature = s->signature, .num_params = NPARAMS,
+                                 .server_index = s->index, .num_servers = s->nservers,
+                                 .nonce = nonce, .assign_id = assign,
+                                 .num_workers = num_workers, .peer = "10.0.0.2:6000"}});
+}
+
+/* Worker ids (issue 14, defect 3): assigned by the server when asked (the lowest free
+ * one, or the one the same process holds), the same id named to a second server, a
+ * second live process claiming a held id refused, the same process reconnecting still
+ * replacing its old connection, and a restarted process taking over an id whose
+ * connection is gone. */
+static void test_worker_ids(void) {
+  srv_t s, s1;
+  srv_start(&s, DT_PS_ASYNC, 0, 0, 2);
+  srv_core(&s);
+  srv_start(&s1, DT_PS_ASYNC, 0, 1, 2);
+  srv_core(&s1);
+  peer_t a, a1, b, a2, c, b2, d, e, f;
+  join_as(&s, &a, 0, 11, true, 3);
+  CHECK_INT_EQ(a.welcomes, 1);
+  CHECK_INT_EQ(a.welcome_id, 0);
+  CHECK_STR_CONTAINS(srv_log(&s), "assigned worker id 0 of 3 to 10.0.0.2:6000");
+  /* Server 1 follows: the worker names the id server 0 gave it. */
+  join_as(&s1, &a1, a.welcome_id, 11, false, 3);
+  CHECK_INT_EQ(a1.welcome_id, 0);
+  CHECK(ps_core_member(s1.core, 0) != NULL);
+  join_as(&s, &b, 0, 22, true, 3);
+  CHECK_INT_EQ(b.welcome_id, 1);
+  /* The first process asks again (its WELCOME was lost): its own id, its old connection
+   * replaced. */
+  join_as(&s, &a2, 0, 11, true, 3);
+  CHECK_INT_EQ(a2.welcome_id, 0);
+  CHECK_INT_EQ(a.fail_code, DTRAIN__PS__ERROR_CODE__REPLACED);
+  CHECK_INT_EQ(ps_core_nmembers(s.core), 2);
+  /* Another process claims id 1, which B's live connection holds: refused, B stays. */
+  join_as(&s, &c, 1, 33, false, 3);
+  CHECK_INT_EQ(c.welcomes, 0);
+  CHECK_INT_EQ(c.fail_code, DTRAIN__PS__ERROR_CODE__WORKER_ID_TAKEN);
+  CHECK_STR_CONTAINS(c.fail_msg, "worker id 1 is held by another live process (connected from "
+                                 "10.0.0.2:6000)");
+  CHECK_INT_EQ(b.fails, 0);
+  CHECK(ps_core_member(s.core, 1)->session == &b.sess);
+  /* B's own process on a new connection replaces the old one. */
+  join_as(&s, &b2, 1, 22, false, 3);
+  CHECK_INT_EQ(b2.welcomes, 1);
+  CHECK_INT_EQ(b.fail_code, DTRAIN__PS__ERROR_CODE__REPLACED);
+  /* Once its connection is gone, a restarted process (another nonce) takes id 1 over. */
+  hang_up(&s, &b2);
+  join_as(&s, &d, 1, 44, false, 3);
+  CHECK_INT_EQ(d.welcomes, 1);
+  CHECK_INT_EQ(d.welcome_id, 1);
+  CHECK(ps_core_member(s.core, 1)->session == &d.sess);
+  /* The last free id, then none. */
+  join_as(&s, &e, 0, 55, true, 3);
+  CHECK_INT_EQ(e.welcome_id, 2);
+  join_as(&s, &f, 0, 66, true, 3);
+  CHECK_INT_EQ(f.welcomes, 0);
+  CHECK_INT_EQ(f.fail_code, DTRAIN__PS__ERROR_CODE__WORKER_ID_TAKEN);
+  CHECK_STR_CONTAINS(f.fail_msg, "all 3 worker ids (ps.num_workers) are held: 3 by connected "
+                                 "workers, 0 by workers that may reconnect");
+  CHECK_INT_EQ(ps_core_nmembers(s.core), 3);
+  srv_stop(&s);
+  srv_stop(&s1);
+}
+
 int main(void) {
   test_membership();
   test_hello_checks();
@@ -744,5 +968,9 @@ int main(void) {
   test_late_push();
   test_restore_catch_up();
   test_checkpoint_schedule();
+  test_nonfinite_push();
+  test_throwaway_clients();
+  test_heartbeat_answer();
+  test_worker_ids();
   return test_summary("test_ps_core");
 }

@@ -10,11 +10,24 @@
 #define _POSIX_C_SOURCE 200809L
 #include <assert.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "core_handshake.h"
 #include "core_state.h"
 #include "dtrain/ps_frame.h"
+
+/* How many of g's n values are NaN or infinite, and where the first one is. */
+static size_t count_nonfinite(const float *g, size_t n, size_t *first) {
+  size_t bad = 0;
+  *first = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (isfinite(g[i])) continue;
+    if (!bad) *first = i;
+    bad++;
+  }
+  return bad;
+}
 
 static void on_push(ps_core_t *c, ps_session_t *s, const ps_push_t *p, double now,
                     ps_actions_t *out) {
@@ -24,7 +37,19 @@ static void on_push(ps_core_t *c, ps_session_t *s, const ps_push_t *p, double no
                   "a gradient of %zu floats for a range of %zu", p->n, c->range.n);
     return;
   }
+  size_t first;
+  size_t bad = count_nonfinite(p->grad, p->n, &first);
+  if (bad) {
+    /* One NaN applied would poison the range for good: every later pull, every
+     * checkpoint. The worker checks before it pushes; this is for one that did not. */
+    c->stats.nonfinite++;
+    ps_state_fail(c, out, s, DTRAIN__PS__ERROR_CODE__BAD_MESSAGE,
+                  "a gradient with %zu non-finite value(s) (the first at %zu of the range: %g); "
+                  "not applied", bad, first, (double)p->grad[first]);
+    return;
+  }
   ps_member_t *m = s->member;
+  m->pushed_any = true;
   if (p->clock <= m->last_push) {
     /* The worker lost the connection before our answer and sent this push again,
      * but the first copy had arrived: applying it twice would count it twice. */
@@ -75,7 +100,7 @@ static void on_pull(ps_core_t *c, ps_session_t *s, int64_t clock, ps_actions_t *
 static void on_bye(ps_core_t *c, ps_session_t *s, ps_actions_t *out) {
   ps_member_t *m = s->member;
   ps_state_emit(c, out, PS_ACT_CLOSE, s);
-  ps_state_detach(s);
+  ps_state_detach(c, s);
   s->state = PS_SESSION_CLOSING;
   if (!m) return;
   ps_state_remove_member(c, m, "left (BYE)");
@@ -116,7 +141,10 @@ static void on_message(ps_core_t *c, const ps_event_t *ev, ps_actions_t *out) {
     case PS_EV_INIT: ps_handshake_init(c, s, &ev->init, out); break;
     case PS_EV_PUSH: on_push(c, s, &ev->push, ev->now, out); break;
     case PS_EV_PULL: on_pull(c, s, ev->pull_clock, out); break;
-    case PS_EV_HEARTBEAT: break;
+    case PS_EV_HEARTBEAT:
+      if (s->state == PS_SESSION_READY && s->member)
+        ps_state_emit(c, out, PS_ACT_HEARTBEAT, s)->heartbeat.clock = s->member->pushed;
+      break;
     case PS_EV_BYE: on_bye(c, s, out); break;
     default:
       ps_state_fail(c, out, s, DTRAIN__PS__ERROR_CODE__PROTOCOL,
@@ -147,9 +175,10 @@ static void on_closed(ps_core_t *c, const ps_event_t *ev) {
     c->stats.bad_connections++;
   if (!ev->closed.failed && ev->closed.why && s->member)
     dt_log_info(c->log, "worker %u disconnected without BYE (%s); it stays a member for up to "
-                "ps.heartbeat_timeout_s = %g s", s->worker_id, ev->closed.why,
-                c->cfg.heartbeat_timeout_s);
-  ps_state_detach(s);
+                "ps.heartbeat_timeout_s = %g s%s", s->worker_id, ev->closed.why,
+                c->cfg.heartbeat_timeout_s,
+                s->member->pushed_any ? "" : ", holding nobody back until it has pushed");
+  ps_state_detach(c, s);
   s->state = PS_SESSION_CLOSING;
   if (s->prev) s->prev->next = s->next;
   else c->sessions = s->next;
@@ -180,10 +209,11 @@ static void on_tick(ps_core_t *c, double now, ps_actions_t *out) {
   }
   /* All drops first: an update after a pull was answered would change the values
    * that answer points at. */
-  if (dropped) {
+  if (dropped || c->recheck) {
+    c->recheck = false;
     ps_state_settle(c, out);
-    ps_core_log_stats(c, "membership changed");
   }
+  if (dropped) ps_core_log_stats(c, "membership changed");
   for (ps_session_t *s = c->sessions; s; s = s->next)
     if (s->state == PS_SESSION_NEW && now - s->opened > t)
       ps_state_fail(c, out, s, DTRAIN__PS__ERROR_CODE__TIMEOUT, "no HELLO within %g s", t);

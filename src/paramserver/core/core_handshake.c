@@ -4,6 +4,7 @@
 #include "core_handshake.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dtrain/ps_frame.h"
@@ -31,6 +32,38 @@ bool ps_handshake_check(ps_core_t *c, ps_actions_t *out, ps_session_t *s) {
   return true;
 }
 
+/* The id for a HELLO that asks for one: the id its own process holds already (it asks
+ * again after losing the answer), else the lowest below num_workers that no member
+ * holds. A member whose connection is gone still holds its id, for a reconnect, until
+ * it is dropped. False, and s failed, when every id is held. */
+static bool pick_id(ps_core_t *c, ps_actions_t *out, ps_session_t *s, const ps_hello_t *h,
+                    uint32_t *id) {
+  for (int i = 0; i < c->members.n && h->nonce; i++)
+    if (c->members.v[i]->nonce == h->nonce) {
+      *id = c->members.v[i]->id;
+      return true;
+    }
+  for (uint32_t w = 0; w < h->num_workers; w++)
+    if (!ps_members_find(&c->members, w)) {
+      *id = w;
+      dt_log_info(c->log, "assigned worker id %u of %u to %s", w, h->num_workers,
+                  h->peer ? h->peer : "?");
+      return true;
+    }
+  int connected = 0, away = 0;
+  for (int i = 0; i < c->members.n; i++) {
+    if (c->members.v[i]->id >= h->num_workers) continue;
+    if (c->members.v[i]->session) connected++;
+    else away++;
+  }
+  ps_state_fail(c, out, s, DTRAIN__PS__ERROR_CODE__WORKER_ID_TAKEN,
+                "all %u worker ids (ps.num_workers) are held: %d by connected workers, %d by "
+                "workers that may reconnect for up to ps.heartbeat_timeout_s = %g s; raise "
+                "ps.num_workers, or start this worker when one has left", h->num_workers,
+                connected, away, c->cfg.heartbeat_timeout_s);
+  return false;
+}
+
 void ps_handshake_hello(ps_core_t *c, ps_session_t *s, const ps_hello_t *h, double now,
                         ps_actions_t *out) {
   if (h->protocol != DT_PS_PROTOCOL_VERSION) {
@@ -53,10 +86,23 @@ void ps_handshake_hello(ps_core_t *c, ps_session_t *s, const ps_hello_t *h, doub
   if (!ps_handshake_check(c, out, s)) return;
 
   const char *peer = h->peer ? h->peer : "?";
-  ps_member_t *m = ps_members_find(&c->members, h->worker_id);
+  uint32_t id = h->worker_id;
+  if (h->assign_id && !pick_id(c, out, s, h, &id)) return;
+  s->worker_id = id;
+  ps_member_t *m = ps_members_find(&c->members, id);
+  if (m && m->session && m->nonce != h->nonce) {
+    /* Two processes with one id would push for one member: each one's pushes dropped
+     * as repeats of the other's, and both training on the same part of the data. */
+    ps_state_fail(c, out, s, DTRAIN__PS__ERROR_CODE__WORKER_ID_TAKEN,
+                  "worker id %u is held by another live process (connected from %s); give "
+                  "every worker its own ps.worker_id, or leave it out to have one assigned",
+                  id, m->peer);
+    return;
+  }
+  /* The same process again (its nonce): the old connection is dead or dying. */
   if (m && m->session)
     ps_state_fail(c, out, m->session, DTRAIN__PS__ERROR_CODE__REPLACED,
-                  "worker %u connected again from %s", h->worker_id, peer);
+                  "worker %u connected again from %s", id, peer);
   bool sync = c->cfg.consistency == DT_PS_SYNC;
   int64_t welcome_clock;
   if (m) {
@@ -65,7 +111,7 @@ void ps_handshake_hello(ps_core_t *c, ps_session_t *s, const ps_hello_t *h, doub
     /* A newcomer that reconnects before naming its first round is offered the same
      * round again. */
     welcome_clock = sync && !m->joined ? m->join_min - 1 : m->pushed;
-    dt_log_info(c->log, "worker %u reconnected from %s at clock %" PRId64, h->worker_id, peer,
+    dt_log_info(c->log, "worker %u reconnected from %s at clock %" PRId64, id, peer,
                 h->clock);
   } else {
     /* A newcomer continues from the slowest live worker's clock, so that SSP does not
@@ -73,22 +119,27 @@ void ps_handshake_hello(ps_core_t *c, ps_session_t *s, const ps_hello_t *h, doub
     int64_t start = ps_members_min_pushed(&c->members, h->clock);
     if (h->clock > start) start = h->clock;
     dt_error_t err = {0};
-    if (!(m = ps_members_add(&c->members, h->worker_id, start, now, &err))) {
+    if (!(m = ps_members_add(&c->members, id, start, now, &err))) {
       ps_state_fail(c, out, s, 0, "%s", err.msg);
       return;
     }
     m->last_push = h->clock;
+    /* A clock past 0 means it pushed before (it was dropped, or this server restarted
+     * without it): it is a worker of this job, not a passing client. */
+    m->pushed_any = h->clock > 0;
     welcome_clock = sync ? ps_rounds_hello(&c->rounds, m, h->clock) : start;
     dt_log_info(c->log, "worker %u joined from %s at clock %" PRId64 "; %d live worker(s)",
-                h->worker_id, peer, welcome_clock, c->members.n);
+                id, peer, welcome_clock, c->members.n);
   }
   m->session = s;
   m->last_seen = now;
+  m->nonce = h->nonce;
+  snprintf(m->peer, sizeof m->peer, "%s", peer);
   s->member = m;
   s->state = PS_SESSION_READY;
 
   ps_action_t *a = ps_state_emit(c, out, PS_ACT_WELCOME, s);
-  a->welcome.worker_id = h->worker_id;
+  a->welcome.worker_id = id;
   a->welcome.initialized = c->initialized;
   a->welcome.version = c->range.version;
   a->welcome.consistency = c->cfg.consistency;

@@ -51,6 +51,7 @@ int ps_core_restore(ps_core_t *c, ps_range_t *range, const ps_snapshot_t *st, do
     /* sync: it was in the rounds before, and is in the ones to come. */
     m->joined = true;
     m->last_push = mc->clock;
+    m->pushed_any = true;
   }
   c->last_ckpt_version = c->range.version;
   c->last_ckpt_time = now;
@@ -101,11 +102,12 @@ void ps_core_log_stats(const ps_core_t *c, const char *when) {
               " pulls (%" PRIu64 " waited), max clock gap %" PRId64 " (%s%s), gaps 0..7+: %" PRIu64
               " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
               ", %d live worker(s), %" PRIu64 " dropped, %" PRIu64 " bad connection(s), %" PRIu64
-              " repeated and %" PRIu64 " late push(es) not applied",
+              " repeated and %" PRIu64 " late push(es) not applied, %" PRIu64
+              " non-finite push(es) refused",
               when, c->range.version, st.pushes, st.pulls, st.pulls_waited, st.max_gap,
               dt_ps_consistency_names[c->cfg.consistency],
               c->cfg.consistency == DT_PS_SSP ? "" : ", unbounded", st.gap_hist[0],
               st.gap_hist[1], st.gap_hist[2], st.gap_hist[3], st.gap_hist[4], st.gap_hist[5],
               st.gap_hist[6], st.gap_hist[7], c->members.n, st.dropped, st.bad_connections,
-              st.repeated, st.discarded);
+              st.repeated, st.discarded, st.nonfinite);
 }

@@ -34,11 +34,13 @@ ps_action_t *ps_state_emit(ps_core_t *c, ps_actions_t *out, ps_action_kind kind,
   return a;
 }
 
-void ps_state_detach(ps_session_t *s) {
-  if (!s->member) return;
-  s->member->session = NULL;
-  s->member->pull_pending = false;
+void ps_state_detach(ps_core_t *c, ps_session_t *s) {
+  ps_member_t *m = s->member;
+  if (!m) return;
+  m->session = NULL;
+  m->pull_pending = false;
   s->member = NULL;
+  if (!ps_member_counts(m)) c->recheck = true;
 }
 
 void ps_state_fail(ps_core_t *c, ps_actions_t *out, ps_session_t *s, int code, const char *fmt,
@@ -52,7 +54,7 @@ void ps_state_fail(ps_core_t *c, ps_actions_t *out, ps_session_t *s, int code, c
   va_start(ap, fmt);
   vsnprintf(a->fail.message, sizeof a->fail.message, fmt, ap);
   va_end(ap);
-  ps_state_detach(s);
+  ps_state_detach(c, s);
   s->state = PS_SESSION_CLOSING;
 }
 
@@ -71,6 +73,7 @@ void ps_state_answer(ps_core_t *c, ps_actions_t *out, ps_session_t *s, int64_t c
   if (gap < 0) gap = 0;
   if (gap > c->stats.max_gap) c->stats.max_gap = gap;
   c->stats.gap_hist[gap < 7 ? gap : 7]++;
+  c->stats.gap_sum += (uint64_t)gap;
   c->stats.pulls++;
   ps_action_t *a = ps_state_emit(c, out, PS_ACT_PARAMS, s);
   a->params.version = c->range.version;

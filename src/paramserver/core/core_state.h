@@ -27,6 +27,10 @@ struct ps_core {
   double last_ckpt_time;
   uint64_t last_ckpt_version;
   bool ckpt_pending;        /* a CHECKPOINT action waits for its outcome */
+  /* A member stopped holding others back (it lost its connection before pushing):
+   * the next tick re-checks the rounds and the waiting pulls, since CLOSED may not
+   * answer with actions. */
+  bool recheck;
   /* The current event: whether it answered a pull, and at which version. */
   bool answered;
   uint64_t answered_version;
@@ -40,7 +44,7 @@ ps_action_t *ps_state_emit(ps_core_t *c, ps_actions_t *out, ps_action_kind kind,
                            ps_session_t *s);
 /* The session no longer speaks for its member (which stays, for a reconnect); a PULL
  * it had pending goes with it. */
-void ps_state_detach(ps_session_t *s);
+void ps_state_detach(ps_core_t *c, ps_session_t *s);
 /* ERROR(code) with a message, and the connection closes; PS_EV_CLOSED counts it. */
 void ps_state_fail(ps_core_t *c, ps_actions_t *out, ps_session_t *s, int code, const char *fmt,
                    ...) __attribute__((format(printf, 5, 6)));

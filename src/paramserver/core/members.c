@@ -54,9 +54,12 @@ void ps_members_free(ps_members_t *t) {
 }
 
 int64_t ps_members_min_pushed(const ps_members_t *t, int64_t none) {
-  if (t->n == 0) return none;
-  int64_t lo = t->v[0]->pushed;
-  for (int i = 1; i < t->n; i++)
-    if (t->v[i]->pushed < lo) lo = t->v[i]->pushed;
+  int64_t lo = none;
+  bool any = false;
+  for (int i = 0; i < t->n; i++) {
+    if (!ps_member_counts(t->v[i])) continue;
+    if (!any || t->v[i]->pushed < lo) lo = t->v[i]->pushed;
+    any = true;
+  }
   return lo;
 }

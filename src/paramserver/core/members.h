@@ -1,7 +1,9 @@
 /* The workers a server counts as live, and their clocks. A member joins by HELLO and
  * goes by BYE or after ps.heartbeat_timeout_s of silence; a closed connection alone
- * does not end it (the worker may be reconnecting). This file is the table only:
- * what joining, leaving and pushing mean is decided in core_*.c and sync_rounds.c. */
+ * does not end it (the worker may be reconnecting). Only a member that holds others
+ * back (ps_member_counts) takes part in the SSP and sync waits. This file is the table
+ * only: what joining, leaving and pushing mean is decided in core_*.c and
+ * sync_rounds.c. */
 #ifndef DTRAIN_PS_MEMBERS_H
 #define DTRAIN_PS_MEMBERS_H
 
@@ -29,7 +31,19 @@ typedef struct {
   float held_lr;
   bool pull_pending;   /* a PULL not answered yet */
   int64_t pull_clock;
+  bool pushed_any;     /* it has pushed: here, or before a restart or a drop (its HELLO
+                          clock was past 0, or a checkpoint listed it) */
+  uint64_t nonce;      /* of the process whose HELLO made it or took it over last */
+  char peer[64];       /* where that HELLO came from, for messages */
 } ps_member_t;
+
+/* Whether m holds the SSP and sync waits: while it is connected, and once it has
+ * pushed also while it reconnects. A client that said HELLO and went away without a
+ * push (a crashed start, a port scan, a throwaway client) holds nobody back while it
+ * waits out ps.heartbeat_timeout_s as a member. */
+static inline bool ps_member_counts(const ps_member_t *m) {
+  return m->session != NULL || m->pushed_any;
+}
 
 typedef struct {
   ps_member_t **v;     /* (n) in no particular order */
@@ -43,7 +57,7 @@ ps_member_t *ps_members_add(ps_members_t *t, uint32_t id, int64_t clock, double 
 /* Takes m out of the table and frees it. */
 void ps_members_remove(ps_members_t *t, ps_member_t *m);
 void ps_members_free(ps_members_t *t);
-/* The smallest pushed clock of the members, or `none` when there are none. */
+/* The smallest pushed clock of the members that count, or `none` when none does. */
 int64_t ps_members_min_pushed(const ps_members_t *t, int64_t none);
 
 #endif

@@ -38,7 +38,7 @@ typedef struct ps_session {
   ps_session_state state;    /* NEW until HELLO is accepted; CLOSING once failed */
   double opened;
   ps_member_t *member;       /* after HELLO, until it fails, closes or the member goes */
-  uint32_t worker_id;        /* what its HELLO said */
+  uint32_t worker_id;        /* what its HELLO said, or the id assigned to it */
   uint64_t signature, num_params;
   uint32_t server_index, num_servers;
 } ps_session_t;
@@ -63,6 +63,9 @@ typedef struct {
   uint64_t signature, num_params;
   uint32_t server_index, num_servers;
   int64_t clock;        /* its latest push that every server answered */
+  uint64_t nonce;       /* the worker process's: the same on each of its connections */
+  bool assign_id;       /* worker_id is to be picked here, among num_workers */
+  uint32_t num_workers;
   const uint8_t *token; /* (token_len) */
   size_t token_len;
   const char *peer;     /* "host:port", for the log */
@@ -107,6 +110,8 @@ typedef struct {
 typedef enum {
   PS_ACT_WELCOME,     /* send WELCOME: the session's worker is a member now */
   PS_ACT_PARAMS,      /* send PARAMS with the range's values */
+  PS_ACT_HEARTBEAT,   /* send HEARTBEAT: the answer to the worker's, so that it hears
+                         from a live server while it waits or computes */
   PS_ACT_FAIL,        /* send ERROR(code) unless code is 0, log the message, close */
   PS_ACT_CLOSE,       /* close without a word (after BYE) */
   PS_ACT_CHECKPOINT   /* save a checkpoint now, then feed PS_EV_CHECKPOINTED */
@@ -134,6 +139,9 @@ typedef struct {
       size_t n;
     } params;
     struct {
+      int64_t clock;      /* the worker's pushed clock as this server knows it */
+    } heartbeat;
+    struct {
       int code;           /* an ErrorCode, or 0: close without ERROR */
       bool has_worker;    /* the connection had said HELLO: name worker_id in the log */
       uint32_t worker_id;
@@ -159,7 +167,9 @@ typedef struct {
   uint64_t pushes, pulls, pulls_waited, dropped, bad_connections;
   uint64_t repeated;   /* pushes sent again after a reconnect that had arrived before */
   uint64_t discarded;  /* sync: pushes for rounds already applied (after a restart) */
+  uint64_t nonfinite;  /* pushes refused for NaN or infinite values (nothing applied) */
   int64_t max_gap;     /* largest (pull clock - 1) - slowest live worker's pushed clock */
+  uint64_t gap_sum;    /* the gaps of all answered pulls, added up (for their mean) */
   uint64_t gap_hist[8];/* pulls by gap 0, 1, ..., 6, >= 7 */
 } ps_stats_t;
 

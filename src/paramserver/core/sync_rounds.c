@@ -17,7 +17,12 @@
  * for a later round (a worker that went on while this server restarted from a
  * checkpoint) is held until its round comes; one for a round already applied is
  * discarded. A round nobody pushed into and nobody owes is skipped, which is how a
- * restored server catches up with the workers' clocks. */
+ * restored server catches up with the workers' clocks.
+ *
+ * A member that has not pushed yet holds rounds up only while it is connected
+ * (ps_member_counts): a client that says HELLO and goes away must not stall the
+ * others until it is dropped. If it comes back after its round went by, its push for
+ * that round is discarded like any late one. */
 #define _POSIX_C_SOURCE 200809L
 #include "sync_rounds.h"
 
@@ -59,6 +64,7 @@ void ps_rounds_announce(const ps_rounds_t *r, ps_member_t *m, int64_t clock) {
 }
 
 static bool holds_up(const ps_member_t *m, int64_t round) {
+  if (!ps_member_counts(m)) return false;
   if (!m->joined) return m->join_min <= round;
   return m->join_clock <= round && m->pushed < round;
 }
@@ -93,13 +99,14 @@ void ps_rounds_advance(ps_rounds_t *r, ps_members_t *t, ps_range_t *range) {
     } else {
       /* Nobody pushed into the round and nobody owes it a push: go to the first round
        * that someone can still push into. */
-      if (t->n == 0) return;
       int64_t next = INT64_MAX;
       for (int i = 0; i < t->n; i++) {
+        if (!ps_member_counts(t->v[i])) continue;
         int64_t x = next_round_of(t->v[i]);
         if (x < next) next = x;
       }
-      if (next <= round) return; /* someone owes it after all (holds_up says no) */
+      if (next == INT64_MAX) return; /* nobody who counts */
+      if (next <= round) return;     /* someone owes it after all (holds_up says no) */
       r->round = next;
     }
     for (int i = 0; i < t->n; i++) {

@@ -23,10 +23,11 @@
 #endif
 
 enum {
-  DT_PS_PROTOCOL_VERSION = 1,
+  DT_PS_PROTOCOL_VERSION = 2, /* 2: HEARTBEAT goes both ways; worker ids, nonces */
   DT_PS_HEADER_BYTES = 5,
   DT_PS_TOKEN_MAX = 1024,   /* bytes of a token */
   DT_PS_MAX_SERVERS = 64,
+  DT_PS_MAX_WORKERS = 1000000, /* ps.num_workers */
   DT_PS_MAX_TENSORS = 65536,
   DT_PS_PAYLOAD_FIELD = 15, /* the float payload's field number in INIT, PUSH, PARAMS */
   DT_PS_PAD_FIELD = 14
@@ -136,6 +137,13 @@ int dt_ps_reader_next(dt_ps_reader_t *r, int *type, const uint8_t **body, size_t
                       dt_error_t *err);
 /* Bytes of an incomplete frame held: non-zero at end of stream means it was cut. */
 size_t dt_ps_reader_pending(const dt_ps_reader_t *r);
+/* The buffer size (cap) the next dt_ps_reader_space will need: more than cap when the
+ * start of a large frame has arrived. Lets a receiver with a memory budget decide
+ * before the buffer grows. */
+size_t dt_ps_reader_wants(const dt_ps_reader_t *r);
+/* Gives back a buffer that grew for a large frame when it holds nothing; returns the
+ * bytes freed (0 when it is in use or small). */
+size_t dt_ps_reader_shrink(dt_ps_reader_t *r);
 
 /* Lets a receiver put a large payload straight where it belongs instead of into the
  * reader: when the reader holds the start of a frame of `type` longer than a read
