@@ -15,6 +15,13 @@
 
 static const char *const target_names[] = {"labels", "one_hot", "input", "bits", NULL};
 
+/* t->test becomes a view of the test file, cut to data.test_limit. */
+static void view_test_set(trainer_t *t) {
+  if (t->opt.test_limit > 0) dt_dataset_truncate(&t->test_file, (size_t)t->opt.test_limit);
+  t->test = t->test_file;
+  t->test.owned_x = t->test.owned_labels = NULL;
+}
+
 static int load_data(trainer_t *t, dt_error_t *err) {
   const run_options_t *o = &t->opt;
   int rc;
@@ -27,10 +34,8 @@ static int load_data(trainer_t *t, dt_error_t *err) {
     rc = dt_dataset_load_idx_labels(&t->test_file, o->test_images, o->test_labels, err);
   if (rc) return rc;
   if (o->train_limit > 0) dt_dataset_truncate(&t->train_file, (size_t)o->train_limit);
-  if (o->test_limit > 0) dt_dataset_truncate(&t->test_file, (size_t)o->test_limit);
   dt_dataset_split(&t->train_file, o->validation_split, &t->train, &t->val);
-  t->test = t->test_file;
-  t->test.owned_x = t->test.owned_labels = NULL;
+  view_test_set(t);
   const char *train_what = o->binary_addition ? "the binary-addition training set" : o->train_images;
   const char *test_what = o->binary_addition ? "the binary-addition test set" : o->test_images;
   /* Said here, before the model is checked against the data: an empty set would
@@ -62,9 +67,7 @@ static int load_test_images(trainer_t *t, dt_error_t *err) {
   dt_dataset_free(&t->test_file);
   int rc = dt_dataset_load_idx(&t->test_file, t->opt.test_images, t->opt.test_labels, err);
   if (rc) return dt_error_prefix(err, "loading the test set after training: ");
-  if (t->opt.test_limit > 0) dt_dataset_truncate(&t->test_file, (size_t)t->opt.test_limit);
-  t->test = t->test_file;
-  t->test.owned_x = t->test.owned_labels = NULL;
+  view_test_set(t);
   return 0;
 }
 
