@@ -1,355 +1,127 @@
-/* Datasets: reading IDX files (plain or gzip) into memory, splitting off a validation
- * tail, gathering batches as floats, and the per-epoch permutation and per-rank
- * sharding that let every process agree on which samples it trains on without talking.
- *
- * The IDX reader is strict: a file that is shorter, longer, or differently shaped than
- * its header says is an error naming the file, because training silently on half a
- * dataset (or on a labels file read as images) is worse than stopping. */
+/* Datasets in general (see data.h): element types, the owner of a dataset's storage,
+ * views, splits, gathering batches as scaled floats, standardization statistics, and
+ * the per-epoch permutation and per-rank sharding. The file formats live in their own
+ * files (idx.c, csv.c, numpy.c, images.c, text.c). */
 #define _POSIX_C_SOURCE 200809L
 
 #include "dtrain/data.h"
 #include "dtrain/hot.h"
 
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <math.h>
-#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <zlib.h>
+#include <sys/mman.h>
 
 #include "dtrain/rng.h"
 
-/* The IDX type code for unsigned bytes, the only element type our datasets use. */
-enum { IDX_TYPE_U8 = 0x08 };
-
-/* The largest payload we agree to allocate. A corrupt or hostile header can claim
- * dimensions whose product is astronomically large (or overflows); refusing anything
- * above 16 GiB turns that into a clear format error instead of a failed or, worse,
- * successful giant malloc. */
-#define IDX_MAX_BYTES ((uint64_t)1 << 34)
-
-/* A payload is read into a buffer of this size first, doubled as the data keeps coming,
- * so that what is allocated follows what the file holds, not what its header claims. */
-#define READ_START_BYTES ((size_t)1 << 20)
-
-/* gzread takes and returns int-sized counts, so large reads go in pieces of this size. */
-#define GZ_CHUNK ((size_t)1 << 30)
-
-/* zlib prefixes its messages with the path it was given, which for gzdopen is "<fd:N>";
- * our messages name the real file themselves, so that prefix is dropped. */
-static const char *zlib_message(gzFile gz, int *errnum) {
-  const char *msg = gzerror(gz, errnum);
-  if (!msg) return "unknown zlib error";
-  if (strncmp(msg, "<fd:", 4) == 0) {
-    const char *rest = strstr(msg, ">: ");
-    if (rest) return rest + 3;
-  }
-  return msg;
+const char *dt_dtype_name(dt_dtype_t t) {
+  static const char *const names[] = {"uint8", "int8", "int16", "int32", "int64", "float32",
+                                      "float64"};
+  return (unsigned)t < sizeof names / sizeof *names ? names[t] : "unknown";
 }
 
-/* Turns a failed gzread (which returned -1) into an error: an operating-system read
- * error is I/O, anything else means the compressed stream itself is damaged. */
-static int read_failure(gzFile gz, const char *path, dt_error_t *err) {
-  int errnum = Z_OK;
-  const char *msg = zlib_message(gz, &errnum);
-  if (errnum == Z_ERRNO)
-    return dt_error_set(err, DT_ERR_IO, "'%s': read failed: %s", path, strerror(errno));
-  if (errnum == Z_MEM_ERROR)
-    return dt_error_set(err, DT_ERR_NOMEM, "'%s': out of memory while decompressing", path);
-  return dt_error_set(err, DT_ERR_FORMAT, "'%s': corrupt gzip stream: %s", path, msg);
+size_t dt_dtype_size(dt_dtype_t t) {
+  static const size_t sizes[] = {1, 1, 2, 4, 8, 4, 8};
+  return (unsigned)t < sizeof sizes / sizeof *sizes ? sizes[t] : 0;
 }
 
-/* Reads up to len bytes, looping because gzread returns short counts only at the end
- * of the data. *got receives the number actually read; a short count with a return of
- * 0 means end of file (clean or not: see gz_ended_early). */
-static int read_fully(gzFile gz, const char *path, uint8_t *buf, size_t len, size_t *got,
-                      dt_error_t *err) {
-  *got = 0;
-  while (*got < len) {
-    size_t want = len - *got;
-    if (want > GZ_CHUNK) want = GZ_CHUNK;
-    int n = gzread(gz, buf + *got, (unsigned)want);
-    if (n < 0) return read_failure(gz, path, err);
-    if (n == 0) break;
-    *got += (size_t)n;
+/* Value k of p as a double: memcpy because mapped files give no alignment promise. */
+static inline double value_at(dt_dtype_t type, const unsigned char *p, size_t k) {
+  switch (type) {
+    case DT_U8: return p[k];
+    case DT_I8: return (int8_t)p[k];
+    case DT_I16: { int16_t v; memcpy(&v, p + 2 * k, 2); return v; }
+    case DT_I32: { int32_t v; memcpy(&v, p + 4 * k, 4); return v; }
+    case DT_I64: { int64_t v; memcpy(&v, p + 8 * k, 8); return (double)v; }
+    case DT_F32: { float v; memcpy(&v, p + 4 * k, 4); return v; }
+    case DT_F64: { double v; memcpy(&v, p + 8 * k, 8); return v; }
   }
+  return NAN;
+}
+
+static const unsigned char *row_ptr(const dt_array_t *a, size_t i) {
+  return (const unsigned char *)a->base + i * a->row * dt_dtype_size(a->type);
+}
+
+double dt_array_get(const dt_array_t *a, size_t i, size_t j) {
+  return value_at(a->type, row_ptr(a, i), j);
+}
+
+/* The owner: a growing list of things to release, undone last-in first-out. */
+typedef enum { OWN_FREE, OWN_UNMAP, OWN_FN } own_kind;
+typedef struct {
+  own_kind kind;
+  void *ptr;
+  size_t len;
+  void (*fn)(void *);
+} own_entry_t;
+
+struct dt_data_owner {
+  own_entry_t *entries;
+  size_t n, cap;
+};
+
+static void release_entry(const own_entry_t *e) {
+  if (e->kind == OWN_FREE) free(e->ptr);
+  else if (e->kind == OWN_UNMAP) munmap(e->ptr, e->len);
+  else e->fn(e->ptr);
+}
+
+static int own(dt_dataset_t *ds, own_entry_t e, dt_error_t *err) {
+  dt_data_owner_t *o = ds->owner;
+  if (!o && !(o = ds->owner = calloc(1, sizeof *o))) goto nomem;
+  if (o->n == o->cap) {
+    size_t cap = o->cap ? 2 * o->cap : 8;
+    own_entry_t *bigger = realloc(o->entries, cap * sizeof *bigger);
+    if (!bigger) goto nomem;
+    o->entries = bigger;
+    o->cap = cap;
+  }
+  o->entries[o->n++] = e;
   return DT_OK;
+nomem:
+  release_entry(&e);
+  return dt_error_set(err, DT_ERR_NOMEM, "out of memory keeping track of a dataset's storage");
 }
 
-/* zlib does not report a gzip stream that stops mid-way as a read error: gzread just
- * returns fewer bytes and records Z_BUF_ERROR ("unexpected end of file"). Detecting it
- * lets a truncation message say that the compressed file itself was cut off. */
-static const char *gz_ended_early(gzFile gz) {
-  int errnum = Z_OK;
-  const char *msg = zlib_message(gz, &errnum);
-  return errnum == Z_BUF_ERROR ? msg : NULL;
+int dt_data_own(dt_dataset_t *ds, void *block, dt_error_t *err) {
+  return own(ds, (own_entry_t){OWN_FREE, block, 0, NULL}, err);
 }
 
-static int truncated(gzFile gz, const char *path, const char *what, uint64_t expected,
-                     size_t got, dt_error_t *err) {
-  const char *early = gz_ended_early(gz);
-  if (early)
-    return dt_error_set(err, DT_ERR_FORMAT,
-                        "'%s': truncated: expected %llu %s, got %zu (gzip stream: %s)", path,
-                        (unsigned long long)expected, what, got, early);
-  return dt_error_set(err, DT_ERR_FORMAT, "'%s': truncated: expected %llu %s, got %zu", path,
-                      (unsigned long long)expected, what, got);
+int dt_data_own_map(dt_dataset_t *ds, void *addr, size_t len, dt_error_t *err) {
+  return own(ds, (own_entry_t){OWN_UNMAP, addr, len, NULL}, err);
 }
 
-/* Counts what is left in the stream after the declared data. Any byte there means the
- * header and the file disagree (for instance a file concatenated with another). */
-static int check_no_trailing(gzFile gz, const char *path, dt_error_t *err) {
-  uint8_t buf[4096];
-  unsigned long long extra = 0;
-  for (;;) {
-    int n = gzread(gz, buf, sizeof buf);
-    if (n < 0) return read_failure(gz, path, err);
-    if (n == 0) break;
-    extra += (unsigned long long)n;
-  }
-  if (gz_ended_early(gz))
-    return dt_error_set(err, DT_ERR_FORMAT, "'%s': corrupt gzip stream: %s", path,
-                        gz_ended_early(gz));
-  if (extra > 0)
-    return dt_error_set(err, DT_ERR_FORMAT, "'%s': %llu unexpected bytes after the data", path,
-                        extra);
-  return DT_OK;
+int dt_data_own_fn(dt_dataset_t *ds, void (*fn)(void *), void *arg, dt_error_t *err) {
+  return own(ds, (own_entry_t){OWN_FN, arg, 0, fn}, err);
 }
 
-/* Parses the magic number and dimensions; on success *total is the payload size. */
-static int read_header(gzFile gz, const char *path, int expect_ndims, uint32_t *dims,
-                       uint64_t *total, dt_error_t *err) {
-  uint8_t magic[4];
-  size_t got = 0;
-  int rc = read_fully(gz, path, magic, sizeof magic, &got, err);
-  if (rc < 0) return rc;
-  if (got < sizeof magic) return truncated(gz, path, "header bytes (IDX magic)", 4, got, err);
-
-  uint32_t m = (uint32_t)magic[0] << 24 | (uint32_t)magic[1] << 16 | (uint32_t)magic[2] << 8 |
-               magic[3];
-  if (magic[0] != 0 || magic[1] != 0)
-    return dt_error_set(err, DT_ERR_FORMAT, "'%s': not an IDX file (magic 0x%08X)", path,
-                        (unsigned)m);
-  if (magic[2] != IDX_TYPE_U8)
-    return dt_error_set(err, DT_ERR_FORMAT,
-                        "'%s': unsupported IDX data type 0x%02X (only unsigned bytes, 0x08)",
-                        path, (unsigned)magic[2]);
-  if (magic[3] != expect_ndims)
-    return dt_error_set(err, DT_ERR_FORMAT,
-                        "'%s': expected an IDX file with %d dimension%s (magic 0x%08X), found "
-                        "magic 0x%08X",
-                        path, expect_ndims, expect_ndims == 1 ? "" : "s",
-                        (unsigned)(0x800u | (unsigned)expect_ndims), (unsigned)m);
-
-  uint8_t raw[4 * 255];
-  size_t raw_len = 4 * (size_t)expect_ndims;
-  rc = read_fully(gz, path, raw, raw_len, &got, err);
-  if (rc < 0) return rc;
-  if (got < raw_len) return truncated(gz, path, "header bytes (dimensions)", raw_len, got, err);
-
-  /* The product is checked against the limit after every factor, so it never overflows:
-   * both operands are below 2^34 and 2^32, and a zero dimension keeps it at zero. */
-  uint64_t prod = 1;
-  for (int i = 0; i < expect_ndims; i++) {
-    const uint8_t *b = raw + 4 * i;
-    dims[i] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-    prod *= dims[i];
-    if (prod > IDX_MAX_BYTES)
-      return dt_error_set(err, DT_ERR_FORMAT,
-                          "'%s': IDX dimensions describe more than %llu bytes of data; the "
-                          "header is probably corrupt",
-                          path, (unsigned long long)IDX_MAX_BYTES);
+void dt_dataset_free(dt_dataset_t *ds) {
+  if (!ds) return;
+  dt_data_owner_t *o = ds->owner;
+  if (o) {
+    for (size_t i = o->n; i > 0; i--) release_entry(&o->entries[i - 1]);
+    free(o->entries);
+    free(o);
   }
-  if (prod > SIZE_MAX)
-    return dt_error_set(err, DT_ERR_FORMAT, "'%s': %llu data bytes do not fit in memory here",
-                        path, (unsigned long long)prod);
-  *total = prod;
-  return DT_OK;
-}
-
-/* Reads the payload through a small buffer and drops it: every check of a full read,
- * none of its memory. *got is the number of bytes read (at most total). */
-static int skim(gzFile gz, const char *path, uint64_t total, size_t *got, dt_error_t *err) {
-  uint8_t chunk[1 << 16];
-  *got = 0;
-  while (*got < total) {
-    size_t want = total - *got < sizeof chunk ? (size_t)(total - *got) : sizeof chunk, more = 0;
-    int rc = read_fully(gz, path, chunk, want, &more, err);
-    *got += more;
-    if (rc < 0) return rc;
-    if (more < want) break;
-  }
-  return DT_OK;
-}
-
-int dt_idx_read(const char *path, int expect_ndims, uint8_t **data, uint32_t *dims,
-                dt_error_t *err) {
-  if (data) *data = NULL;
-  if (expect_ndims < 1 || expect_ndims > 255)
-    return dt_error_set(err, DT_ERR_ARG, "'%s': IDX files have 1 to 255 dimensions, not %d",
-                        path, expect_ndims);
-
-  /* open() first, then gzdopen: gzopen does not promise a meaningful errno when the
-   * file is missing or unreadable, and "No such file or directory" is the message
-   * people need most often. */
-  int fd = open(path, O_RDONLY);
-  if (fd < 0)
-    return dt_error_set(err, DT_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-  gzFile gz = gzdopen(fd, "rb");
-  if (!gz) {
-    close(fd);
-    return dt_error_set(err, DT_ERR_NOMEM, "'%s': cannot set up the gzip reader", path);
-  }
-  /* A larger input buffer than zlib's 8 KiB default cuts the number of read calls on
-   * the tens of megabytes a dataset is. Must come before the first read. */
-  gzbuffer(gz, 1u << 17);
-
-  uint64_t total = 0;
-  uint8_t *buf = NULL;
-  int rc = read_header(gz, path, expect_ndims, dims, &total, err);
-  if (rc < 0) goto done;
-
-  /* The header is only a claim: a 13-byte file may say it holds 4 GiB. An uncompressed
-   * file is checked against its real size before anything is allocated... */
-  size_t header_bytes = 4 + 4 * (size_t)expect_ndims;
-  struct stat st;
-  if (gzdirect(gz) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-      (uint64_t)st.st_size < header_bytes + total) {
-    rc = dt_error_set(err, DT_ERR_FORMAT, "'%s': truncated: expected %llu data bytes after the "
-                      "header, got %llu (the file's size)", path, (unsigned long long)total,
-                      (unsigned long long)((uint64_t)st.st_size - header_bytes));
-    goto done;
-  }
-  size_t got = 0;
-  if (!data) {
-    rc = skim(gz, path, total, &got, err);
-    if (rc == DT_OK && got < total) rc = truncated(gz, path, "data bytes after the header", total, got, err);
-    if (rc == DT_OK) rc = check_no_trailing(gz, path, err);
-    goto done;
-  }
-  /* ... and a compressed one (whose real size shows only by inflating it) is read
-   * into a buffer that grows with the data that actually arrives. */
-  size_t cap = total < READ_START_BYTES ? (size_t)total : READ_START_BYTES;
-  buf = malloc(cap > 0 ? cap : 1); /* malloc(0) may return NULL */
-  while (buf) {
-    size_t more = 0;
-    rc = read_fully(gz, path, buf + got, cap - got, &more, err);
-    got += more;
-    if (rc < 0 || got < cap || cap == total) break;
-    size_t grown = cap > (size_t)total / 2 ? (size_t)total : 2 * cap;
-    uint8_t *bigger = realloc(buf, grown);
-    if (!bigger) {
-      free(buf);
-      buf = NULL;
-      break;
-    }
-    buf = bigger;
-    cap = grown;
-  }
-  if (!buf) {
-    rc = dt_error_set(err, DT_ERR_NOMEM, "'%s': cannot allocate %llu bytes for the data", path,
-                      (unsigned long long)total);
-    goto done;
-  }
-  if (rc < 0) goto done;
-  if (got < total) {
-    rc = truncated(gz, path, "data bytes after the header", total, got, err);
-    goto done;
-  }
-  rc = check_no_trailing(gz, path, err);
-
-done:
-  if (gzclose(gz) != Z_OK && rc == DT_OK)
-    rc = dt_error_set(err, DT_ERR_IO, "'%s': error while closing: %s", path, strerror(errno));
-  if (rc < 0) {
-    free(buf);
-    return rc;
-  }
-  if (data) *data = buf;
-  return DT_OK;
-}
-
-/* Both forms below; with keep_images false the images file is read and checked whole
- * but not kept. */
-static int load_idx(dt_dataset_t *ds, const char *images_path, const char *labels_path,
-                    bool keep_images, dt_error_t *err) {
   memset(ds, 0, sizeof *ds);
-
-  uint8_t *images = NULL, *raw_labels = NULL;
-  uint32_t idims[3] = {0, 0, 0}, ldims[1] = {0};
-  int rc = dt_idx_read(images_path, 3, keep_images ? &images : NULL, idims, err);
-  if (rc < 0) return rc;
-  rc = dt_idx_read(labels_path, 1, &raw_labels, ldims, err);
-  if (rc < 0) goto fail;
-
-  if (idims[0] != ldims[0]) {
-    rc = dt_error_set(err, DT_ERR_FORMAT,
-                      "label/image count mismatch: '%s' has %lu images, '%s' has %lu labels",
-                      images_path, (unsigned long)idims[0], labels_path,
-                      (unsigned long)ldims[0]);
-    goto fail;
-  }
-  /* shape[] is int; the 2^34-byte cap on the file does not by itself keep one side of
-   * an image below INT_MAX. */
-  if (idims[1] == 0 || idims[2] == 0 || idims[1] > INT_MAX || idims[2] > INT_MAX) {
-    rc = dt_error_set(err, DT_ERR_FORMAT, "'%s': unusable image size %lu x %lu", images_path,
-                      (unsigned long)idims[1], (unsigned long)idims[2]);
-    goto fail;
-  }
-
-  size_t n = idims[0];
-  /* Labels are widened to int32 once here so that gathering a batch is a plain copy
-   * into the int32 targets the losses expect. */
-  int32_t *labels = malloc((n > 0 ? n : 1) * sizeof *labels);
-  if (!labels) {
-    rc = dt_error_set(err, DT_ERR_NOMEM, "'%s': cannot allocate %zu labels", labels_path, n);
-    goto fail;
-  }
-  int max_label = -1;
-  for (size_t i = 0; i < n; i++) {
-    labels[i] = raw_labels[i];
-    if (labels[i] > max_label) max_label = labels[i];
-  }
-  free(raw_labels);
-
-  ds->n = n;
-  ds->shape[0] = (int)idims[1];
-  ds->shape[1] = (int)idims[2];
-  ds->shape[2] = 1;
-  ds->ndim = 3;
-  ds->dim = (size_t)idims[1] * idims[2];
-  ds->x_u8 = images;
-  ds->x_f32 = NULL;
-  ds->labels = labels;
-  ds->num_classes = max_label + 1;
-  ds->owned_x = images;
-  ds->owned_labels = labels;
-  return DT_OK;
-
-fail:
-  free(images);
-  free(raw_labels);
-  return rc;
 }
 
-int dt_dataset_load_idx(dt_dataset_t *ds, const char *images_path, const char *labels_path,
-                        dt_error_t *err) {
-  return load_idx(ds, images_path, labels_path, true, err);
-}
-
-int dt_dataset_load_idx_labels(dt_dataset_t *ds, const char *images_path,
-                               const char *labels_path, dt_error_t *err) {
-  return load_idx(ds, images_path, labels_path, false, err);
+dt_dataset_t dt_dataset_view(const dt_dataset_t *ds, size_t begin, size_t n) {
+  dt_dataset_t v = *ds;
+  if (begin > ds->n) begin = ds->n;
+  if (n > ds->n - begin) n = ds->n - begin;
+  v.first = ds->first + begin;
+  v.n = n;
+  v.owner = NULL;
+  return v;
 }
 
 void dt_dataset_truncate(dt_dataset_t *ds, size_t n) {
   /* Only the count shrinks; the storage (and its ownership) stays as it was, so
-   * dt_dataset_free still releases the whole allocation. */
+   * dt_dataset_free still releases all of it. */
   if (n < ds->n) ds->n = n;
 }
 
@@ -362,56 +134,166 @@ void dt_dataset_split(const dt_dataset_t *all, double val_fraction, dt_dataset_t
   size_t n_val = (size_t)llround((double)src.n * val_fraction);
   if (n_val > src.n) n_val = src.n;
   size_t n_train = src.n - n_val;
-
-  dt_dataset_t t = src, v = src;
-  t.n = n_train;
-  t.owned_x = t.owned_labels = NULL;
-  v.n = n_val;
-  v.owned_x = v.owned_labels = NULL;
-  /* Offsetting a NULL pointer is undefined, so only the storage that exists moves. */
-  size_t off = n_train * src.dim;
-  if (src.x_u8) v.x_u8 = src.x_u8 + off;
-  if (src.x_f32) v.x_f32 = src.x_f32 + off;
-  if (src.labels) v.labels = src.labels + n_train;
-  *train = t;
-  *val = v;
+  *train = dt_dataset_view(&src, 0, n_train);
+  *val = dt_dataset_view(&src, n_train, n_val);
 }
 
-void dt_dataset_free(dt_dataset_t *ds) {
-  if (!ds) return;
-  free(ds->owned_x);
-  free(ds->owned_labels);
-  memset(ds, 0, sizeof *ds);
+int dt_dataset_join_targets(dt_dataset_t *x, dt_dataset_t *y, dt_error_t *err) {
+  if (x->n != y->n)
+    return dt_error_set(err, DT_ERR_FORMAT, "'%s' has %zu samples but '%s' has %zu targets",
+                        x->what ? x->what : "inputs", x->n,
+                        y->what ? y->what : "targets", y->n);
+  if (!y->x.base)
+    return dt_error_set(err, DT_ERR_ARG, "'%s': targets must be stored values",
+                        y->what ? y->what : "targets");
+  /* The targets file's values become x's targets: float values until the loss asks
+   * for classes (dt_dataset_targets_as_classes). */
+  x->ykind = DT_Y_VALUES;
+  x->y = y->x;
+  x->y.base = row_ptr(&y->x, y->first);
+  /* The targets' storage joins the inputs' owner, entry by entry. */
+  dt_data_owner_t *o = y->owner;
+  y->owner = NULL;
+  int rc = DT_OK;
+  for (size_t i = 0; o && i < o->n; i++)
+    if (!rc) rc = own(x, o->entries[i], err);
+    else release_entry(&o->entries[i]);
+  if (o) {
+    free(o->entries);
+    free(o);
+  }
+  dt_dataset_free(y);
+  return rc;
+}
+
+int dt_dataset_targets_as_classes(dt_dataset_t *ds, dt_error_t *err) {
+  if (ds->ykind == DT_Y_CLASSES) return DT_OK;
+  if (ds->ykind == DT_Y_NONE)
+    return dt_error_set(err, DT_ERR_FORMAT, "'%s' has no targets", ds->what);
+  if (ds->y.row != 1)
+    return dt_error_set(err, DT_ERR_FORMAT, "'%s': class labels are one value per sample, not "
+                        "%zu", ds->what, ds->y.row);
+  double max = -1;
+  for (size_t i = 0; i < ds->n; i++) {
+    double v = dt_array_get(&ds->y, ds->first + i, 0);
+    if (!(v >= 0.0) || v != floor(v) || v > (double)INT32_MAX - 1) {
+      size_t line = ds->first_line ? ds->first_line + ds->first + i : 0;
+      char where[64] = "";
+      if (line) snprintf(where, sizeof where, " (line %zu)", line);
+      return dt_error_set(err, DT_ERR_FORMAT, "'%s': sample %zu%s: class label %g is not a "
+                          "non-negative integer", ds->what, ds->first + i, where, v);
+    }
+    if (v > max) max = v;
+  }
+  ds->ykind = DT_Y_CLASSES;
+  ds->num_classes = (int)max + 1;
+  return DT_OK;
+}
+
+const char *const dt_scale_names[] = {"none", "1/255", "standardize", NULL};
+
+void dt_scaling_free(dt_scaling_t *s) {
+  free(s->mean);
+  free(s->inv_std);
+  memset(s, 0, sizeof *s);
+}
+
+int dt_scaling_standardize(dt_scaling_t *s, const dt_dataset_t *ds, dt_error_t *err) {
+  memset(s, 0, sizeof *s);
+  size_t dim = ds->dim;
+  double *sum = calloc(2 * (dim ? dim : 1), sizeof *sum);
+  float *row = malloc(sizeof *row * (dim ? dim : 1));
+  s->mean = malloc(sizeof(float) * (dim ? dim : 1));
+  s->inv_std = malloc(sizeof(float) * (dim ? dim : 1));
+  int rc = DT_OK;
+  if (!sum || !row || !s->mean || !s->inv_std) {
+    rc = dt_error_set(err, DT_ERR_NOMEM, "out of memory for standardization statistics");
+    goto done;
+  }
+  double *sq = sum + dim;
+  /* Sums of values and of squares in double, over every sample in order: the same
+   * statistics on every rank and for any world size. */
+  for (size_t i = 0; i < ds->n && !rc; i++) {
+    uint32_t k = (uint32_t)i;
+    if ((rc = dt_dataset_gather(ds, NULL, &k, 1, row, NULL, NULL, err))) break;
+    for (size_t j = 0; j < dim; j++) {
+      sum[j] += row[j];
+      sq[j] += (double)row[j] * row[j];
+    }
+  }
+  if (rc) goto done;
+  double n = ds->n ? (double)ds->n : 1.0;
+  for (size_t j = 0; j < dim; j++) {
+    double mean = sum[j] / n, var = sq[j] / n - mean * mean;
+    /* A constant feature (an always-black border pixel) keeps a scale of 1, not 1/0. */
+    double sd = var > 1e-12 ? sqrt(var) : 0.0;
+    s->mean[j] = (float)mean;
+    s->inv_std[j] = sd > 0.0 ? (float)(1.0 / sd) : 1.0f;
+  }
+  s->kind = DT_SCALE_STANDARDIZE;
+  s->dim = dim;
+done:
+  free(sum);
+  free(row);
+  if (rc) dt_scaling_free(s);
+  return rc;
 }
 
 /* The inner loops are kept separate and restrict-qualified so the compiler can
  * vectorize each sample's row (this runs once per batch on every step). */
-DT_HOT_LOOP static void gather_u8(const uint8_t *restrict base, size_t dim, const uint32_t *restrict idx,
-                      size_t count, float *restrict x) {
-  const float scale = 1.0f / 255.0f;
+DT_HOT_LOOP static void u8_row(const uint8_t *restrict src, size_t dim, float scale,
+                               float *restrict dst) {
+  for (size_t j = 0; j < dim; j++) dst[j] = (float)src[j] * scale;
+}
+
+static void convert_row(const dt_array_t *a, size_t i, size_t dim, float *restrict dst) {
+  const unsigned char *p = row_ptr(a, i);
+  if (a->type == DT_F32) memcpy(dst, p, dim * sizeof *dst);
+  else if (a->type == DT_U8) u8_row(p, dim, 1.0f, dst);
+  else
+    for (size_t j = 0; j < dim; j++) dst[j] = (float)value_at(a->type, p, j);
+}
+
+DT_HOT_LOOP static void standardize_row(float *restrict x, const float *restrict mean,
+                                        const float *restrict inv_std, size_t dim) {
+  for (size_t j = 0; j < dim; j++) x[j] = (x[j] - mean[j]) * inv_std[j];
+}
+
+DT_HOT_LOOP static void scale_row(float *restrict x, float scale, size_t dim) {
+  for (size_t j = 0; j < dim; j++) x[j] *= scale;
+}
+
+int dt_dataset_gather(const dt_dataset_t *ds, const dt_scaling_t *scaling, const uint32_t *idx,
+                      size_t count, float *x, int32_t *labels, float *values, dt_error_t *err) {
+  dt_scale_kind kind = scaling ? scaling->kind : DT_SCALE_NONE;
+  size_t dim = ds->dim;
+  for (size_t i = 0; x && i < count; i++) {
+    size_t r = ds->first + idx[i];
+    float *dst = x + i * dim;
+    if (ds->x.base && ds->x.type == DT_U8 && kind == DT_SCALE_1_255) {
+      /* The common case (8-bit images) in one pass. */
+      u8_row(row_ptr(&ds->x, r), dim, 1.0f / 255.0f, dst);
+      continue;
+    }
+    if (ds->x.base) convert_row(&ds->x, r, dim, dst);
+    else {
+      int rc = ds->decoder.read(ds->decoder.self, r, dst, err);
+      if (rc) return rc;
+    }
+    if (kind == DT_SCALE_1_255) scale_row(dst, 1.0f / 255.0f, dim);
+    else if (kind == DT_SCALE_STANDARDIZE) standardize_row(dst, scaling->mean, scaling->inv_std, dim);
+  }
+  if (ds->ykind == DT_Y_NONE) return DT_OK;
+  size_t ydim = ds->y.row;
   for (size_t i = 0; i < count; i++) {
-    const uint8_t *restrict src = base + (size_t)idx[i] * dim;
-    float *restrict dst = x + i * dim;
-    for (size_t j = 0; j < dim; j++) dst[j] = (float)src[j] * scale;
+    size_t r = ds->first + idx[i];
+    if (labels && ds->ykind == DT_Y_CLASSES) {
+      if (ds->y.type == DT_I32) memcpy(&labels[i], row_ptr(&ds->y, r), sizeof *labels);
+      else labels[i] = (int32_t)dt_array_get(&ds->y, r, 0);
+    }
+    if (values) convert_row(&ds->y, r, ydim, values + i * ydim);
   }
-}
-
-static void gather_f32(const float *restrict base, size_t dim, const uint32_t *restrict idx,
-                       size_t count, float *restrict x) {
-  for (size_t i = 0; i < count; i++)
-    memcpy(x + i * dim, base + (size_t)idx[i] * dim, dim * sizeof *x);
-}
-
-void dt_dataset_gather(const dt_dataset_t *ds, const uint32_t *idx, size_t count, float *x,
-                       int32_t *labels) {
-  if (x) {
-    if (ds->x_u8)
-      gather_u8(ds->x_u8, ds->dim, idx, count, x);
-    else if (ds->x_f32)
-      gather_f32(ds->x_f32, ds->dim, idx, count, x);
-  }
-  if (labels && ds->labels)
-    for (size_t i = 0; i < count; i++) labels[i] = ds->labels[idx[i]];
+  return DT_OK;
 }
 
 void dt_epoch_permutation(uint64_t seed, uint64_t epoch, uint32_t *perm, size_t n) {

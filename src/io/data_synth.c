@@ -36,12 +36,17 @@ static int fill(dt_dataset_t *ds, const uint32_t *pairs, size_t n, int bits, dt_
   ds->shape[0] = bits;
   ds->shape[1] = 2;
   ds->shape[2] = 1;
-  ds->x_u8 = x;
-  ds->labels = labels;
+  ds->x = (dt_array_t){DT_U8, x, ds->dim};
+  ds->ykind = DT_Y_CLASSES;
+  ds->y = (dt_array_t){DT_I32, labels, 1};
   ds->num_classes = 1 << bits;
-  ds->owned_x = x;
-  ds->owned_labels = labels;
-  return 0;
+  ds->what = "the binary-addition task";
+  int rc = dt_data_own(ds, labels, err);
+  if (rc) {
+    free(x);
+    return rc;
+  }
+  return dt_data_own(ds, x, err);
 }
 
 int dt_dataset_binary_addition(dt_dataset_t *train, dt_dataset_t *test, int bits, size_t n_train,

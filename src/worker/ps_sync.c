@@ -14,12 +14,7 @@
 
 /* The training set becomes samples [begin, end) of the whole one. */
 static void take_part(ps_sync_t *ps, size_t begin, size_t end) {
-  dt_dataset_t *t = ps->train;
-  const dt_dataset_t *all = &ps->full;
-  t->x_u8 = all->x_u8 ? all->x_u8 + begin * all->dim : NULL;
-  t->x_f32 = all->x_f32 ? all->x_f32 + begin * all->dim : NULL;
-  t->labels = all->labels ? all->labels + begin : NULL;
-  t->n = end - begin;
+  *ps->train = dt_dataset_view(&ps->full, begin, end - begin);
 }
 
 int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int world,
@@ -38,8 +33,7 @@ int ps_sync_setup(ps_sync_t *ps, dt_config_t *cfg, dt_dataset_t *train, int worl
                         "worker)", dt_config_where(cfg, "ps", "servers"));
   /* Each worker takes a contiguous part of the training set, as a view. */
   ps->train = train;
-  ps->full = *train;
-  train->owned_x = train->owned_labels = NULL;
+  ps->full = dt_dataset_view(train, 0, train->n);
   size_t n = train->n, nw = (size_t)ps->cfg.num_workers;
   ps->worker_id = ps->cfg.worker_id;
   if (ps->cfg.worker_id != DT_PS_ASSIGNED) {

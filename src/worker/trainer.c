@@ -11,6 +11,7 @@
 
 #include "dtrain/clip.h"
 #include "dtrain/clock.h"
+#include "dtrain/idx.h"
 #include "preempt.h"
 
 static const char *const target_names[] = {"labels", "one_hot", "input", "bits", NULL};
@@ -18,8 +19,7 @@ static const char *const target_names[] = {"labels", "one_hot", "input", "bits",
 /* t->test becomes a view of the test file, cut to data.test_limit. */
 static void view_test_set(trainer_t *t) {
   if (t->opt.test_limit > 0) dt_dataset_truncate(&t->test_file, (size_t)t->opt.test_limit);
-  t->test = t->test_file;
-  t->test.owned_x = t->test.owned_labels = NULL;
+  t->test = dt_dataset_view(&t->test_file, 0, t->test_file.n);
 }
 
 static int load_data(trainer_t *t, dt_error_t *err) {
@@ -29,10 +29,11 @@ static int load_data(trainer_t *t, dt_error_t *err) {
     rc = dt_dataset_binary_addition(&t->train_file, &t->test_file, (int)o->bits,
                                     (size_t)o->train_samples, (size_t)o->test_samples, o->seed,
                                     err);
-  else if (!(rc = dt_dataset_load_idx(&t->train_file, o->train_images, o->train_labels, err)))
+  else if (!(rc = dt_idx_load_pair(&t->train_file, o->train_images, o->train_labels, true, err)))
     /* The test images are checked now but loaded at the end (load_test_images). */
-    rc = dt_dataset_load_idx_labels(&t->test_file, o->test_images, o->test_labels, err);
+    rc = dt_idx_load_pair(&t->test_file, o->test_images, o->test_labels, false, err);
   if (rc) return rc;
+  t->scaling.kind = DT_SCALE_1_255;
   if (o->train_limit > 0) dt_dataset_truncate(&t->train_file, (size_t)o->train_limit);
   dt_dataset_split(&t->train_file, o->validation_split, &t->train, &t->val);
   view_test_set(t);
@@ -60,12 +61,12 @@ static int load_data(trainer_t *t, dt_error_t *err) {
  * is over, after the training images are released: the two sets never share the
  * process's peak memory. */
 static int load_test_images(trainer_t *t, dt_error_t *err) {
-  if (t->test.x_u8 || t->test.x_f32) return 0;
+  if (t->test.x.base) return 0;
   dt_dataset_free(&t->train_file);
   memset(&t->train, 0, sizeof t->train);
   memset(&t->val, 0, sizeof t->val);
   dt_dataset_free(&t->test_file);
-  int rc = dt_dataset_load_idx(&t->test_file, t->opt.test_images, t->opt.test_labels, err);
+  int rc = dt_idx_load_pair(&t->test_file, t->opt.test_images, t->opt.test_labels, true, err);
   if (rc) return dt_error_prefix(err, "loading the test set after training: ");
   view_test_set(t);
   return 0;
@@ -74,8 +75,10 @@ static int load_test_images(trainer_t *t, dt_error_t *err) {
 /* The largest label of ds, or -1 without labels. */
 static int max_label(const dt_dataset_t *ds) {
   int max = -1;
-  for (size_t i = 0; ds->labels && i < ds->n; i++)
-    if (ds->labels[i] > max) max = ds->labels[i];
+  for (size_t i = 0; ds->ykind == DT_Y_CLASSES && i < ds->n; i++) {
+    int v = (int)dt_array_get(&ds->y, ds->first + i, 0);
+    if (v > max) max = v;
+  }
   return max;
 }
 
@@ -272,11 +275,14 @@ int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, d
   /* loss * samples, correct, accuracy total, samples, samples with every output right */
   double sums[5] = {0.0, 0.0, 0.0, 0.0, 0.0};
   uint32_t idx[1024];
+  int rc;
   for (size_t pos = begin; pos < end;) {
     int chunk = (int)(end - pos < (size_t)m->capacity ? end - pos : (size_t)m->capacity);
     if (chunk > 1024) chunk = 1024;
     for (int i = 0; i < chunk; i++) idx[i] = (uint32_t)(pos + (size_t)i);
-    dt_dataset_gather(ds, idx, (size_t)chunk, m->acts[0], t->labels);
+    if ((rc = dt_dataset_gather(ds, &t->scaling, idx, (size_t)chunk, m->acts[0], t->labels,
+                                NULL, err)))
+      return rc;
     fill_targets(t, chunk);
     const float *y = dt_model_forward(m, chunk, false, &t->run.rng);
     int dim = (int)dt_model_output_size(m);
@@ -294,8 +300,7 @@ int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, d
     sums[3] += chunk;
     pos += (size_t)chunk;
   }
-  int rc = dt_comm_allreduce_sum_f64(t->comm, sums, 5, err);
-  if (rc) return rc;
+  if ((rc = dt_comm_allreduce_sum_f64(t->comm, sums, 5, err))) return rc;
   out->samples = (size_t)sums[3];
   out->loss = sums[3] > 0 ? sums[0] / sums[3] : NAN;
   out->accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
@@ -327,7 +332,9 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   int batch = (int)t->opt.batch_size;
   const uint32_t *idx =
       dt_shard_batch(t->perm, g, (size_t)batch, t->comm->rank, t->comm->world);
-  dt_dataset_gather(&t->train, idx, (size_t)batch, m->acts[0], t->labels);
+  int rc = dt_dataset_gather(&t->train, &t->scaling, idx, (size_t)batch, m->acts[0], t->labels,
+                             NULL, err);
+  if (rc) return rc;
   fill_targets(t, batch);
   double t1 = dt_now_s();
   const float *y = dt_model_forward(m, batch, true, &t->run.rng);
@@ -338,7 +345,7 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   *total += (double)n;
   dt_model_backward(m, batch);
   double t2 = dt_now_s();
-  int rc = exchange_reduce(&t->exchange, err);
+  rc = exchange_reduce(&t->exchange, err);
   if (rc) return rc;
   /* Before the update: a parameter server would apply this step's gradient for every
    * worker, and a NaN there poisons the shared parameters for good. After the reduce,
@@ -441,7 +448,9 @@ static void log_reconstructions(trainer_t *t, long epoch) {
     return;
   uint32_t idx[RECONSTRUCTIONS];
   for (int i = 0; i < n; i++) idx[i] = (uint32_t)i;
-  dt_dataset_gather(ds, idx, (size_t)n, m->acts[0], t->labels);
+  dt_error_t err = {0};
+  if (dt_dataset_gather(ds, &t->scaling, idx, (size_t)n, m->acts[0], t->labels, NULL, &err))
+    return;
   /* Inputs and reconstructions in one allocation, sized from the model. */
   float *inputs = malloc(sizeof(float) * (size_t)n * dim * 2);
   if (!inputs) return;

@@ -63,6 +63,7 @@ typedef struct trainer {
 
   dt_dataset_t train_file, test_file; /* own the loaded data */
   dt_dataset_t train, val, test;      /* views */
+  dt_scaling_t scaling;               /* data.scale, applied when a batch is gathered */
 
   dt_model_t model;
   target_kind target;

@@ -4,7 +4,7 @@
  * Input: byte 0 chooses what happens to the rest, the payload.
  *   bit 0:    the harness gzips the payload before it is read (else it is read as it
  *             is, which still lets gzip magic in the payload take the gzip path);
- *   bit 1:    dt_dataset_load_idx on an images file and a labels file: the payload's
+ *   bit 1:    dt_idx_load_pair on an images file and a labels file: the payload's
  *             first byte says how long the images part is (in 8-byte units), the rest
  *             is the labels part; else dt_idx_read with bits 2-3 choosing how many
  *             dimensions it expects (1, 3, 2 or 4).
@@ -23,7 +23,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "dtrain/data.h"
+#include "dtrain/idx.h"
 
 /* Two in-memory files (images, labels), made once per process. */
 static int fds[2] = {-1, -1};
@@ -123,27 +123,29 @@ static void check_dataset(const uint8_t *data, size_t len, int gz) {
   write_idx(1, data + split, len - split, gz);
   dt_dataset_t ds;
   dt_error_t err;
-  int rc = dt_dataset_load_idx(&ds, paths[0], paths[1], &err);
+  int rc = dt_idx_load_pair(&ds, paths[0], paths[1], true, &err);
   if (rc != 0) {
     if (rc != err.code || !err.msg[0]) abort();
     return;
   }
   if (ds.ndim != 3 || ds.shape[0] < 1 || ds.shape[1] < 1 || ds.shape[2] != 1 ||
-      ds.dim != (size_t)ds.shape[0] * (size_t)ds.shape[1] || !ds.x_u8 || !ds.labels ||
+      ds.dim != (size_t)ds.shape[0] * (size_t)ds.shape[1] || !ds.x.base || !ds.y.base ||
       ds.num_classes < 0 || ds.num_classes > 256 || (ds.n > 0 && ds.num_classes < 1))
     abort();
+  const int32_t *all_labels = ds.y.base;
   for (size_t i = 0; i < ds.n; i++)
-    if (ds.labels[i] < 0 || ds.labels[i] >= ds.num_classes) abort();
+    if (all_labels[i] < 0 || all_labels[i] >= ds.num_classes) abort();
   if (ds.n > 0) {
     /* The first and the last sample, gathered as a batch; every pixel is in [0, 1]. */
     uint32_t idx[2] = {0, (uint32_t)(ds.n - 1)};
     float *x = malloc(2 * ds.dim * sizeof *x);
     int32_t labels[2];
     if (!x) abort();
-    dt_dataset_gather(&ds, idx, 2, x, labels);
+    dt_scaling_t by255 = {.kind = DT_SCALE_1_255};
+    if (dt_dataset_gather(&ds, &by255, idx, 2, x, labels, NULL, NULL)) abort();
     for (size_t i = 0; i < 2 * ds.dim; i++)
       if (!(x[i] >= 0.0f && x[i] <= 1.0f)) abort();
-    if (labels[0] != ds.labels[0] || labels[1] != ds.labels[ds.n - 1]) abort();
+    if (labels[0] != all_labels[0] || labels[1] != all_labels[ds.n - 1]) abort();
     free(x);
   }
   dt_dataset_t train, val;

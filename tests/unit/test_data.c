@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "dtrain/data.h"
+#include "dtrain/idx.h"
 #include "dtrain/error.h"
 #include "test_util.h"
 
@@ -21,14 +22,16 @@ static void test_gather(void) {
   ds.ndim = 1;
   ds.shape[0] = 4;
   ds.shape[1] = ds.shape[2] = 1;
-  ds.x_u8 = bytes;
-  ds.labels = labels;
+  ds.x = (dt_array_t){DT_U8, bytes, 4};
+  ds.ykind = DT_Y_CLASSES;
+  ds.y = (dt_array_t){DT_I32, labels, 1};
   ds.num_classes = 8;
 
   const uint32_t idx[2] = {1, 2};
   float x[8];
   int32_t y[2] = {-1, -1};
-  dt_dataset_gather(&ds, idx, 2, x, y);
+  dt_scaling_t by255 = {.kind = DT_SCALE_1_255};
+  CHECK_INT_EQ(dt_dataset_gather(&ds, &by255, idx, 2, x, y, NULL, NULL), 0);
   CHECK_NEAR(x[0], 0.0, 0.0);
   CHECK_NEAR(x[1], 1.0, 1e-7);
   CHECK_NEAR(x[2], 0.2, 1e-7);
@@ -43,11 +46,11 @@ static void test_gather(void) {
   dt_dataset_t fd = {0};
   fd.n = 3;
   fd.dim = 2;
-  fd.x_f32 = f;
+  fd.x = (dt_array_t){DT_F32, f, 2};
   const uint32_t fidx[3] = {2, 0, 2};
   float fx[6];
   int32_t untouched = 99;
-  dt_dataset_gather(&fd, fidx, 3, fx, &untouched);
+  CHECK_INT_EQ(dt_dataset_gather(&fd, NULL, fidx, 3, fx, &untouched, NULL, NULL), 0);
   CHECK_NEAR(fx[0], 4.0, 0.0);
   CHECK_NEAR(fx[1], -7.25, 0.0);
   CHECK_NEAR(fx[2], 0.5, 0.0);
@@ -56,6 +59,14 @@ static void test_gather(void) {
   CHECK_NEAR(fx[5], -7.25, 0.0);
   /* A dataset without labels leaves the label buffer alone. */
   CHECK_INT_EQ(untouched, 99);
+}
+
+/* The class id of a dataset's (or view's) sample 0. */
+static int first_label(const dt_dataset_t *ds) {
+  int32_t y = -1;
+  uint32_t zero = 0;
+  CHECK_INT_EQ(dt_dataset_gather(ds, NULL, &zero, 1, NULL, &y, NULL, NULL), 0);
+  return y;
 }
 
 static void test_split_truncate(void) {
@@ -67,24 +78,23 @@ static void test_split_truncate(void) {
   dt_dataset_t all = {0};
   all.n = N;
   all.dim = D;
-  all.x_u8 = bytes;
-  all.labels = labels;
+  all.x = (dt_array_t){DT_U8, bytes, D};
+  all.ykind = DT_Y_CLASSES;
+  all.y = (dt_array_t){DT_I32, labels, 1};
   all.num_classes = N;
 
   dt_dataset_t train, val;
   dt_dataset_split(&all, 0.2, &train, &val);
   CHECK_INT_EQ(train.n, 8);
   CHECK_INT_EQ(val.n, 2);
-  CHECK(train.x_u8 == bytes && train.labels == labels);
+  CHECK(train.x.base == bytes && train.y.base == labels && train.first == 0);
   /* The validation set is the tail: samples 8 and 9. */
-  CHECK(val.x_u8 == bytes + 8 * D);
-  CHECK(val.labels == labels + 8);
-  CHECK_INT_EQ(val.labels[0], 8);
-  CHECK_INT_EQ(val.x_u8[0], 24);
+  CHECK_INT_EQ(val.first, 8);
+  CHECK_INT_EQ(first_label(&val), 8);
+  CHECK_NEAR(dt_array_get(&val.x, val.first, 0), 24.0, 0.0);
   CHECK_INT_EQ(val.dim, D);
   CHECK_INT_EQ(val.num_classes, N);
-  CHECK(train.owned_x == NULL && train.owned_labels == NULL);
-  CHECK(val.owned_x == NULL && val.owned_labels == NULL);
+  CHECK(train.owner == NULL && val.owner == NULL);
 
   /* Rounding: 10 * 0.25 = 2.5 rounds to 3 (half away from zero); 10 * 0.14 = 1.4 to 1. */
   dt_dataset_split(&all, 0.25, &train, &val);
@@ -92,7 +102,7 @@ static void test_split_truncate(void) {
   CHECK_INT_EQ(train.n, 7);
   dt_dataset_split(&all, 0.14, &train, &val);
   CHECK_INT_EQ(val.n, 1);
-  CHECK_INT_EQ(val.labels[0], 9);
+  CHECK_INT_EQ(first_label(&val), 9);
 
   dt_dataset_split(&all, 0.0, &train, &val);
   CHECK_INT_EQ(train.n, N);
@@ -103,29 +113,24 @@ static void test_split_truncate(void) {
   dt_dataset_split(&copy, 0.5, &copy, &val);
   CHECK_INT_EQ(copy.n, 5);
   CHECK_INT_EQ(val.n, 5);
-  CHECK_INT_EQ(val.labels[0], 5);
+  CHECK_INT_EQ(first_label(&val), 5);
 
-  /* A float dataset (no bytes) splits without touching the NULL byte pointer. */
-  float fx[N];
-  dt_dataset_t fd = {0};
-  fd.n = N;
-  fd.dim = 1;
-  fd.x_f32 = fx;
-  dt_dataset_split(&fd, 0.3, &train, &val);
-  CHECK(val.x_u8 == NULL && val.labels == NULL);
-  CHECK(val.x_f32 == fx + 7);
-  CHECK_INT_EQ(val.n, 3);
+  /* A view of a view counts from the view's start. */
+  dt_dataset_t inner = dt_dataset_view(&val, 2, 100);
+  CHECK_INT_EQ(inner.first, 7);
+  CHECK_INT_EQ(inner.n, 3);
+  CHECK_INT_EQ(first_label(&inner), 7);
 
   dt_dataset_t t = all;
   dt_dataset_truncate(&t, 4);
   CHECK_INT_EQ(t.n, 4);
-  CHECK(t.x_u8 == bytes);
+  CHECK(t.x.base == bytes);
   dt_dataset_truncate(&t, 100);
   CHECK_INT_EQ(t.n, 4);
 
   /* Freeing a view frees nothing and zeroes the struct. */
   dt_dataset_free(&t);
-  CHECK(t.n == 0 && t.x_u8 == NULL && t.labels == NULL);
+  CHECK(t.n == 0 && t.x.base == NULL && t.y.base == NULL);
 }
 
 static int is_permutation(const uint32_t *perm, size_t n) {
@@ -232,7 +237,7 @@ static void test_real_fashion_mnist(void) {
   dt_dataset_t ds;
   dt_error_t err;
   dt_error_clear(&err);
-  int rc = dt_dataset_load_idx(&ds, images, labels, &err);
+  int rc = dt_idx_load_pair(&ds, images, labels, true, &err);
   CHECK_INT_EQ(rc, DT_OK);
   if (rc != DT_OK) {
     fprintf(stderr, "  error: %s\n", err.msg);
@@ -246,7 +251,7 @@ static void test_real_fashion_mnist(void) {
   CHECK_INT_EQ(ds.num_classes, 10);
   /* Fashion-MNIST is balanced: 6,000 of each class. */
   int counts[10] = {0};
-  for (size_t i = 0; i < ds.n; i++) counts[ds.labels[i]]++;
+  for (size_t i = 0; i < ds.n; i++) counts[((const int32_t *)ds.y.base)[i]]++;
   for (int c = 0; c < 10; c++) CHECK_INT_EQ(counts[c], 6000);
 
   dt_dataset_t train, val;

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "dtrain/data.h"
+#include "dtrain/idx.h"
 #include "dtrain/error.h"
 #include "test_util.h"
 
@@ -143,7 +143,7 @@ static void test_roundtrip(const uint8_t *px, const uint8_t *lab) {
 
     /* The dataset loader over the same pair. */
     dt_dataset_t ds;
-    rc = dt_dataset_load_idx(&ds, img_path, lab_path, &err);
+    rc = dt_idx_load_pair(&ds, img_path, lab_path, true, &err);
     CHECK_INT_EQ(rc, DT_OK);
     if (rc != DT_OK) fprintf(stderr, "  error: %s\n", err.msg);
     CHECK_INT_EQ(ds.n, N_IMG);
@@ -153,16 +153,16 @@ static void test_roundtrip(const uint8_t *px, const uint8_t *lab) {
     CHECK_INT_EQ(ds.shape[1], COLS);
     CHECK_INT_EQ(ds.shape[2], 1);
     CHECK_INT_EQ(ds.num_classes, 7);
-    CHECK(ds.x_u8 != NULL && ds.x_f32 == NULL);
-    CHECK(ds.owned_x == (const void *)ds.x_u8 && ds.owned_labels == (const void *)ds.labels);
-    if (ds.x_u8) CHECK(memcmp(ds.x_u8, px, IMG_BYTES) == 0);
-    if (ds.labels) {
+    CHECK(ds.x.base != NULL && ds.x.type == DT_U8 && ds.owner != NULL);
+    CHECK(ds.ykind == DT_Y_CLASSES && ds.y.type == DT_I32);
+    if (ds.x.base) CHECK(memcmp(ds.x.base, px, IMG_BYTES) == 0);
+    if (ds.y.base) {
       size_t diff = 0;
-      for (int i = 0; i < N_IMG; i++) diff += ds.labels[i] != lab[i];
+      for (int i = 0; i < N_IMG; i++) diff += ((const int32_t *)ds.y.base)[i] != lab[i];
       CHECK_INT_EQ(diff, 0);
     }
     dt_dataset_free(&ds);
-    CHECK(ds.owned_x == NULL && ds.x_u8 == NULL && ds.n == 0);
+    CHECK(ds.owner == NULL && ds.x.base == NULL && ds.n == 0);
   }
 }
 
@@ -293,18 +293,18 @@ static void test_bad_files(const uint8_t *px, const uint8_t *lab) {
     dt_dataset_t ds;
     dt_error_t err;
     dt_error_clear(&err);
-    int rc = dt_dataset_load_idx(&ds, ip, lp, &err);
+    int rc = dt_idx_load_pair(&ds, ip, lp, true, &err);
     CHECK_INT_EQ(rc, DT_ERR_FORMAT);
     char want[512];
     snprintf(want, sizeof want,
              "label/image count mismatch: '%s' has 20 images, '%s' has 19 labels", ip, lp);
     CHECK_STR_CONTAINS(err.msg, want);
-    CHECK(ds.owned_x == NULL && ds.owned_labels == NULL && ds.n == 0);
+    CHECK(ds.owner == NULL && ds.n == 0);
 
     /* An error in the second file is passed through with that file's name. */
     snprintf(p, sizeof p, "%s", tmp_path("no-labels"));
     dt_error_clear(&err);
-    rc = dt_dataset_load_idx(&ds, ip, p, &err);
+    rc = dt_idx_load_pair(&ds, ip, p, true, &err);
     CHECK_INT_EQ(rc, DT_ERR_IO);
     CHECK_STR_CONTAINS(err.msg, p);
   }

@@ -1,58 +1,97 @@
-/* Datasets: IDX files (plain or gzip), in-memory sample storage, validation split,
- * per-epoch shuffling from (seed, epoch) and per-rank sharding of each global batch.
+/* Datasets: samples of any element type, in memory, memory-mapped or decoded on demand;
+ * their targets (class ids or float values); views (validation split, limits, PS parts);
+ * gathering a batch as floats with the run's scaling; the per-epoch permutation and the
+ * per-rank sharding that let every process agree on its samples without talking.
  *
- * Images stay as bytes in memory (Fashion-MNIST's 60,000 images are 47 MB as bytes,
- * 188 MB as floats) and are scaled to [0,1] floats only when a batch is gathered. */
+ * Each file format (idx.h, csv.h, numpy.h, images.h, text.h) fills a dt_dataset_t; the
+ * training loop sees only this interface. Storage belongs to the dataset a format
+ * returned (its owner frees it); views made from it share the storage and must not
+ * outlive it. */
 #ifndef DTRAIN_DATA_H
 #define DTRAIN_DATA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "dtrain/error.h"
 
-/* Reads an IDX file of unsigned bytes (magic 0x00000800 | ndims): images (ndims 3) or
- * labels (ndims 1). gzip is detected by content, so plain and .gz files both work.
- * dims[0] is the item count. *data is malloc'd (caller frees); with data NULL the file
- * is read and checked the same way but nothing is kept. Errors name the file and say
- * what is wrong: missing, wrong magic, unsupported type, truncated (expected vs got
- * bytes), corrupt gzip stream, trailing bytes. */
-int dt_idx_read(const char *path, int expect_ndims, uint8_t **data, uint32_t *dims,
-                dt_error_t *err);
+/* Element types of stored values (NumPy's and IDX's). */
+typedef enum { DT_U8, DT_I8, DT_I16, DT_I32, DT_I64, DT_F32, DT_F64 } dt_dtype_t;
+
+/* "uint8", "int8", ..., "float64". */
+const char *dt_dtype_name(dt_dtype_t t);
+size_t dt_dtype_size(dt_dtype_t t);
+
+/* Rows of values of one type, C order, little-endian, host-aligned or not (values are
+ * read with memcpy). `base` is row 0 of the storage: views keep `base` and move
+ * dt_dataset_t.first instead. */
+typedef struct {
+  dt_dtype_t type;
+  const void *base;
+  size_t row; /* values per row */
+} dt_array_t;
+
+/* Reads value j of row i as a double. */
+double dt_array_get(const dt_array_t *a, size_t i, size_t j);
+
+/* Samples that are decoded when gathered (image files): read(self, i, x) writes storage
+ * row i's dim values into x, unscaled (0..255 for 8-bit images). It may be called from
+ * several threads at once for different rows. An error names the file. */
+typedef struct {
+  int (*read)(void *self, size_t i, float *x, dt_error_t *err);
+  void *self;
+} dt_decoder_t;
+
+typedef enum {
+  DT_Y_NONE,    /* no targets (an autoencoder's inputs) */
+  DT_Y_CLASSES, /* one integer class id in [0, num_classes) per sample */
+  DT_Y_VALUES   /* ydim floats per sample (regression, or 0/1 for a sigmoid unit) */
+} dt_target_kind;
+
+enum { DT_DATA_MAX_DIMS = 3 };
 
 typedef struct {
-  size_t n;               /* number of samples */
-  size_t dim;             /* features per sample (product of shape) */
-  int shape[3];           /* per-sample shape, e.g. (28, 28, 1); unused trailing dims are 1 */
-  int ndim;               /* used entries of shape */
-  const uint8_t *x_u8;    /* (n, dim) bytes, scaled by 1/255 when gathered; or NULL */
-  const float *x_f32;     /* (n, dim) floats, used as they are; or NULL */
-  const int32_t *labels;  /* (n) class labels in [0, num_classes), or NULL */
-  int num_classes;
-  /* Storage owned by this dataset (NULL for views): */
-  void *owned_x;
-  void *owned_labels;
+  size_t n;         /* samples */
+  size_t dim;       /* values per sample: the product of shape */
+  int shape[DT_DATA_MAX_DIMS]; /* per sample, channels last, e.g. (28, 28, 1); unused trailing 1 */
+  int ndim;         /* used entries of shape */
+  size_t first;     /* storage row of sample 0 (views of a file move this) */
+  dt_array_t x;     /* (rows, dim); x.base NULL when the decoder makes the samples */
+  dt_decoder_t decoder;
+  dt_target_kind ykind;
+  dt_array_t y;     /* (rows, y.row): class ids (row 1) or values (row = ydim) */
+  int num_classes;  /* DT_Y_CLASSES: max id + 1, or the number of class names */
+  char **class_names; /* num_classes names (image folders, text labels), or NULL */
+  bool integer_ids; /* the values are token ids (text): never scaled */
+  const char *what; /* the file(s) for messages, e.g. "train.csv" */
+  size_t first_line; /* line-based files: the line of storage row 0, so that errors name
+                      * lines (0: none) */
+  /* What the format computed that prediction must repeat, as the members of a JSON
+   * object without its braces (e.g. `"vocabulary": [...], "image_size": [28, 28]`), or
+   * NULL. Owned like the storage. */
+  char *meta_json;
+  /* The storage; set only in the dataset a format returned, NULL in views. */
+  struct dt_data_owner *owner;
 } dt_dataset_t;
 
-/* Loads an images file and a labels file into ds: counts must match and labels must be
- * < 256; num_classes is max label + 1. Shape is (rows, cols, 1). */
-int dt_dataset_load_idx(dt_dataset_t *ds, const char *images_path, const char *labels_path,
-                        dt_error_t *err);
+/* What a dataset owns: a list of blocks to free() and memory maps to unmap, released
+ * in reverse order. Formats put everything they allocate for a dataset here (also
+ * class_names' strings and array, and meta_json). */
+typedef struct dt_data_owner dt_data_owner_t;
+/* The dataset's owner, made on first use. The add functions free/unmap what they are
+ * given when they fail, so that a caller can simply return the error. */
+int dt_data_own(dt_dataset_t *ds, void *block, dt_error_t *err);
+int dt_data_own_map(dt_dataset_t *ds, void *addr, size_t len, dt_error_t *err);
+int dt_data_own_fn(dt_dataset_t *ds, void (*fn)(void *), void *arg, dt_error_t *err);
 
-/* The same, but the images are only read and checked, not kept: ds has its labels,
- * count and sample shape, and x_u8 NULL. For a set needed only at the end of a run
- * (the test set), loaded then with dt_dataset_load_idx so that it never shares the
- * peak memory with the training set. */
-int dt_dataset_load_idx_labels(dt_dataset_t *ds, const char *images_path,
-                               const char *labels_path, dt_error_t *err);
+/* Releases what ds owns; then zeroes ds. A view is only zeroed. */
+void dt_dataset_free(dt_dataset_t *ds);
 
-/* The binary-addition task (data_synth.c): samples are (bits, 2) sequences of the
- * operands' bits, least significant first, labels the sums; train and test get
- * disjoint random sets of operand pairs drawn from seed. */
-int dt_dataset_binary_addition(dt_dataset_t *train, dt_dataset_t *test, int bits, size_t n_train,
-                               size_t n_test, uint64_t seed, dt_error_t *err);
+/* A view of samples [begin, begin + n) of ds (shares the storage, owns nothing). */
+dt_dataset_t dt_dataset_view(const dt_dataset_t *ds, size_t begin, size_t n);
 
-/* Keeps only the first n samples (no copy; n larger than ds->n keeps all). */
+/* Keeps only the first n samples (n larger than ds->n keeps all). */
 void dt_dataset_truncate(dt_dataset_t *ds, size_t n);
 
 /* Splits off the last val_fraction of samples (Keras' validation_split takes the tail,
@@ -60,12 +99,38 @@ void dt_dataset_truncate(dt_dataset_t *ds, size_t n);
 void dt_dataset_split(const dt_dataset_t *all, double val_fraction, dt_dataset_t *train,
                       dt_dataset_t *val);
 
-void dt_dataset_free(dt_dataset_t *ds);
+/* Takes a dataset of inputs and one read from a separate targets file (IDX, NumPy): y's
+ * samples become x's target values (DT_Y_VALUES, y.row = y's dim), their storage joins
+ * x's owner, and y is emptied. Errors when the counts differ. */
+int dt_dataset_join_targets(dt_dataset_t *x, dt_dataset_t *y, dt_error_t *err);
 
-/* Copies samples idx[0..count) into x (count, dim) floats and, if labels is non-NULL and
- * the dataset has labels, their labels. */
-void dt_dataset_gather(const dt_dataset_t *ds, const uint32_t *idx, size_t count, float *x,
-                       int32_t *labels);
+/* Makes target values class ids for a loss that takes labels: each must be a
+ * non-negative integer (the error names the sample, and the line for text files);
+ * num_classes becomes the largest + 1. Classes already are left as they are. */
+int dt_dataset_targets_as_classes(dt_dataset_t *ds, dt_error_t *err);
+
+/* How gathered values are scaled (data.scale). */
+typedef enum { DT_SCALE_NONE, DT_SCALE_1_255, DT_SCALE_STANDARDIZE } dt_scale_kind;
+extern const char *const dt_scale_names[]; /* "none", "1/255", "standardize", NULL */
+
+typedef struct {
+  dt_scale_kind kind;
+  float *mean;    /* DT_SCALE_STANDARDIZE: (dim) per feature */
+  float *inv_std; /* (dim): 1/std, or 1 where a feature is constant */
+  size_t dim;
+} dt_scaling_t;
+
+/* Per-feature mean and standard deviation of ds (every sample, in order, in double):
+ * the same on every rank whatever the world size. */
+int dt_scaling_standardize(dt_scaling_t *s, const dt_dataset_t *ds, dt_error_t *err);
+void dt_scaling_free(dt_scaling_t *s);
+
+/* Copies samples idx[0..count) of ds into x (count, dim), scaled; the class ids into
+ * labels (when non-NULL and the targets are classes) and the target values into values
+ * (count, y.row) when non-NULL (class ids become their float values). Fails only when a
+ * decoder fails (a corrupt image found mid-run). */
+int dt_dataset_gather(const dt_dataset_t *ds, const dt_scaling_t *scaling, const uint32_t *idx,
+                      size_t count, float *x, int32_t *labels, float *values, dt_error_t *err);
 
 /* The same permutation of [0, n) for every process given (seed, epoch). */
 void dt_epoch_permutation(uint64_t seed, uint64_t epoch, uint32_t *perm, size_t n);
@@ -76,5 +141,11 @@ void dt_epoch_permutation(uint64_t seed, uint64_t epoch, uint32_t *perm, size_t 
 size_t dt_batches_per_epoch(size_t n, size_t batch_per_rank, int world);
 const uint32_t *dt_shard_batch(const uint32_t *perm, size_t global_batch, size_t batch_per_rank,
                                int rank, int world);
+
+/* The binary-addition task (data_synth.c): samples are (bits, 2) sequences of the
+ * operands' bits, least significant first, labels the sums; train and test get
+ * disjoint random sets of operand pairs drawn from seed. */
+int dt_dataset_binary_addition(dt_dataset_t *train, dt_dataset_t *test, int bits, size_t n_train,
+                               size_t n_test, uint64_t seed, dt_error_t *err);
 
 #endif
