@@ -139,17 +139,24 @@ void dt_dataset_split(const dt_dataset_t *all, double val_fraction, dt_dataset_t
 }
 
 int dt_dataset_join_targets(dt_dataset_t *x, dt_dataset_t *y, dt_error_t *err) {
+  /* y is consumed on every path, so that callers need not free it. */
+  int bad = DT_OK;
   if (x->n != y->n)
-    return dt_error_set(err, DT_ERR_FORMAT, "'%s' has %zu samples but '%s' has %zu targets",
-                        x->what ? x->what : "inputs", x->n,
-                        y->what ? y->what : "targets", y->n);
-  if (!y->x.base)
-    return dt_error_set(err, DT_ERR_ARG, "'%s': targets must be stored values",
-                        y->what ? y->what : "targets");
+    bad = dt_error_set(err, DT_ERR_FORMAT, "sample count mismatch: '%s' has %zu samples, '%s' "
+                       "has %zu targets",
+                       x->what ? x->what : "inputs", x->n, y->what ? y->what : "targets", y->n);
+  else if (!y->x.base)
+    bad = dt_error_set(err, DT_ERR_ARG, "'%s': targets must be stored values",
+                       y->what ? y->what : "targets");
+  if (bad) {
+    dt_dataset_free(y);
+    return bad;
+  }
   /* The targets file's values become x's targets: float values until the loss asks
    * for classes (dt_dataset_targets_as_classes). */
   x->ykind = DT_Y_VALUES;
   x->y = y->x;
+  x->y_what = y->what;
   x->y.base = row_ptr(&y->x, y->first);
   /* The targets' storage joins the inputs' owner, entry by entry. */
   dt_data_owner_t *o = y->owner;
@@ -170,9 +177,10 @@ int dt_dataset_targets_as_classes(dt_dataset_t *ds, dt_error_t *err) {
   if (ds->ykind == DT_Y_CLASSES) return DT_OK;
   if (ds->ykind == DT_Y_NONE)
     return dt_error_set(err, DT_ERR_FORMAT, "'%s' has no targets", ds->what);
+  const char *what = ds->y_what ? ds->y_what : ds->what;
   if (ds->y.row != 1)
     return dt_error_set(err, DT_ERR_FORMAT, "'%s': class labels are one value per sample, not "
-                        "%zu", ds->what, ds->y.row);
+                        "%zu", what, ds->y.row);
   double max = -1;
   for (size_t i = 0; i < ds->n; i++) {
     double v = dt_array_get(&ds->y, ds->first + i, 0);
@@ -181,7 +189,7 @@ int dt_dataset_targets_as_classes(dt_dataset_t *ds, dt_error_t *err) {
       char where[64] = "";
       if (line) snprintf(where, sizeof where, " (line %zu)", line);
       return dt_error_set(err, DT_ERR_FORMAT, "'%s': sample %zu%s: class label %g is not a "
-                          "non-negative integer", ds->what, ds->first + i, where, v);
+                          "non-negative integer", what, ds->first + i, where, v);
     }
     if (v > max) max = v;
   }

@@ -321,6 +321,7 @@ int dt_idx_load_pair(dt_dataset_t *ds, const char *images_path, const char *labe
   ds->y = (dt_array_t){DT_I32, labels, 1};
   ds->num_classes = max_label + 1;
   ds->what = images_path;
+  ds->y_what = labels_path;
   if ((rc = dt_data_own(ds, labels, err))) {
     free(images);
     return rc;

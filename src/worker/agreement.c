@@ -21,10 +21,15 @@ typedef struct {
 static const char *const checked_sections[] = {"model",      "optimizer",      "schedule",
                                                "train",      "data",           "sync",
                                                "checkpoint", "early_stopping", "reduce_lr",
-                                               NULL};
-static const char *const per_rank_keys[] = {"data.dir", "data.train_images", "data.train_labels",
-                                            "data.test_images", "data.test_labels",
-                                            "train.threads", "sync.timeout_s", NULL};
+                                               "augment",    NULL};
+/* Paths may differ between hosts (each has its own copy of the data), and so may the
+ * threads of each process. */
+static const char *const per_rank_keys[] = {
+    "data.dir",          "data.train_images", "data.train_labels", "data.validation_images",
+    "data.validation_labels", "data.test_images", "data.test_labels", "data.train",
+    "data.validation",   "data.test",         "data.train_x",      "data.train_y",
+    "data.validation_x", "data.validation_y", "data.test_x",       "data.test_y",
+    "data.threads",      "train.threads",     "sync.timeout_s",    NULL};
 
 static bool in_list(const char *const *list, const char *s) {
   for (int i = 0; list[i]; i++)

@@ -234,6 +234,8 @@ static int write_shared(const parts_t *p, dt_ckpt_writer_t *w, float *state, con
   char json[2048], info[256];
   size_t jl = trainer_json(p->env, rs, why, json, sizeof json);
   if (!rc) rc = dt_ckpt_add_file(w, "trainer.json", json, jl, err);
+  const char *pre = p->env->preprocess_json;
+  if (!rc && pre) rc = dt_ckpt_add_file(w, "preprocess.json", pre, strlen(pre), err);
   snprintf(info, sizeof info, "{\"step\": %ld, \"epoch\": %ld, \"world\": %d, \"reason\": \"%s\"}",
            rs->step, rs->epoch, p->env->comm->world, why);
   if (rc) {

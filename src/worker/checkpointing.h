@@ -9,6 +9,9 @@
  *   trainer.json           the shared position: step, epoch, batches done in the
  *                          epoch, samples done in the epoch, the world size, and the
  *                          callbacks' state
+ *   preprocess.json        what the run computed about its data, so that prediction
+ *                          repeats it: input shape, scaling (and standardization
+ *                          statistics), class names, vocabulary, image size
  *   rank-N.safetensors     rank N's own state: its PRNG words, its running sums of the
  *                          epoch's metrics (__metadata__), its own copy of the
  *                          non-trainable state (tensors)
@@ -57,6 +60,7 @@ typedef struct {
   uint64_t seed;          /* train.seed: the data order follows (seed, epoch) */
   long batch_size;        /* per rank */
   long steps_per_epoch;   /* in this world size */
+  const char *preprocess_json; /* written as preprocess.json (NULL: none) */
 } ckpt_env_t;
 
 /* Writes a checkpoint of the run's current position (collective in a multi-rank job:

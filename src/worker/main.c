@@ -307,8 +307,9 @@ int main(int argc, char **argv) {
     char summary[8192];
     dt_model_summary(&t.model, summary, sizeof summary);
     dt_log_info(&log, "dtrain-worker %s: %s, %d rank(s), %zu training / %zu validation / %zu "
-                "test samples", DT_VERSION, cli.config_path, comm.world, t.train.n, t.val.n,
-                t.test.n);
+                "test samples", DT_VERSION, cli.config_path, comm.world, t.data.train.n,
+                t.data.val.n, t.data.test.n);
+    run_data_describe(&t.data, &log);
     dt_log_info(&log, "%s", summary);
     rc = resume(&t, &cli, &err);
     if (rc == 0) {

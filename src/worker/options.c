@@ -1,10 +1,9 @@
-/* Reading [data], [train] and [sync] (see options.h). */
+/* Reading [train] and [sync] (see options.h). */
 #include "options.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
 /* 1 MiB buckets: the per-bucket cost (a few microseconds of latency on one host) is
  * small next to the transfer, and a model of more than a few MB gets several buckets
  * whose exchange overlaps the backward of the layers before them. A model under 1 MB
@@ -13,50 +12,14 @@
  * (bench/bench_sync.sh measures it). */
 #define DEFAULT_BUCKET_MB 1.0
 
-static int read_path(dt_config_t *cfg, const char *dir, const char *key, const char *def,
-                     char *out, dt_error_t *err) {
-  const char *name;
-  int rc = dt_config_get_string(cfg, "data", key, def, &name, err);
-  if (rc) return rc;
-  int n = name[0] == '/' ? snprintf(out, OPT_PATH_MAX, "%s", name)
-                         : snprintf(out, OPT_PATH_MAX, "%s/%s", dir, name);
-  if (n < 0 || n >= OPT_PATH_MAX)
-    return dt_error_set(err, DT_ERR_CONFIG, "%s: [data] %s: path too long",
-                        dt_config_where(cfg, "data", key), key);
-  return 0;
-}
-
-static const char *const data_sources[] = {"idx", "binary_addition", NULL};
-
 static const char *const sync_modes[] = {"allreduce", "ps", NULL};
 
 int run_options_read(dt_config_t *cfg, run_options_t *o, dt_error_t *err) {
   memset(o, 0, sizeof *o);
   int mode;
-  const char *dir;
   long seed;
   int rc;
-  int source;
-  if ((rc = dt_config_get_choice(cfg, "data", "source", "idx", data_sources, &source, err)) ||
-      (rc = dt_config_get_int(cfg, "data", "bits", 8, 2, 16, &o->bits, err)) ||
-      (rc = dt_config_get_int(cfg, "data", "train_samples", 2000, 1, 1L << 30, &o->train_samples,
-                              err)) ||
-      (rc = dt_config_get_int(cfg, "data", "test_samples", 1000, 1, 1L << 30, &o->test_samples,
-                              err)))
-    return rc;
-  o->binary_addition = source == 1;
-  if ((rc = dt_config_get_string(cfg, "data", "dir", DEFAULT_DATA_DIR, &dir, err)) ||
-      (rc = read_path(cfg, dir, "train_images", "train-images-idx3-ubyte.gz", o->train_images,
-                      err)) ||
-      (rc = read_path(cfg, dir, "train_labels", "train-labels-idx1-ubyte.gz", o->train_labels,
-                      err)) ||
-      (rc = read_path(cfg, dir, "test_images", "t10k-images-idx3-ubyte.gz", o->test_images, err)) ||
-      (rc = read_path(cfg, dir, "test_labels", "t10k-labels-idx1-ubyte.gz", o->test_labels, err)) ||
-      (rc = dt_config_get_double(cfg, "data", "validation_split", 0.1, 0.0, 0.9,
-                                 &o->validation_split, err)) ||
-      (rc = dt_config_get_int(cfg, "data", "train_limit", 0, 0, 1L << 40, &o->train_limit, err)) ||
-      (rc = dt_config_get_int(cfg, "data", "test_limit", 0, 0, 1L << 40, &o->test_limit, err)) ||
-      (rc = dt_config_get_int(cfg, "train", "epochs", 10, 1, 1000000, &o->epochs, err)) ||
+  if ((rc = dt_config_get_int(cfg, "train", "epochs", 10, 1, 1000000, &o->epochs, err)) ||
       (rc = dt_config_get_int(cfg, "train", "batch_size", 64, 1, 1 << 20, &o->batch_size, err)) ||
       (rc = dt_config_get_double(cfg, "train", "lr", 0.01, 0.0, 1e6, &o->lr, err)) ||
       (rc = dt_config_get_int(cfg, "train", "seed", 1, 0, (1L << 62), &seed, err)) ||

@@ -1,6 +1,6 @@
-/* The run settings of the worker that are not the model: data files, training
- * length, batch, learning rate, seed, threads, and the gradient exchange between
- * ranks. Read from [data], [train] and [sync]. */
+/* The run settings of the worker that are neither the model nor the data (run_data.h):
+ * training length, batch, learning rate, seed, threads, and the gradient exchange
+ * between ranks. Read from [train] and [sync]. */
 #ifndef DTRAIN_WORKER_OPTIONS_H
 #define DTRAIN_WORKER_OPTIONS_H
 
@@ -14,14 +14,6 @@
 enum { OPT_PATH_MAX = 4096 };
 
 typedef struct {
-  char train_images[OPT_PATH_MAX], train_labels[OPT_PATH_MAX];
-  char test_images[OPT_PATH_MAX], test_labels[OPT_PATH_MAX];
-  bool binary_addition;    /* [data] source = binary_addition: generated, not IDX files */
-  long bits, train_samples, test_samples; /* its sizes */
-  double validation_split; /* tail fraction of the training file held out */
-  long train_limit;        /* use only the first N training samples (0: all) */
-  long test_limit;         /* evaluate on the first N test samples (0: all) */
-
   long epochs;
   long batch_size;         /* per rank */
   double lr;
@@ -38,8 +30,7 @@ typedef struct {
   bool resume;             /* (command line) --resume: continue from a checkpoint */
 } run_options_t;
 
-/* Reads [data], [train] and [sync]; file names are relative to data.dir unless
- * absolute. */
+/* Reads [train] and [sync]. */
 int run_options_read(dt_config_t *cfg, run_options_t *o, dt_error_t *err);
 
 #endif

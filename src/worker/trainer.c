@@ -14,63 +14,7 @@
 #include "dtrain/idx.h"
 #include "preempt.h"
 
-static const char *const target_names[] = {"labels", "one_hot", "input", "bits", NULL};
-
-/* t->test becomes a view of the test file, cut to data.test_limit. */
-static void view_test_set(trainer_t *t) {
-  if (t->opt.test_limit > 0) dt_dataset_truncate(&t->test_file, (size_t)t->opt.test_limit);
-  t->test = dt_dataset_view(&t->test_file, 0, t->test_file.n);
-}
-
-static int load_data(trainer_t *t, dt_error_t *err) {
-  const run_options_t *o = &t->opt;
-  int rc;
-  if (o->binary_addition)
-    rc = dt_dataset_binary_addition(&t->train_file, &t->test_file, (int)o->bits,
-                                    (size_t)o->train_samples, (size_t)o->test_samples, o->seed,
-                                    err);
-  else if (!(rc = dt_idx_load_pair(&t->train_file, o->train_images, o->train_labels, true, err)))
-    /* The test images are checked now but loaded at the end (load_test_images). */
-    rc = dt_idx_load_pair(&t->test_file, o->test_images, o->test_labels, false, err);
-  if (rc) return rc;
-  t->scaling.kind = DT_SCALE_1_255;
-  if (o->train_limit > 0) dt_dataset_truncate(&t->train_file, (size_t)o->train_limit);
-  dt_dataset_split(&t->train_file, o->validation_split, &t->train, &t->val);
-  view_test_set(t);
-  const char *train_what = o->binary_addition ? "the binary-addition training set" : o->train_images;
-  const char *test_what = o->binary_addition ? "the binary-addition test set" : o->test_images;
-  /* Said here, before the model is checked against the data: an empty set would
-   * otherwise surface as "0 classes" or as a test loss of nan over 0 samples. */
-  if (t->train_file.n == 0)
-    return dt_error_set(err, DT_ERR_FORMAT, "no training samples: '%s' holds none", train_what);
-  if (t->train.n == 0)
-    return dt_error_set(err, DT_ERR_CONFIG, "%s: no training samples left: data.validation_split "
-                        "= %g takes all %zu samples of '%s'",
-                        dt_config_where(t->cfg, "data", "validation_split"), o->validation_split,
-                        t->train_file.n, train_what);
-  if (t->test.n == 0)
-    return dt_error_set(err, DT_ERR_FORMAT, "no test samples: '%s' holds none", test_what);
-  if (t->test.dim != t->train.dim)
-    return dt_error_set(err, DT_ERR_FORMAT, "the test samples of '%s' have %zu values, the "
-                        "training samples of '%s' %zu", test_what, t->test.dim, train_what,
-                        t->train.dim);
-  return 0;
-}
-
-/* The test images, read and checked at start but not kept, are loaded once training
- * is over, after the training images are released: the two sets never share the
- * process's peak memory. */
-static int load_test_images(trainer_t *t, dt_error_t *err) {
-  if (t->test.x.base) return 0;
-  dt_dataset_free(&t->train_file);
-  memset(&t->train, 0, sizeof t->train);
-  memset(&t->val, 0, sizeof t->val);
-  dt_dataset_free(&t->test_file);
-  int rc = dt_idx_load_pair(&t->test_file, t->opt.test_images, t->opt.test_labels, true, err);
-  if (rc) return dt_error_prefix(err, "loading the test set after training: ");
-  view_test_set(t);
-  return 0;
-}
+static const char *const target_names[] = {"labels", "one_hot", "input", "bits", "values", NULL};
 
 /* The largest label of ds, or -1 without labels. */
 static int max_label(const dt_dataset_t *ds) {
@@ -82,53 +26,104 @@ static int max_label(const dt_dataset_t *ds) {
   return max;
 }
 
-/* The model's input must take the data's samples, and its output must fit the labels. */
+/* The file a dataset's targets come from, for messages. */
+static const char *targets_file(const dt_dataset_t *ds) {
+  return ds->y_what ? ds->y_what : ds->what;
+}
+
+/* The model's input must take the data's samples, and its output must fit the targets. */
 static int check_model_fits_data(trainer_t *t, dt_error_t *err) {
   const dt_model_t *m = &t->model;
+  const run_data_t *d = &t->data;
+  const dt_dataset_t *train = &d->file[SPLIT_TRAIN];
   char a[64], b[64];
-  if (dt_model_input_size(m) != t->train.dim)
+  if (dt_model_input_size(m) != train->dim)
     return dt_error_set(err, DT_ERR_SHAPE,
                         "%s: [model] input %s has %zu values but the samples of '%s' are %s",
                         dt_config_where(t->cfg, "model", "input"),
                         dt_shape_str(&m->in_shape, a, sizeof a), dt_model_input_size(m),
-                        t->opt.train_images,
-                        dt_shape_str(&(dt_shape_t){t->train.ndim, {t->train.shape[0],
-                                                                    t->train.shape[1],
-                                                                    t->train.shape[2], 1}},
+                        train->what,
+                        dt_shape_str(&(dt_shape_t){train->ndim, {train->shape[0], train->shape[1],
+                                                                  train->shape[2], 1}},
                                      b, sizeof b));
   size_t out = dt_model_output_size(m);
-  int classes = t->train_file.num_classes;
+  int classes = train->num_classes;
   const char *last = m->layers[m->nrun - 1].section;
-  if ((t->target == TARGET_LABELS || t->target == TARGET_ONE_HOT) && out != (size_t)classes)
+  bool by_class = t->target == TARGET_LABELS || t->target == TARGET_ONE_HOT;
+  if (by_class && out != (size_t)classes)
     return dt_error_set(err, DT_ERR_SHAPE,
                         "%s: [%s] the last layer has %zu outputs but the labels of '%s' have %d "
                         "classes: set its units = %d",
-                        dt_config_where(t->cfg, last, "units"), last, out, t->opt.train_labels,
+                        dt_config_where(t->cfg, last, "units"), last, out, targets_file(train),
                         classes, classes);
-  /* The test file is read on its own: a label the model has no output for would make
-   * the loss read past the sample's outputs (issue 14, defect 9). */
-  int test_max = max_label(&t->test);
-  if ((t->target == TARGET_LABELS || t->target == TARGET_ONE_HOT) && test_max >= (int)out)
-    return dt_error_set(err, DT_ERR_FORMAT,
-                        "'%s': test label %d, but the model has %zu outputs (classes 0 to %zu, "
-                        "from the training labels of '%s')",
-                        t->opt.test_labels, test_max, out, out - 1, t->opt.train_labels);
-  if (t->target == TARGET_BITS && out != (size_t)t->opt.bits)
+  /* Validation and test files are read on their own: a label the model has no output
+   * for would make the loss read past the sample's outputs (issue 14, defect 9). */
+  for (int s = SPLIT_VAL; by_class && s < NSPLITS; s++) {
+    const dt_dataset_t *f = &d->file[s];
+    int max = max_label(f);
+    if (f->what && max >= (int)out)
+      return dt_error_set(err, DT_ERR_FORMAT,
+                          "'%s': %s label %d, but the model has %zu outputs (classes 0 to %zu, "
+                          "from the training labels of '%s')",
+                          targets_file(f), s == SPLIT_VAL ? "validation" : "test", max, out,
+                          out - 1, targets_file(train));
+  }
+  if (t->target == TARGET_BITS && out != (size_t)d->opt.bits)
     return dt_error_set(err, DT_ERR_SHAPE,
                         "%s: [%s] the model has %zu outputs but target = bits needs one per "
                         "bit of the sum (data.bits = %ld)",
-                        dt_config_where(t->cfg, last, "units"), last, out, t->opt.bits);
-  if (t->target == TARGET_INPUT && out != t->train.dim)
+                        dt_config_where(t->cfg, last, "units"), last, out, d->opt.bits);
+  if (t->target == TARGET_INPUT && out != train->dim)
     return dt_error_set(err, DT_ERR_SHAPE,
                         "%s: [%s] the last layer has %zu outputs but reconstructing the input "
                         "needs %zu",
-                        dt_config_where(t->cfg, last, "units"), last, out, t->train.dim);
+                        dt_config_where(t->cfg, last, "units"), last, out, train->dim);
+  if (t->target == TARGET_VALUES) {
+    if (train->ykind == DT_Y_NONE)
+      return dt_error_set(err, DT_ERR_CONFIG, "%s: [model] target = values, but '%s' has no "
+                          "targets", dt_config_where(t->cfg, "model", "target"), train->what);
+    if (out != train->y.row)
+      return dt_error_set(err, DT_ERR_SHAPE,
+                          "%s: [%s] the last layer has %zu outputs but the targets of '%s' "
+                          "have %zu value%s per sample: set its units = %zu",
+                          dt_config_where(t->cfg, last, "units"), last, out, targets_file(train),
+                          train->y.row, train->y.row == 1 ? "" : "s", train->y.row);
+  }
   return 0;
+}
+
+/* Binary cross-entropy learns probabilities: every target value must lie in [0, 1]. */
+static int check_bce_targets(const trainer_t *t, dt_error_t *err) {
+  for (int s = 0; s < NSPLITS; s++) {
+    const dt_dataset_t *f = &t->data.file[s];
+    if (!f->what || f->ykind == DT_Y_NONE) continue;
+    for (size_t i = 0; i < f->n; i++)
+      for (size_t j = 0; j < f->y.row; j++) {
+        double v = dt_array_get(&f->y, f->first + i, j);
+        if (!(v >= 0.0 && v <= 1.0))
+          return dt_error_set(err, DT_ERR_FORMAT, "'%s': sample %zu: target %g, but "
+                              "binary_crossentropy needs targets in [0, 1] (0/1 labels for a "
+                              "single sigmoid unit)", targets_file(f), f->first + i, v);
+      }
+  }
+  return 0;
+}
+
+/* The target a loss trains against when [model] target is not set. */
+static const char *default_target(const trainer_t *t) {
+  const dt_dataset_t *train = &t->data.file[SPLIT_TRAIN];
+  if (dt_loss_uses_labels(t->model.loss)) return "labels";
+  if (t->data.opt.format == FORMAT_BINARY_ADDITION) return "bits";
+  if (train->ykind == DT_Y_NONE) return "input";
+  /* A 0/1 label for one sigmoid unit, or regression values: the targets as they are. */
+  if (dt_model_output_size(&t->model) == train->y.row) return "values";
+  return "one_hot";
 }
 
 static int read_model(trainer_t *t, dt_error_t *err) {
   int shape[DT_MAX_DIMS] = {1, 1, 1, 1}, ndim = 0, target, rc;
-  dt_shape_t in = {t->train.ndim, {t->train.shape[0], t->train.shape[1], t->train.shape[2], 1}};
+  const dt_dataset_t *train = &t->data.file[SPLIT_TRAIN];
+  dt_shape_t in = {train->ndim, {train->shape[0], train->shape[1], train->shape[2], 1}};
   /* A 3-d image shape whose channel is 1 is given to flat layers as is; the dense
    * layer flattens whatever it gets. An explicit input shape must match the data. */
   if (dt_config_has_key(t->cfg, "model", "input")) {
@@ -137,17 +132,22 @@ static int read_model(trainer_t *t, dt_error_t *err) {
     for (int i = 0; i < DT_MAX_DIMS; i++) in.dims[i] = shape[i];
   }
   if ((rc = dt_model_build(&t->model, t->device, t->cfg, in, err))) return rc;
-  const char *def = dt_loss_uses_labels(t->model.loss) ? "labels"
-                    : t->opt.binary_addition          ? "bits"
-                                                      : "one_hot";
-  if ((rc = dt_config_get_choice(t->cfg, "model", "target", def, target_names, &target, err)))
+  if ((rc = dt_config_get_choice(t->cfg, "model", "target", default_target(t), target_names,
+                                 &target, err)))
     return rc;
   t->target = (target_kind)target;
   if ((t->target == TARGET_LABELS) != (bool)dt_loss_uses_labels(t->model.loss))
     return dt_error_set(err, DT_ERR_CONFIG, "%s: [model] target = %s does not fit loss '%s'%s",
                         dt_config_where(t->cfg, "model", "target"), target_names[t->target],
                         dt_loss_names[t->model.loss],
-                        t->target == TARGET_LABELS ? " (use one_hot or input)" : " (use labels)");
+                        t->target == TARGET_LABELS ? " (use one_hot, values or input)"
+                                                   : " (use labels)");
+  bool by_class = t->target == TARGET_LABELS || t->target == TARGET_ONE_HOT;
+  bool embedding_input = strcmp(t->model.layers[0].ops->type, "embedding") == 0;
+  if ((rc = run_data_prepare(&t->data, t->cfg, by_class, embedding_input, err))) return rc;
+  if (t->model.loss == DT_LOSS_BCE_LOGITS && t->target == TARGET_VALUES &&
+      (rc = check_bce_targets(t, err)))
+    return rc;
   return check_model_fits_data(t, err);
 }
 
@@ -180,34 +180,35 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   if ((rc = dt_optim_config_read(cfg, &ocfg, err)) ||
       (rc = train_log_read(&t->tlog, cfg, config_path, comm->rank == 0, &t->log, err)))
     return rc;
-  if ((rc = load_data(t, err))) return rc;
-  if ((rc = read_model(t, err))) return rc;
+  if ((rc = run_data_read(&t->data, cfg, err)) ||
+      (rc = run_data_load(&t->data, cfg, t->opt.seed, err)) || (rc = read_model(t, err)))
+    return rc;
   exchange_env_t xenv = {cfg, &t->opt, comm, &t->log, &t->model, &t->optim, &t->hooks};
-  if ((rc = exchange_setup(&t->exchange, &xenv, &t->train, err))) return rc;
+  if ((rc = exchange_setup(&t->exchange, &xenv, &t->data.train, err))) return rc;
   bool has_acc = t->model.loss == DT_LOSS_SOFTMAX_CE || t->model.loss == DT_LOSS_BCE_LOGITS;
   t->metrics = DT_METRIC_BIT(DT_METRIC_LOSS) | (has_acc ? DT_METRIC_BIT(DT_METRIC_ACCURACY) : 0);
-  if (t->val.n)
+  if (t->data.val.n)
     t->metrics |= DT_METRIC_BIT(DT_METRIC_VAL_LOSS) |
                   (has_acc ? DT_METRIC_BIT(DT_METRIC_VAL_ACCURACY) : 0);
   if ((rc = dt_early_stopping_read(cfg, t->metrics, &t->run.early_stopping, err)) ||
       (rc = dt_reduce_lr_read(cfg, t->metrics, &t->run.reduce_lr, err)) ||
       (rc = dt_csv_log_read(cfg, &t->csv_opts, err)))
     return rc;
-  if (t->ckpt.save_best_only && strncmp(t->ckpt.monitor, "val_", 4) == 0 && t->val.n == 0)
+  if (t->ckpt.save_best_only && strncmp(t->ckpt.monitor, "val_", 4) == 0 && t->data.val.n == 0)
     return dt_error_set(err, DT_ERR_CONFIG,
                         "%s: [checkpoint] monitor = %s needs validation data: set "
                         "data.validation_split > 0 or monitor the training %s",
                         dt_config_where(cfg, "checkpoint", "monitor"), t->ckpt.monitor,
                         t->ckpt.monitor + 4);
 
-  t->steps_per_epoch = (long)dt_batches_per_epoch(t->train.n, (size_t)t->opt.batch_size,
+  t->steps_per_epoch = (long)dt_batches_per_epoch(t->data.train.n, (size_t)t->opt.batch_size,
                                                   comm->world);
   if (t->steps_per_epoch == 0)
     return dt_error_set(err, DT_ERR_CONFIG,
                         "%s: [train] batch_size = %ld x %d rank(s) is larger than the %zu "
                         "training samples",
                         dt_config_where(cfg, "train", "batch_size"), t->opt.batch_size,
-                        comm->world, t->train.n);
+                        comm->world, t->data.train.n);
   /* The linear scaling rule (Goyal et al.): N ranks take steps N times as large on a
    * global batch N times as large; schedule.warmup_steps ramps up to it. */
   double lr = t->opt.scale_lr ? t->opt.lr * comm->world : t->opt.lr;
@@ -230,13 +231,15 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   if (es->enabled && es->restore_best_weights &&
       !(t->run.best_weights = malloc(sizeof(float) * (t->model.num_params + t->model.num_states))))
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory for restore_best_weights");
-  t->perm = malloc(sizeof *t->perm * (t->train.n ? t->train.n : 1));
+  t->perm = malloc(sizeof *t->perm * (t->data.train.n ? t->data.train.n : 1));
   t->labels = malloc(sizeof *t->labels * (size_t)capacity);
   if (t->target != TARGET_LABELS)
     t->targets = malloc(sizeof *t->targets * (size_t)capacity * dt_model_output_size(&t->model));
   if (!t->perm || !t->labels || (t->target != TARGET_LABELS && !t->targets))
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory setting up training");
   if ((rc = exchange_prepare(&t->exchange, t->steps_per_epoch, err))) return rc;
+  if (!(t->preprocess_json = run_data_preprocess_json(&t->data)))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory describing the preprocessing");
 
   /* Every rank initializes from the same seed; rank 0's values are broadcast anyway so
    * that ranks agree even if their initial values differed. */
@@ -272,16 +275,19 @@ int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, d
   /* Each rank evaluates a contiguous share; the sums are added up across ranks. */
   size_t begin = ds->n * (size_t)rank / (size_t)world;
   size_t end = ds->n * (size_t)(rank + 1) / (size_t)world;
-  /* loss * samples, correct, accuracy total, samples, samples with every output right */
-  double sums[5] = {0.0, 0.0, 0.0, 0.0, 0.0};
+  /* loss * samples, correct, accuracy total, samples, samples with every output right,
+   * absolute errors (regression) */
+  double sums[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  bool regression = t->target == TARGET_VALUES &&
+                    (m->loss == DT_LOSS_MSE || m->loss == DT_LOSS_MAE);
   uint32_t idx[1024];
   int rc;
   for (size_t pos = begin; pos < end;) {
     int chunk = (int)(end - pos < (size_t)m->capacity ? end - pos : (size_t)m->capacity);
     if (chunk > 1024) chunk = 1024;
     for (int i = 0; i < chunk; i++) idx[i] = (uint32_t)(pos + (size_t)i);
-    if ((rc = dt_dataset_gather(ds, &t->scaling, idx, (size_t)chunk, m->acts[0], t->labels,
-                                NULL, err)))
+    if ((rc = dt_dataset_gather(ds, &t->data.scaling, idx, (size_t)chunk, m->acts[0], t->labels,
+                                t->target == TARGET_VALUES ? t->targets : NULL, err)))
       return rc;
     fill_targets(t, chunk);
     const float *y = dt_model_forward(m, chunk, false, &t->run.rng);
@@ -294,17 +300,20 @@ int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, d
           all &= (y[b * dim + i] > 0.0f) == (t->targets[b * dim + i] > 0.5f);
         sums[4] += all;
       }
+    for (int i = 0; regression && i < chunk * dim; i++) sums[5] += fabs(y[i] - t->targets[i]);
     size_t total;
     sums[1] += (double)dt_loss_count_correct(m->loss, y, chunk, dim, t->labels, t->targets, &total);
     sums[2] += (double)total;
     sums[3] += chunk;
     pos += (size_t)chunk;
   }
-  if ((rc = dt_comm_allreduce_sum_f64(t->comm, sums, 5, err))) return rc;
+  if ((rc = dt_comm_allreduce_sum_f64(t->comm, sums, 6, err))) return rc;
   out->samples = (size_t)sums[3];
   out->loss = sums[3] > 0 ? sums[0] / sums[3] : NAN;
   out->accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
   out->exact = t->target == TARGET_BITS && sums[3] > 0 ? sums[4] / sums[3] : NAN;
+  out->mae = regression && sums[3] > 0 ? sums[5] / (sums[3] * (double)dt_model_output_size(m))
+                                       : NAN;
   return 0;
 }
 
@@ -332,8 +341,8 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   int batch = (int)t->opt.batch_size;
   const uint32_t *idx =
       dt_shard_batch(t->perm, g, (size_t)batch, t->comm->rank, t->comm->world);
-  int rc = dt_dataset_gather(&t->train, &t->scaling, idx, (size_t)batch, m->acts[0], t->labels,
-                             NULL, err);
+  int rc = dt_dataset_gather(&t->data.train, &t->data.scaling, idx, (size_t)batch, m->acts[0],
+                             t->labels, t->target == TARGET_VALUES ? t->targets : NULL, err);
   if (rc) return rc;
   fill_targets(t, batch);
   double t1 = dt_now_s();
@@ -389,6 +398,8 @@ static void print_epoch(trainer_t *t, long epoch, long batches, double seconds, 
     if (!isnan(val->accuracy))
       used += (size_t)snprintf(line + used, sizeof line - used, " - val_accuracy: %.4f",
                                val->accuracy);
+    if (!isnan(val->mae))
+      used += (size_t)snprintf(line + used, sizeof line - used, " - val_mae: %.4f", val->mae);
   }
   double samples = (double)batches * (double)t->opt.batch_size * t->comm->world;
   snprintf(line + used, sizeof line - used, " - %.0f samples/s", samples / seconds);
@@ -397,8 +408,9 @@ static void print_epoch(trainer_t *t, long epoch, long batches, double seconds, 
 
 /* What checkpointing needs of the trainer besides the run state, model and optimizer. */
 static ckpt_env_t ckpt_env(trainer_t *t) {
-  return (ckpt_env_t){&t->ckpt,          t->cfg,         t->comm,           &t->log,
-                      t->opt.seed,       t->opt.batch_size, t->steps_per_epoch};
+  return (ckpt_env_t){&t->ckpt,       t->cfg,           t->comm,
+                      &t->log,        t->opt.seed,      t->opt.batch_size,
+                      t->steps_per_epoch, t->preprocess_json};
 }
 
 static int save(trainer_t *t, const char *why, dt_error_t *err) {
@@ -439,7 +451,7 @@ enum { RECONSTRUCTIONS = 8 };
  * arena. The picture is grayscale: inputs of one channel only. */
 static void log_reconstructions(trainer_t *t, long epoch) {
   dt_model_t *m = &t->model;
-  const dt_dataset_t *ds = t->val.n ? &t->val : &t->train;
+  const dt_dataset_t *ds = t->data.val.n ? &t->data.val : &t->data.train;
   int n = m->capacity < RECONSTRUCTIONS ? m->capacity : RECONSTRUCTIONS;
   if ((size_t)n > ds->n) n = (int)ds->n;
   size_t dim = dt_model_input_size(m);
@@ -449,7 +461,7 @@ static void log_reconstructions(trainer_t *t, long epoch) {
   uint32_t idx[RECONSTRUCTIONS];
   for (int i = 0; i < n; i++) idx[i] = (uint32_t)i;
   dt_error_t err = {0};
-  if (dt_dataset_gather(ds, &t->scaling, idx, (size_t)n, m->acts[0], t->labels, NULL, &err))
+  if (dt_dataset_gather(ds, &t->data.scaling, idx, (size_t)n, m->acts[0], t->labels, NULL, &err))
     return;
   /* Inputs and reconstructions in one allocation, sized from the model. */
   float *inputs = malloc(sizeof(float) * (size_t)n * dim * 2);
@@ -528,7 +540,7 @@ static int finish_epoch(trainer_t *t, long batches, double seconds, dt_error_t *
   if ((rc = exchange_sync_state(&t->exchange, err)))
     return dt_error_prefix(err, "averaging the layers' state: ");
   eval_result_t val = {0};
-  if (t->val.n && (rc = trainer_evaluate(t, &t->val, &val, err))) return rc;
+  if (t->data.val.n && (rc = trainer_evaluate(t, &t->data.val, &val, err))) return rc;
   double train_acc = sums[2] > 0 ? sums[1] / sums[2] : NAN;
   double loss = sums[0] / t->comm->world;
   print_epoch(t, epoch + 1, batches, seconds, loss, train_acc, &val);
@@ -595,7 +607,7 @@ static int run_epoch(trainer_t *t, bool *stopped, dt_error_t *err) {
   run_state_t *rs = &t->run;
   int rc;
   *stopped = false;
-  dt_epoch_permutation(t->opt.seed, (uint64_t)rs->epoch, t->perm, t->train.n);
+  dt_epoch_permutation(t->opt.seed, (uint64_t)rs->epoch, t->perm, t->data.train.n);
   double start = dt_now_s();
   long first = rs->batch_in_epoch;
   progress_begin(&t->progress, rs->epoch + 1, t->opt.epochs, first, t->steps_per_epoch);
@@ -629,7 +641,10 @@ static int run_epoch(trainer_t *t, bool *stopped, dt_error_t *err) {
 
 static void print_test_result(trainer_t *t) {
   const eval_result_t *r = &t->test_result;
-  if (isnan(r->accuracy))
+  if (!isnan(r->mae))
+    dt_log_result(&t->log, "Test: loss: %.4f - mae: %.4f (%zu samples)", r->loss, r->mae,
+                  r->samples);
+  else if (isnan(r->accuracy))
     dt_log_result(&t->log, "Test: loss: %.4f (%zu samples)", r->loss, r->samples);
   else if (!isnan(r->exact))
     dt_log_result(&t->log, "Test: loss: %.4f - accuracy: %.4f - all bits right: %.4f (%zu samples)",
@@ -663,10 +678,11 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
   }
   if ((rc = exchange_finish(&t->exchange, err))) return rc;
   exchange_report(&t->exchange, &t->stats);
-  if ((rc = load_test_images(t, err)) ||
-      (rc = trainer_evaluate(t, &t->test, &t->test_result, err)))
-    return rc;
   train_log_flush(&t->tlog);
+  if (!t->data.test.n && !t->data.test_inputs_deferred) return 0;
+  if ((rc = run_data_load_deferred_test(&t->data, err)) ||
+      (rc = trainer_evaluate(t, &t->data.test, &t->test_result, err)))
+    return rc;
   print_test_result(t);
   return 0;
 }
@@ -678,8 +694,8 @@ void trainer_free(trainer_t *t) {
   run_state_free(&t->run);
   dt_model_free(&t->model);
   dt_optim_free(&t->optim);
-  dt_dataset_free(&t->train_file);
-  dt_dataset_free(&t->test_file);
+  run_data_free(&t->data);
+  free(t->preprocess_json);
   free(t->perm);
   free(t->labels);
   free(t->targets);

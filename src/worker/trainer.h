@@ -27,16 +27,19 @@
 #include "exchange.h"
 #include "options.h"
 #include "progress.h"
+#include "run_data.h"
 #include "run_state.h"
 #include "train_log.h"
 
 /* What a loss with float targets is trained against. */
 /* bits: output i is trained on bit i of the label (the binary-addition task). */
-typedef enum { TARGET_LABELS, TARGET_ONE_HOT, TARGET_INPUT, TARGET_BITS } target_kind;
+/* values: the data's own target values (regression, or 0/1 for one sigmoid unit). */
+typedef enum { TARGET_LABELS, TARGET_ONE_HOT, TARGET_INPUT, TARGET_BITS, TARGET_VALUES } target_kind;
 
 typedef struct {
   double loss, accuracy; /* accuracy is NaN for losses without one */
   double exact;          /* target = bits: the share of samples with every bit right */
+  double mae;            /* regression (mse/mae on target values): mean absolute error, else NaN */
   size_t samples;
 } eval_result_t;
 
@@ -61,9 +64,8 @@ typedef struct trainer {
   progress_t progress;
   train_log_t tlog;
 
-  dt_dataset_t train_file, test_file; /* own the loaded data */
-  dt_dataset_t train, val, test;      /* views */
-  dt_scaling_t scaling;               /* data.scale, applied when a batch is gathered */
+  run_data_t data;         /* the splits, their scaling and preprocessing */
+  char *preprocess_json;   /* run_data_preprocess_json, for every checkpoint */
 
   dt_model_t model;
   target_kind target;

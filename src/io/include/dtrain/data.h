@@ -65,6 +65,7 @@ typedef struct {
   char **class_names; /* num_classes names (image folders, text labels), or NULL */
   bool integer_ids; /* the values are token ids (text): never scaled */
   const char *what; /* the file(s) for messages, e.g. "train.csv" */
+  const char *y_what; /* the targets' file when not `what` (IDX, NumPy), or NULL */
   size_t first_line; /* line-based files: the line of storage row 0, so that errors name
                       * lines (0: none) */
   /* What the format computed that prediction must repeat, as the members of a JSON
@@ -101,7 +102,7 @@ void dt_dataset_split(const dt_dataset_t *all, double val_fraction, dt_dataset_t
 
 /* Takes a dataset of inputs and one read from a separate targets file (IDX, NumPy): y's
  * samples become x's target values (DT_Y_VALUES, y.row = y's dim), their storage joins
- * x's owner, and y is emptied. Errors when the counts differ. */
+ * x's owner, and y is emptied (also on an error). Errors when the counts differ. */
 int dt_dataset_join_targets(dt_dataset_t *x, dt_dataset_t *y, dt_error_t *err);
 
 /* Makes target values class ids for a loss that takes labels: each must be a
