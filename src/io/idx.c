@@ -347,7 +347,7 @@ int dt_idx_load(const char *path, dt_dataset_t *out, dt_error_t *err) {
   if (rc < 0) return rc;
   if ((rc = dt_data_own(out, buf, err))) return rc;
   if (h.ndims > 1 + DT_DATA_MAX_DIMS) {
-    rc = dt_error_set(err, DT_ERR_SHAPE, "'%s': an IDX file of %d dimensions; at most %d are "
+    rc = dt_error_set(err, DT_ERR_FORMAT, "'%s': an IDX file of %d dimensions; at most %d are "
                       "supported (the samples, then up to %d per sample)", path, h.ndims,
                       1 + DT_DATA_MAX_DIMS, DT_DATA_MAX_DIMS);
     goto fail;
@@ -362,7 +362,7 @@ int dt_idx_load(const char *path, dt_dataset_t *out, dt_error_t *err) {
     for (int i = 1; i < h.ndims; i++) {
       /* shape[] is int, and an empty sample has nothing to learn from. */
       if (h.dims[i] == 0 || h.dims[i] > INT_MAX) {
-        rc = dt_error_set(err, DT_ERR_SHAPE, "'%s': dimension %d of the IDX file is %lu; it "
+        rc = dt_error_set(err, DT_ERR_FORMAT, "'%s': dimension %d of the IDX file is %lu; it "
                           "must be between 1 and %d", path, i, (unsigned long)h.dims[i], INT_MAX);
         goto fail;
       }

@@ -277,15 +277,15 @@ static int parse_npy(const char *where, const unsigned char *b, size_t len, npy_
     return dt_error_set(err, DT_ERR_FORMAT, "%s: a 0-d array (shape ()) has no samples; dimension "
                         "0 counts the samples", where);
   if (h->ndim > NPY_MAX_NDIM)
-    return dt_error_set(err, DT_ERR_SHAPE, "%s: shape %s has %d dimensions; at most %d are "
+    return dt_error_set(err, DT_ERR_FORMAT, "%s: shape %s has %d dimensions; at most %d are "
                         "supported (the samples, then up to %d per sample)", where, shape,
                         h->ndim, NPY_MAX_NDIM, DT_DATA_MAX_DIMS);
   for (int i = 1; i < h->ndim; i++)
     if (h->shape[i] == 0 || h->shape[i] > INT_MAX)
-      return dt_error_set(err, DT_ERR_SHAPE, "%s: shape %s: dimension %d (%llu) must be between 1 "
+      return dt_error_set(err, DT_ERR_FORMAT, "%s: shape %s: dimension %d (%llu) must be between 1 "
                           "and %d", where, shape, i, (unsigned long long)h->shape[i], INT_MAX);
   if (h->shape[0] > UINT32_MAX)
-    return dt_error_set(err, DT_ERR_SHAPE, "%s: shape %s: more than 2^32 samples are not "
+    return dt_error_set(err, DT_ERR_FORMAT, "%s: shape %s: more than 2^32 samples are not "
                         "supported", where, shape);
   /* The data's size, computed without overflow (three dimensions below 2^31 and the
    * sample count can pass 2^64 together); an overflow is a header describing more
