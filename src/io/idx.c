@@ -372,7 +372,7 @@ int dt_idx_load(const char *path, dt_dataset_t *out, dt_error_t *err) {
   out->dim = 1;
   for (int i = 0; i < out->ndim; i++) out->dim *= (size_t)out->shape[i];
   size_t size = dt_dtype_size(h.type);
-  to_host_order(buf, out->n * out->dim, size);
+  if (size > 1) to_host_order(buf, out->n * out->dim, size);
   out->x = (dt_array_t){h.type, buf, out->dim};
   out->ykind = DT_Y_NONE;
   char where[PATH_MAX + 8];
