@@ -1,5 +1,5 @@
-/* IDX files (plain or gzip): the header, the strict reader, and datasets made of an
- * inputs file and a targets file.
+/* IDX files (plain or gzip): the header, the strict reader, datasets of any element
+ * type and rank (dt_idx_load), and the unsigned-byte images-and-labels pair.
  *
  * The reader is strict: a file that is shorter, longer, or differently shaped than
  * its header says is an error naming the file, because training silently on half a
@@ -12,14 +12,45 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
-/* The IDX type code for unsigned bytes, the only element type our datasets use. */
-enum { IDX_TYPE_U8 = 0x08 };
+#include "finite.h"
+
+/* IDX element type codes (the third byte of the magic number). */
+enum {
+  IDX_TYPE_U8 = 0x08,
+  IDX_TYPE_I8 = 0x09,
+  IDX_TYPE_I16 = 0x0B,
+  IDX_TYPE_I32 = 0x0C,
+  IDX_TYPE_F32 = 0x0D,
+  IDX_TYPE_F64 = 0x0E
+};
+
+/* An element type code as a dtype; false for codes IDX does not define. */
+static bool idx_dtype(unsigned code, dt_dtype_t *t) {
+  switch (code) {
+    case IDX_TYPE_U8: *t = DT_U8; return true;
+    case IDX_TYPE_I8: *t = DT_I8; return true;
+    case IDX_TYPE_I16: *t = DT_I16; return true;
+    case IDX_TYPE_I32: *t = DT_I32; return true;
+    case IDX_TYPE_F32: *t = DT_F32; return true;
+    case IDX_TYPE_F64: *t = DT_F64; return true;
+    default: return false;
+  }
+}
+
+/* What a header says: the element type, the dimensions, the payload's size. */
+typedef struct {
+  dt_dtype_t type;
+  int ndims;
+  uint32_t dims[255];
+  uint64_t total; /* payload bytes */
+} idx_header_t;
 
 /* The largest payload we agree to allocate. A corrupt or hostile header can claim
  * dimensions whose product is astronomically large (or overflows); refusing anything
@@ -115,9 +146,10 @@ static int check_no_trailing(gzFile gz, const char *path, dt_error_t *err) {
   return DT_OK;
 }
 
-/* Parses the magic number and dimensions; on success *total is the payload size. */
-static int read_header(gzFile gz, const char *path, int expect_ndims, uint32_t *dims,
-                       uint64_t *total, dt_error_t *err) {
+/* Parses the magic number and dimensions into h. want_ndims 0 takes any number of
+ * dimensions; only_u8 refuses every element type but unsigned bytes (dt_idx_read). */
+static int read_header(gzFile gz, const char *path, int want_ndims, bool only_u8,
+                       idx_header_t *h, dt_error_t *err) {
   uint8_t magic[4];
   size_t got = 0;
   int rc = read_fully(gz, path, magic, sizeof magic, &got, err);
@@ -129,30 +161,39 @@ static int read_header(gzFile gz, const char *path, int expect_ndims, uint32_t *
   if (magic[0] != 0 || magic[1] != 0)
     return dt_error_set(err, DT_ERR_FORMAT, "'%s': not an IDX file (magic 0x%08X)", path,
                         (unsigned)m);
-  if (magic[2] != IDX_TYPE_U8)
+  if (only_u8 && magic[2] != IDX_TYPE_U8)
     return dt_error_set(err, DT_ERR_FORMAT,
                         "'%s': unsupported IDX data type 0x%02X (only unsigned bytes, 0x08)",
                         path, (unsigned)magic[2]);
-  if (magic[3] != expect_ndims)
+  if (!idx_dtype(magic[2], &h->type))
+    return dt_error_set(err, DT_ERR_FORMAT,
+                        "'%s': unsupported IDX data type 0x%02X (IDX defines 0x08 ubyte, 0x09 "
+                        "byte, 0x0B short, 0x0C int, 0x0D float, 0x0E double)",
+                        path, (unsigned)magic[2]);
+  if (want_ndims && magic[3] != want_ndims)
     return dt_error_set(err, DT_ERR_FORMAT,
                         "'%s': expected an IDX file with %d dimension%s (magic 0x%08X), found "
                         "magic 0x%08X",
-                        path, expect_ndims, expect_ndims == 1 ? "" : "s",
-                        (unsigned)(0x800u | (unsigned)expect_ndims), (unsigned)m);
+                        path, want_ndims, want_ndims == 1 ? "" : "s",
+                        (unsigned)(0x800u | (unsigned)want_ndims), (unsigned)m);
+  if (magic[3] == 0)
+    return dt_error_set(err, DT_ERR_FORMAT, "'%s': an IDX file with 0 dimensions (magic "
+                        "0x%08X) has no samples", path, (unsigned)m);
+  h->ndims = magic[3];
 
   uint8_t raw[4 * 255];
-  size_t raw_len = 4 * (size_t)expect_ndims;
+  size_t raw_len = 4 * (size_t)h->ndims;
   rc = read_fully(gz, path, raw, raw_len, &got, err);
   if (rc < 0) return rc;
   if (got < raw_len) return truncated(gz, path, "header bytes (dimensions)", raw_len, got, err);
 
   /* The product is checked against the limit after every factor, so it never overflows:
    * both operands are below 2^34 and 2^32, and a zero dimension keeps it at zero. */
-  uint64_t prod = 1;
-  for (int i = 0; i < expect_ndims; i++) {
+  uint64_t prod = dt_dtype_size(h->type);
+  for (int i = 0; i < h->ndims; i++) {
     const uint8_t *b = raw + 4 * i;
-    dims[i] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-    prod *= dims[i];
+    h->dims[i] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    prod *= h->dims[i];
     if (prod > IDX_MAX_BYTES)
       return dt_error_set(err, DT_ERR_FORMAT,
                           "'%s': IDX dimensions describe more than %llu bytes of data; the "
@@ -162,7 +203,7 @@ static int read_header(gzFile gz, const char *path, int expect_ndims, uint32_t *
   if (prod > SIZE_MAX)
     return dt_error_set(err, DT_ERR_FORMAT, "'%s': %llu data bytes do not fit in memory here",
                         path, (unsigned long long)prod);
-  *total = prod;
+  h->total = prod;
   return DT_OK;
 }
 
@@ -181,12 +222,11 @@ static int skim(gzFile gz, const char *path, uint64_t total, size_t *got, dt_err
   return DT_OK;
 }
 
-int dt_idx_read(const char *path, int expect_ndims, uint8_t **data, uint32_t *dims,
-                dt_error_t *err) {
+/* Reads (data non-NULL) or only checks a whole IDX file: see read_header for want_ndims
+ * and only_u8. The payload is as in the file (big-endian). */
+static int read_file(const char *path, int want_ndims, bool only_u8, uint8_t **data,
+                     idx_header_t *h, dt_error_t *err) {
   if (data) *data = NULL;
-  if (expect_ndims < 1 || expect_ndims > 255)
-    return dt_error_set(err, DT_ERR_ARG, "'%s': IDX files have 1 to 255 dimensions, not %d",
-                        path, expect_ndims);
 
   /* open() first, then gzdopen: gzopen does not promise a meaningful errno when the
    * file is missing or unreadable, and "No such file or directory" is the message
@@ -203,14 +243,14 @@ int dt_idx_read(const char *path, int expect_ndims, uint8_t **data, uint32_t *di
    * the tens of megabytes a dataset is. Must come before the first read. */
   gzbuffer(gz, 1u << 17);
 
-  uint64_t total = 0;
   uint8_t *buf = NULL;
-  int rc = read_header(gz, path, expect_ndims, dims, &total, err);
+  int rc = read_header(gz, path, want_ndims, only_u8, h, err);
   if (rc < 0) goto done;
+  uint64_t total = h->total;
 
   /* The header is only a claim: a 13-byte file may say it holds 4 GiB. An uncompressed
    * file is checked against its real size before anything is allocated... */
-  size_t header_bytes = 4 + 4 * (size_t)expect_ndims;
+  size_t header_bytes = 4 + 4 * (size_t)h->ndims;
   struct stat st;
   if (gzdirect(gz) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
       (uint64_t)st.st_size < header_bytes + total) {
@@ -266,6 +306,91 @@ done:
   }
   if (data) *data = buf;
   return DT_OK;
+}
+
+int dt_idx_read(const char *path, int expect_ndims, uint8_t **data, uint32_t *dims,
+                dt_error_t *err) {
+  if (data) *data = NULL;
+  if (expect_ndims < 1 || expect_ndims > 255)
+    return dt_error_set(err, DT_ERR_ARG, "'%s': IDX files have 1 to 255 dimensions, not %d",
+                        path, expect_ndims);
+  idx_header_t h;
+  int rc = read_file(path, expect_ndims, true, data, &h, err);
+  if (rc < 0) return rc;
+  memcpy(dims, h.dims, sizeof *dims * (size_t)expect_ndims);
+  return DT_OK;
+}
+
+/* Turns count values of size bytes each from big-endian (the file) into host order, in
+ * place. Assembling each value from its bytes is right whatever the host's order. */
+static void to_host_order(uint8_t *p, size_t count, size_t size) {
+  for (size_t k = 0; k < count; k++, p += size) {
+    if (size == 2) {
+      uint16_t v = (uint16_t)(p[0] << 8 | p[1]);
+      memcpy(p, &v, 2);
+    } else if (size == 4) {
+      uint32_t v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+      memcpy(p, &v, 4);
+    } else if (size == 8) {
+      uint64_t v = 0;
+      for (int b = 0; b < 8; b++) v = v << 8 | p[b];
+      memcpy(p, &v, 8);
+    }
+  }
+}
+
+int dt_idx_load(const char *path, dt_dataset_t *out, dt_error_t *err) {
+  memset(out, 0, sizeof *out);
+  idx_header_t h;
+  uint8_t *buf = NULL;
+  int rc = read_file(path, 0, false, &buf, &h, err);
+  if (rc < 0) return rc;
+  if ((rc = dt_data_own(out, buf, err))) return rc;
+  if (h.ndims > 1 + DT_DATA_MAX_DIMS) {
+    rc = dt_error_set(err, DT_ERR_FORMAT, "'%s': an IDX file of %d dimensions; at most %d are "
+                      "supported (the samples, then up to %d per sample)", path, h.ndims,
+                      1 + DT_DATA_MAX_DIMS, DT_DATA_MAX_DIMS);
+    goto fail;
+  }
+  out->n = h.dims[0];
+  if (h.ndims == 1) {
+    /* A vector: one value per sample (labels, or a regression target). */
+    out->ndim = 1;
+    out->shape[0] = 1;
+  } else {
+    out->ndim = h.ndims - 1;
+    for (int i = 1; i < h.ndims; i++) {
+      /* shape[] is int, and an empty sample has nothing to learn from. */
+      if (h.dims[i] == 0 || h.dims[i] > INT_MAX) {
+        rc = dt_error_set(err, DT_ERR_FORMAT, "'%s': dimension %d of the IDX file is %lu; it "
+                          "must be between 1 and %d", path, i, (unsigned long)h.dims[i], INT_MAX);
+        goto fail;
+      }
+      out->shape[i - 1] = (int)h.dims[i];
+    }
+  }
+  out->dim = 1;
+  for (int i = 0; i < out->ndim; i++) out->dim *= (size_t)out->shape[i];
+  size_t size = dt_dtype_size(h.type);
+  if (size > 1) to_host_order(buf, out->n * out->dim, size);
+  out->x = (dt_array_t){h.type, buf, out->dim};
+  out->ykind = DT_Y_NONE;
+  char where[PATH_MAX + 8];
+  snprintf(where, sizeof where, "'%s'", path);
+  if ((rc = dt_io_check_finite(where, h.type, buf, out->n, out->dim, out->shape, out->ndim, err)))
+    goto fail;
+  char *what = strdup(path);
+  if (!what) {
+    rc = dt_error_set(err, DT_ERR_NOMEM, "out of memory copying '%s'", path);
+    goto fail;
+  }
+  out->what = what;
+  if ((rc = dt_data_own(out, what, err))) goto fail;
+  return DT_OK;
+
+fail:
+  dt_dataset_free(out);
+  return rc;
 }
 
 int dt_idx_load_pair(dt_dataset_t *ds, const char *images_path, const char *labels_path,

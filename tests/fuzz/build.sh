@@ -24,16 +24,18 @@ declare -A SOURCES=(
   [ps_frame]="src/psproto/ps_frame.c src/psproto/ps_range.c src/core/error.c @src/psproto/proto/ps.pb-c.c"
   [config]="src/core/config.c src/core/error.c"
   [json]="src/core/json.c src/core/error.c"
-  [idx]="src/io/idx.c src/io/data.c src/core/rng.c src/core/error.c"
+  [idx]="src/io/idx.c src/io/finite.c src/io/data.c src/core/rng.c src/core/error.c"
   [safetensors]="src/io/safetensors.c src/core/json.c src/core/tensor.c src/core/error.c"
   [manifest]="src/io/checkpoint.c src/core/json.c src/core/crc32c.c src/core/log.c src/core/error.c"
   [events]="src/tb/event_reader.c src/core/crc32c.c src/core/error.c @src/tb/proto/tensorboard_event.pb-c.c"
+  [npy]="src/io/numpy.c src/io/zip.c src/io/finite.c src/io/data.c src/core/rng.c src/core/error.c"
+  [npz]="src/io/numpy.c src/io/zip.c src/io/finite.c src/io/data.c src/core/rng.c src/core/error.c"
 )
 declare -A LIBS=(
   [ps_frame]="libprotobuf-c" [config]="" [json]="" [idx]="zlib" [safetensors]=""
-  [manifest]="" [events]="libprotobuf-c"
+  [manifest]="" [events]="libprotobuf-c" [npy]="zlib" [npz]="zlib"
 )
-ALL="ps_frame config json idx safetensors manifest events"
+ALL="ps_frame config json idx safetensors manifest events npy npz"
 targets=${*:-$ALL}
 for t in $targets; do
   [ -n "${SOURCES[$t]+x}" ] || { echo "tests/fuzz/build.sh: unknown target '$t' (have: $ALL)" >&2; exit 1; }
