@@ -298,10 +298,8 @@ int run_data_load(run_data_t *d, dt_config_t *cfg, uint64_t seed, dt_error_t *er
 static dt_scale_kind default_scale(const run_data_t *d, bool embedding_input) {
   const dt_dataset_t *f = &d->file[SPLIT_TRAIN];
   if (embedding_input || f->integer_ids) return DT_SCALE_NONE;
-  if (d->opt.format == FORMAT_IMAGES) return DT_SCALE_1_255;
-  if ((d->opt.format == FORMAT_IDX || d->opt.format == FORMAT_BINARY_ADDITION) &&
-      f->x.type == DT_U8)
-    return DT_SCALE_1_255;
+  /* Images and 8-bit inputs of any format are pixels; everything else is taken as it is. */
+  if (d->opt.format == FORMAT_IMAGES || (f->x.base && f->x.type == DT_U8)) return DT_SCALE_1_255;
   return DT_SCALE_NONE;
 }
 
