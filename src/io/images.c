@@ -107,8 +107,9 @@ static int list_folder(const char *dir, strlist_t *dirs, strlist_t *images, size
   }
   closedir(d);
   if (rc) return rc;
-  qsort(dirs->items, dirs->n, sizeof *dirs->items, cmp_str);
-  qsort(images->items, images->n, sizeof *images->items, cmp_str);
+  /* qsort's array must not be NULL even when it is empty. */
+  if (dirs->n > 1) qsort(dirs->items, dirs->n, sizeof *dirs->items, cmp_str);
+  if (images->n > 1) qsort(images->items, images->n, sizeof *images->items, cmp_str);
   return DT_OK;
 }
 

@@ -28,12 +28,14 @@ declare -A SOURCES=(
   [safetensors]="src/io/safetensors.c src/core/json.c src/core/tensor.c src/core/error.c"
   [manifest]="src/io/checkpoint.c src/core/json.c src/core/crc32c.c src/core/log.c src/core/error.c"
   [events]="src/tb/event_reader.c src/core/crc32c.c src/core/error.c @src/tb/proto/tensorboard_event.pb-c.c"
+  [image]="src/io/image.c src/io/png_decode.c src/io/jpeg_decode.c src/io/image_resize.c src/core/error.c"
 )
 declare -A LIBS=(
   [ps_frame]="libprotobuf-c" [config]="" [json]="" [idx]="zlib" [safetensors]=""
   [manifest]="" [events]="libprotobuf-c"
+  [image]="libpng libjpeg"
 )
-ALL="ps_frame config json idx safetensors manifest events"
+ALL="ps_frame config json idx safetensors manifest events image"
 targets=${*:-$ALL}
 for t in $targets; do
   [ -n "${SOURCES[$t]+x}" ] || { echo "tests/fuzz/build.sh: unknown target '$t' (have: $ALL)" >&2; exit 1; }

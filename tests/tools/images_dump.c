@@ -3,10 +3,13 @@
  *
  *   images_dump file PATH OUT          -> stdout "format h w c"; OUT: the decoded bytes (HWC)
  *   images_dump folder DIR OUT [options]
- *       options: --size H W, --channels C, --shuffle SEED, --classes-from TRAIN_DIR
+ *       options: --size H W, --channels C, --shuffle SEED, --classes-from TRAIN_DIR,
+ *                --threads N (N threads then gather every sample at once, and each
+ *                must get exactly what one thread got: the decoder is thread-safe)
  *       -> stdout "n h w c num_classes skipped", then "class NAME" lines, "meta JSON",
  *          "labels L0 L1 ..."; OUT: every sample gathered unscaled, float32 (n, h, w, c)
  * Errors go to stderr with exit status 1. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,12 +56,51 @@ static int dump_file(const char *path, const char *out) {
   return 0;
 }
 
+typedef struct {
+  const dt_dataset_t *ds;
+  const float *expected; /* (n, dim): what one thread gathered */
+  int mismatches, errors;
+} race_t;
+
+static void *gather_all(void *arg) {
+  race_t *r = arg;
+  float *x = malloc(r->ds->dim * sizeof *x);
+  dt_error_t err;
+  for (size_t i = 0; x && i < r->ds->n; i++) {
+    uint32_t idx = (uint32_t)i;
+    if (dt_dataset_gather(r->ds, NULL, &idx, 1, x, NULL, NULL, &err)) r->errors++;
+    else r->mismatches += memcmp(x, r->expected + i * r->ds->dim, r->ds->dim * sizeof *x) != 0;
+  }
+  if (!x) r->errors++;
+  free(x);
+  return NULL;
+}
+
+/* Runs n_threads gathers of every sample at once; returns the number of samples that
+ * came out different from `expected` or failed. */
+static int race(const dt_dataset_t *ds, const float *expected, int n_threads) {
+  pthread_t t[16];
+  race_t r[16];
+  if (n_threads > 16) n_threads = 16;
+  for (int i = 0; i < n_threads; i++) {
+    r[i] = (race_t){ds, expected, 0, 0};
+    if (pthread_create(&t[i], NULL, gather_all, &r[i]) != 0) return -1;
+  }
+  int bad = 0;
+  for (int i = 0; i < n_threads; i++) {
+    pthread_join(t[i], NULL);
+    bad += r[i].mismatches + r[i].errors;
+  }
+  return bad;
+}
+
 static int dump_folder(int argc, char **argv) {
   const char *dir = argv[2], *out = argv[3];
   dt_images_opts_t o = {0};
   size_t skipped = 0;
   o.skipped = &skipped;
   const char *classes_dir = NULL;
+  int threads = 0;
   for (int i = 4; i < argc; i++) {
     if (!strcmp(argv[i], "--size") && i + 2 < argc) {
       o.height = atoi(argv[++i]);
@@ -70,6 +112,8 @@ static int dump_folder(int argc, char **argv) {
       o.shuffle_seed = strtoull(argv[++i], NULL, 10);
     } else if (!strcmp(argv[i], "--classes-from") && i + 1 < argc) {
       classes_dir = argv[++i];
+    } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      threads = atoi(argv[++i]);
     } else {
       fprintf(stderr, "images_dump: unknown option '%s'\n", argv[i]);
       return 2;
@@ -89,29 +133,41 @@ static int dump_folder(int argc, char **argv) {
          skipped);
   for (int k = 0; k < ds.num_classes; k++) printf("class %s\n", ds.class_names[k]);
   printf("meta {%s}\n", ds.meta_json);
-  float *x = malloc(ds.dim * sizeof *x);
+  float *x = malloc(ds.n * ds.dim * sizeof *x);
   int32_t *labels = malloc((ds.n ? ds.n : 1) * sizeof *labels);
   FILE *o_file = fopen(out, "wb");
+  rc = 0;
   if (!x || !labels || !o_file) {
     perror(out);
-    return 1;
+    rc = 1;
   }
-  for (size_t i = 0; i < ds.n; i++) {
+  for (size_t i = 0; !rc && i < ds.n; i++) {
     uint32_t idx = (uint32_t)i;
-    if (dt_dataset_gather(&ds, NULL, &idx, 1, x, &labels[i], NULL, &err)) return fail(&err);
-    if (fwrite(x, sizeof *x, ds.dim, o_file) != ds.dim) {
+    float *xi = x + i * ds.dim;
+    if (dt_dataset_gather(&ds, NULL, &idx, 1, xi, &labels[i], NULL, &err)) rc = fail(&err);
+    else if (fwrite(xi, sizeof *xi, ds.dim, o_file) != ds.dim) {
       perror(out);
-      return 1;
+      rc = 1;
     }
   }
-  printf("labels");
-  for (size_t i = 0; i < ds.n; i++) printf(" %d", labels[i]);
-  printf("\n");
-  fclose(o_file);
+  if (!rc && threads > 0) {
+    int bad = race(&ds, x, threads);
+    if (bad) {
+      fprintf(stderr, "error: %d samples gathered by %d threads at once differ or failed\n",
+              bad, threads);
+      rc = 1;
+    }
+  }
+  if (!rc) {
+    printf("labels");
+    for (size_t i = 0; i < ds.n; i++) printf(" %d", labels[i]);
+    printf("\n");
+  }
+  if (o_file) fclose(o_file);
   free(x);
   free(labels);
   dt_dataset_free(&ds);
-  return 0;
+  return rc;
 }
 
 int main(int argc, char **argv) {
