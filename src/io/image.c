@@ -6,7 +6,6 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "image_codec.h"
 
 static const uint8_t PNG_SIGNATURE[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
@@ -33,9 +32,9 @@ static int read_image(FILE *f, const char *what, bool decode, dt_image_info_t *i
   if (ferror(f) || fseek(f, 0, SEEK_SET) != 0)
     return dt_error_set(err, DT_ERR_IO, "'%s': read failed", what);
   if (got == sizeof head && memcmp(head, PNG_SIGNATURE, sizeof head) == 0)
-    return dt_png_read(f, what, decode, info, pixels, err);
+    return dt_image_png_read(f, what, decode, info, pixels, err);
   if (got >= 3 && head[0] == 0xFF && head[1] == 0xD8 && head[2] == 0xFF)
-    return dt_jpeg_read(f, what, decode, info, pixels, err);
+    return dt_image_jpeg_read(f, what, decode, info, pixels, err);
   if (got == 0) return dt_error_set(err, DT_ERR_FORMAT, "'%s': empty file, not an image", what);
   char hex[3 * sizeof head + 1] = "";
   for (size_t i = 0; i < got; i++) snprintf(hex + 3 * i, 4, " %02X", head[i]);

@@ -127,7 +127,12 @@ static int read_sample(void *self, size_t i, float *x, dt_error_t *err) {
   const images_src_t *s = self;
   const char *path = s->paths + s->offsets[i];
   FILE *f = fopen(path, "rb");
-  if (!f) return dt_error_set(err, DT_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+  if (!f) {
+    /* strerror_r: this runs in several threads at once. */
+    char why[128] = "unknown error";
+    (void)strerror_r(errno, why, sizeof why);
+    return dt_error_set(err, DT_ERR_IO, "cannot open '%s': %s", path, why);
+  }
   dt_image_info_t info;
   uint8_t *pixels = NULL;
   int rc = dt_image_decode(f, path, &info, &pixels, err);

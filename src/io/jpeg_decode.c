@@ -12,7 +12,7 @@
 
 #include <jpeglib.h>
 
-#include "image_codec.h"
+#include "dtrain/image.h"
 
 typedef struct {
   struct jpeg_error_mgr mgr; /* first, so that cinfo->err points at the job */
@@ -100,7 +100,7 @@ static int read_jpeg(jpeg_job_t *job, FILE *f, const char *what, bool decode,
   return 0;
 }
 
-int dt_jpeg_read(FILE *f, const char *what, bool decode, dt_image_info_t *info,
+int dt_image_jpeg_read(FILE *f, const char *what, bool decode, dt_image_info_t *info,
                  uint8_t **pixels, dt_error_t *err) {
   jpeg_job_t *job = calloc(1, sizeof *job);
   if (!job) return dt_error_set(err, DT_ERR_NOMEM, "'%s': cannot set up libjpeg", what);

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image_codec.h"
+#include "dtrain/image.h"
 
 typedef struct {
   FILE *f;
@@ -94,7 +94,7 @@ static int read_png(png_job_t *job, const char *what, bool decode, dt_image_info
   return 0;
 }
 
-int dt_png_read(FILE *f, const char *what, bool decode, dt_image_info_t *info, uint8_t **pixels,
+int dt_image_png_read(FILE *f, const char *what, bool decode, dt_image_info_t *info, uint8_t **pixels,
                 dt_error_t *err) {
   png_job_t job;
   memset(&job, 0, sizeof job);

@@ -20,7 +20,7 @@ idx          40000   4096 10
 safetensors  10000   4096  5
 manifest     10000   2048  5
 events       50000  16384  6
-image        20000   4096  8
+image       100000   4096  8
 "
 # The time a target may take for its runs; far above what they need on a loaded CI
 # machine, so that running out of it means the target got slow.

@@ -10,6 +10,7 @@
 #ifndef DTRAIN_IMAGE_H
 #define DTRAIN_IMAGE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -44,6 +45,19 @@ int dt_image_probe(FILE *f, const char *what, dt_image_info_t *info, dt_error_t 
  * ignored. */
 int dt_image_decode(FILE *f, const char *what, dt_image_info_t *info, uint8_t **pixels,
                     dt_error_t *err);
+
+/* The decoders by format (png_decode.c, jpeg_decode.c), which dt_image_probe and
+ * dt_image_decode choose between by the file's signature; f is at the file's start.
+ * decode == false reads only the header (*pixels untouched). */
+int dt_image_png_read(FILE *f, const char *what, bool decode, dt_image_info_t *info,
+                      uint8_t **pixels, dt_error_t *err);
+int dt_image_jpeg_read(FILE *f, const char *what, bool decode, dt_image_info_t *info,
+                       uint8_t **pixels, dt_error_t *err);
+
+/* The size check both decoders apply as soon as they know the size: at least 1 x 1, at
+ * most DT_IMAGE_MAX_PIXELS. `format` ("PNG") is for the message. */
+int dt_image_check_size(const char *what, const char *format, uint64_t width, uint64_t height,
+                        dt_error_t *err);
 
 /* Converts n pixels between channel counts (1 or 3): gray to RGB repeats the value; RGB
  * to gray is ITU-R 601-2 luma, L = (19595 R + 38470 G + 7471 B + 32768) >> 16, the
