@@ -7,6 +7,8 @@ packages=(build-essential cmake pkg-config libopenblas-dev zlib1g-dev
           libopenmpi-dev openmpi-bin libprotobuf-c-dev protobuf-c-compiler libuv1-dev
           dataset-fashion-mnist python3 python3-venv time util-linux
           clang
+          # image folders: PNG and JPEG decoding (libjpeg-dev is libjpeg62-turbo-dev)
+          libpng-dev libjpeg-dev
           # deploy/ tests: `docker-compose config` (no engine needed; brings
           # python3-yaml), network namespaces and tc for the netns cluster.
           docker-compose iproute2)

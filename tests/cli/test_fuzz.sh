@@ -1,6 +1,6 @@
 # The libFuzzer targets of tests/fuzz (one per parser of untrusted input: PS frames,
 # the INI config, JSON, IDX datasets, safetensors, checkpoint manifests, TensorBoard
-# event files), built with clang -fsanitize=fuzzer,address,undefined, each run from a
+# event files, PNG and JPEG images), built with clang -fsanitize=fuzzer,address,undefined, each run from a
 # scratch copy of its committed seed corpus (tests/fuzz/corpus/<target>) for a fixed
 # number of inputs with a fixed seed. A target fails on a crash, a sanitizer report, a
 # leak, a timeout, or when it did not get through all its runs in the time it was given.
@@ -22,6 +22,7 @@ manifest     10000   2048  5
 events       50000  16384  6
 npy          40000   4096  8
 npz          10000   4096  8
+image       100000   4096  8
 "
 # The time a target may take for its runs; far above what they need on a loaded CI
 # machine, so that running out of it means the target got slow.

@@ -30,12 +30,14 @@ declare -A SOURCES=(
   [events]="src/tb/event_reader.c src/core/crc32c.c src/core/error.c @src/tb/proto/tensorboard_event.pb-c.c"
   [npy]="src/io/numpy.c src/io/zip.c src/io/finite.c src/io/data.c src/core/rng.c src/core/error.c"
   [npz]="src/io/numpy.c src/io/zip.c src/io/finite.c src/io/data.c src/core/rng.c src/core/error.c"
+  [image]="src/io/image.c src/io/png_decode.c src/io/jpeg_decode.c src/io/image_resize.c src/core/error.c"
 )
 declare -A LIBS=(
   [ps_frame]="libprotobuf-c" [config]="" [json]="" [idx]="zlib" [safetensors]=""
   [manifest]="" [events]="libprotobuf-c" [npy]="zlib" [npz]="zlib"
+  [image]="libpng libjpeg"
 )
-ALL="ps_frame config json idx safetensors manifest events npy npz"
+ALL="ps_frame config json idx safetensors manifest events npy npz image"
 targets=${*:-$ALL}
 for t in $targets; do
   [ -n "${SOURCES[$t]+x}" ] || { echo "tests/fuzz/build.sh: unknown target '$t' (have: $ALL)" >&2; exit 1; }
