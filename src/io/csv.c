@@ -2,10 +2,8 @@
  * and target columns by name, and the rows parsed in place from one read of the file.
  *
  * Speed matters here (a CSV of a million rows is an ordinary training set), so the rows
- * are parsed in one pass with a pointer, and the common numbers (at most 19 significant
- * digits and a small exponent) take Clinger's fast path: the digits as an exact integer
- * times or divided by an exact power of ten is one correctly rounded operation, which
- * is exactly what strtod returns. Everything else goes to strtod itself. */
+ * are parsed in one pass with a pointer, and most numbers take the exact fast paths of
+ * csv_number.h instead of strtod. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "dtrain/csv.h"
@@ -17,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csv_number.h"
 #include "dtrain/json.h"
 #include "textfile.h"
 
@@ -230,68 +229,7 @@ static int choose_columns(csv_t *c, const dt_csv_opts_t *o, dt_error_t *err) {
   return DT_OK;
 }
 
-/* ---- Numbers ---- */
-
-static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-
-static inline bool is_digit(char ch) { return (unsigned)(ch - '0') < 10u; }
-
-/* Clinger's fast path: a decimal of at most 19 significant digits whose integer value is
- * at most 2^53 and whose power of ten is within 10^+-22 is exactly rounded by one
- * multiplication or division of two exact doubles, so the result is strtod's. Returns
- * false (and the caller asks strtod) for anything else. */
-static inline bool fast_number(const char *s, const char **endp, double *out) {
-  const char *p = s;
-  bool neg = false, any = false;
-  if (*p == '-' || *p == '+') neg = *p++ == '-';
-  uint64_t m = 0;
-  int digits = 0, exp = 0;
-  while (*p == '0') p++, any = true;
-  for (; is_digit(*p); p++) {
-    if (digits == 19) return false;
-    m = m * 10 + (uint64_t)(*p - '0');
-    digits++;
-    any = true;
-  }
-  if (*p == '.') {
-    p++;
-    if (digits == 0)
-      while (*p == '0') p++, exp--, any = true;
-    for (; is_digit(*p); p++) {
-      if (digits == 19) return false;
-      m = m * 10 + (uint64_t)(*p - '0');
-      digits++;
-      exp--;
-      any = true;
-    }
-  }
-  if (!any) return false;
-  if (*p == 'e' || *p == 'E') {
-    const char *q = p + 1;
-    bool eneg = false;
-    if (*q == '-' || *q == '+') eneg = *q++ == '-';
-    if (!is_digit(*q)) return false;
-    int e = 0;
-    for (; is_digit(*q); q++) {
-      if (e > 100000) return false;
-      e = e * 10 + (*q - '0');
-    }
-    exp += eneg ? -e : e;
-    p = q;
-  }
-  if (m > ((uint64_t)1 << 53)) return false;
-  double v = (double)m;
-  if (m != 0) {
-    if (exp >= 0 && exp <= 22) v *= pow10_exact[exp];
-    else if (exp < 0 && exp >= -22) v /= pow10_exact[-exp];
-    else return false;
-  }
-  *out = neg ? -v : v;
-  *endp = p;
-  return true;
-}
+/* ---- Cells ---- */
 
 typedef enum { CELL_OK, CELL_EMPTY, CELL_NOT_NUMBER, CELL_NOT_FINITE, CELL_FLOAT_RANGE } cell_status;
 
@@ -317,7 +255,7 @@ static inline cell_status parse_cell(const char *s, const char *end, float *out,
   if ((unsigned char)*p <= ' ') return CELL_NOT_NUMBER;
   double v;
   const char *e;
-  if (!fast_number(p, &e, &v)) {
+  if (!dt_csv_fast_number(p, &e, &v)) {
     const char *h = p + (*p == '-' || *p == '+');
     if (h[0] == '0' && (h[1] == 'x' || h[1] == 'X')) return CELL_NOT_NUMBER; /* as Python */
     char *ce;

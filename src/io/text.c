@@ -293,7 +293,8 @@ static int read_lines(text_t *t, const char *s, const char *e, size_t n, size_t 
 
     size_t tlen = (size_t)(le - tab - 1);
     if (!grow((void **)&t->tokbuf, &t->tokcap, tlen + 1, 1)) return nomem(t, err);
-    dt_tokenizer_t tk = {(const unsigned char *)tab + 1, (const unsigned char *)le, t->kind};
+    dt_tokenizer_t tk = {(const unsigned char *)tab + 1, (const unsigned char *)le,
+                         t->kind == DT_TOKENS_CHARS};
     int32_t *row = ids + i * L;
     size_t k = 0, len;
     while ((len = dt_tokenizer_next(&tk, t->tokbuf)) > 0) {

@@ -106,7 +106,7 @@ size_t dt_tokenizer_next(dt_tokenizer_t *t, char *buf) {
     size_t len = dt_utf8_decode(t->p, t->end, &cp);
     if (len == 0) len = 1, cp = 0xFFFD; /* the caller validated; never taken */
     t->p += len;
-    if (t->kind == DT_TOKENS_CHARS) return dt_utf8_encode(dt_text_lower(cp), buf);
+    if (t->chars) return dt_utf8_encode(dt_text_lower(cp), buf);
     if (dt_text_is_space(cp)) {
       if (n) return n;
     } else if (!dt_text_is_punct(cp)) {

@@ -7,8 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dtrain/text.h"
-
 /* Decodes the code point at s (s < end) into *cp; returns its length in bytes, or 0 when
  * the bytes there are not valid UTF-8 (a stray continuation byte, a sequence cut short,
  * an overlong form, a surrogate, or a value beyond U+10FFFF). */
@@ -33,7 +31,7 @@ bool dt_text_is_punct(uint32_t cp);
 /* Splits valid UTF-8 text into tokens one at a time. */
 typedef struct {
   const unsigned char *p, *end;
-  dt_token_kind kind;
+  bool chars; /* every code point a token (else words) */
 } dt_tokenizer_t;
 
 /* Writes the next token's bytes (lowercased) into buf, which must have room for the
