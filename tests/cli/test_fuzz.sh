@@ -20,6 +20,8 @@ idx          40000   4096 10
 safetensors  10000   4096  5
 manifest     10000   2048  5
 events       50000  16384  6
+csv          30000   4096  6
+text         20000   4096  6
 "
 # The time a target may take for its runs; far above what they need on a loaded CI
 # machine, so that running out of it means the target got slow.

@@ -28,12 +28,15 @@ declare -A SOURCES=(
   [safetensors]="src/io/safetensors.c src/core/json.c src/core/tensor.c src/core/error.c"
   [manifest]="src/io/checkpoint.c src/core/json.c src/core/crc32c.c src/core/log.c src/core/error.c"
   [events]="src/tb/event_reader.c src/core/crc32c.c src/core/error.c @src/tb/proto/tensorboard_event.pb-c.c"
+  [csv]="src/io/csv.c src/io/textfile.c src/io/data.c src/core/json.c src/core/rng.c src/core/error.c"
+  [text]="src/io/text.c src/io/text_tokens.c src/io/textfile.c src/io/data.c src/core/json.c src/core/rng.c src/core/error.c"
 )
 declare -A LIBS=(
   [ps_frame]="libprotobuf-c" [config]="" [json]="" [idx]="zlib" [safetensors]=""
   [manifest]="" [events]="libprotobuf-c"
+  [csv]="" [text]=""
 )
-ALL="ps_frame config json idx safetensors manifest events"
+ALL="ps_frame config json idx safetensors manifest events csv text"
 targets=${*:-$ALL}
 for t in $targets; do
   [ -n "${SOURCES[$t]+x}" ] || { echo "tests/fuzz/build.sh: unknown target '$t' (have: $ALL)" >&2; exit 1; }
