@@ -31,13 +31,15 @@ declare -A SOURCES=(
   [npy]="src/io/numpy.c src/io/zip.c src/io/finite.c src/io/data.c src/core/rng.c src/core/error.c"
   [npz]="src/io/numpy.c src/io/zip.c src/io/finite.c src/io/data.c src/core/rng.c src/core/error.c"
   [image]="src/io/image.c src/io/png_decode.c src/io/jpeg_decode.c src/io/image_resize.c src/core/error.c"
+  [csv]="src/io/csv.c src/io/textfile.c src/io/data.c src/core/json.c src/core/rng.c src/core/error.c"
+  [text]="src/io/text.c src/io/text_tokens.c src/io/textfile.c src/io/data.c src/core/json.c src/core/rng.c src/core/error.c"
 )
 declare -A LIBS=(
   [ps_frame]="libprotobuf-c" [config]="" [json]="" [idx]="zlib" [safetensors]=""
   [manifest]="" [events]="libprotobuf-c" [npy]="zlib" [npz]="zlib"
-  [image]="libpng libjpeg"
+  [image]="libpng libjpeg" [csv]="" [text]=""
 )
-ALL="ps_frame config json idx safetensors manifest events npy npz image"
+ALL="ps_frame config json idx safetensors manifest events npy npz image csv text"
 targets=${*:-$ALL}
 for t in $targets; do
   [ -n "${SOURCES[$t]+x}" ] || { echo "tests/fuzz/build.sh: unknown target '$t' (have: $ALL)" >&2; exit 1; }
