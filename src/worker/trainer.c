@@ -11,7 +11,7 @@
 
 #include "dtrain/clip.h"
 #include "dtrain/clock.h"
-#include "dtrain/idx.h"
+#include "dtrain/loader.h"
 #include "preempt.h"
 
 static const char *const target_names[] = {"labels", "one_hot", "input", "bits", "values", NULL};
@@ -330,6 +330,15 @@ static void stall_if_asked(trainer_t *t, long step) {
   for (;;) pause();
 }
 
+/* Hands this rank's share of global batch g of the current epoch to the loader, if the
+ * epoch has it. */
+static void submit_batch(trainer_t *t, size_t g) {
+  if ((long)g >= t->steps_per_epoch) return;
+  size_t batch = (size_t)t->opt.batch_size;
+  const uint32_t *idx = dt_shard_batch(t->perm, g, batch, t->comm->rank, t->comm->world);
+  dt_loader_submit(t->loader, idx, batch, (uint64_t)t->run.epoch);
+}
+
 /* One optimization step on global batch g of the current epoch; returns the batch's
  * mean loss and adds to the correct/total counters. */
 static int train_step(trainer_t *t, size_t g, double *loss, double *correct, double *total,
@@ -339,11 +348,19 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   exchange_begin_step(&t->exchange, t->run.step + 1);
   stall_if_asked(t, t->run.step + 1);
   int batch = (int)t->opt.batch_size;
-  const uint32_t *idx =
-      dt_shard_batch(t->perm, g, (size_t)batch, t->comm->rank, t->comm->world);
-  int rc = dt_dataset_gather(&t->data.train, &t->data.scaling, idx, (size_t)batch, m->acts[0],
-                             t->labels, t->target == TARGET_VALUES ? t->targets : NULL, err);
-  if (rc) return rc;
+  /* This step's batch was prepared by the loader while the last step computed; the
+   * next one starts now. */
+  const float *x;
+  const int32_t *labels;
+  const float *values;
+  int rc = dt_loader_wait(t->loader, &x, &labels, &values, NULL, err);
+  if (rc) return dt_error_prefix(err, "reading the training batch of step %ld: ",
+                                 t->run.step + 1);
+  submit_batch(t, g + 1);
+  memcpy(m->acts[0], x, sizeof(float) * dt_model_input_size(m) * (size_t)batch);
+  if (labels) memcpy(t->labels, labels, sizeof *labels * (size_t)batch);
+  if (values && t->target == TARGET_VALUES)
+    memcpy(t->targets, values, sizeof(float) * dt_model_output_size(m) * (size_t)batch);
   fill_targets(t, batch);
   double t1 = dt_now_s();
   const float *y = dt_model_forward(m, batch, true, &t->run.rng);
@@ -608,11 +625,12 @@ static int run_epoch(trainer_t *t, bool *stopped, dt_error_t *err) {
   int rc;
   *stopped = false;
   dt_epoch_permutation(t->opt.seed, (uint64_t)rs->epoch, t->perm, t->data.train.n);
+  submit_batch(t, (size_t)rs->batch_in_epoch);
   double start = dt_now_s();
   long first = rs->batch_in_epoch;
   progress_begin(&t->progress, rs->epoch + 1, t->opt.epochs, first, t->steps_per_epoch);
   for (long g = first; g < t->steps_per_epoch; g++) {
-    double loss;
+    double loss = 0.0;
     step_times_t times;
     if ((rc = train_step(t, (size_t)g, &loss, &rs->epoch_correct, &rs->epoch_total, &times, err)))
       return rc;
@@ -654,10 +672,38 @@ static void print_test_result(trainer_t *t) {
                 r->samples);
 }
 
+/* The background loader of training batches (dtrain/loader.h). */
+static int create_loader(trainer_t *t, dt_error_t *err) {
+  const run_data_t *d = &t->data;
+  bool by_class = t->target == TARGET_LABELS || t->target == TARGET_ONE_HOT ||
+                  t->target == TARGET_BITS;
+  dt_loader_opts_t o = {.ds = &d->train,
+                        .scaling = &d->scaling,
+                        .augment = &d->opt.augment,
+                        .value_range = d->scaling.kind == DT_SCALE_1_255 ? 1.0f : 255.0f,
+                        .seed = t->opt.seed,
+                        .threads = (int)d->opt.threads,
+                        .capacity = (size_t)t->opt.batch_size,
+                        .want_labels = by_class,
+                        .want_values = t->target == TARGET_VALUES};
+  return dt_loader_create(&t->loader, &o, err);
+}
+
+/* With --verbose every rank says how many training samples it read: each reads only
+ * its own shards of every global batch. */
+static void report_reads(const trainer_t *t) {
+  if (!t->loader) return;
+  dt_log_info(&t->log, "Data: rank %d read %zu training samples in this run (its training "
+              "split has %zu)", t->comm->rank, dt_loader_samples_read(t->loader),
+              t->data.train.n);
+}
+
 int trainer_run(trainer_t *t, dt_error_t *err) {
   run_state_t *rs = &t->run;
   int rc;
   if ((rc = exchange_start(&t->exchange, err))) return rc;
+  /* After start: a PS worker's part of the training set is known only then. */
+  if ((rc = create_loader(t, err))) return rc;
   /* After start: a PS worker knows its id only then, and logs to a run of its own. */
   if ((rc = train_log_open(&t->tlog, t->cfg, &t->model, exchange_log_name(&t->exchange), err)))
     return rc;
@@ -678,6 +724,9 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
   }
   if ((rc = exchange_finish(&t->exchange, err))) return rc;
   exchange_report(&t->exchange, &t->stats);
+  report_reads(t);
+  dt_loader_destroy(t->loader);
+  t->loader = NULL;
   train_log_flush(&t->tlog);
   if (!t->data.test.n && !t->data.test_inputs_deferred) return 0;
   if ((rc = run_data_load_deferred_test(&t->data, err)) ||
@@ -688,6 +737,7 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
 }
 
 void trainer_free(trainer_t *t) {
+  dt_loader_destroy(t->loader);
   exchange_free(&t->exchange);
   train_log_close(&t->tlog);
   if (t->csv.f) dt_csv_log_close(&t->csv, NULL);

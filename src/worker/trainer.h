@@ -66,6 +66,7 @@ typedef struct trainer {
 
   run_data_t data;         /* the splits, their scaling and preprocessing */
   char *preprocess_json;   /* run_data_preprocess_json, for every checkpoint */
+  struct dt_loader *loader; /* prepares the next training batch (trainer_run) */
 
   dt_model_t model;
   target_kind target;
