@@ -74,7 +74,7 @@ expect_exit 1 "'$B/cut.npz': not a zip archive (no end-of-central-directory reco
 # The other entries of the damaged archives still load: the damage is found where it is.
 npy "$B/bad_crc.npz:a" >/dev/null 2>&1 && pass || fail "bad_crc.npz:a (undamaged) does not load"
 npy "$B/bad_crc_stored.npz:b" >/dev/null 2>&1 && pass || fail "bad_crc_stored.npz:b (undamaged) does not load"
-expect_exit 1 "'$B/x10.npy' has 10 samples but '$B/y9.npy' has 9 targets" count_mismatch -- \
+expect_exit 1 "sample count mismatch: '$B/x10.npy' has 10 samples, '$B/y9.npy' has 9 targets" count_mismatch -- \
   npy "$B/x10.npy" --targets-npy "$B/y9.npy"
 expect_exit 1 "'$B/nan.idx': sample 3, value 2 (index [2]) is NaN" idx_nan -- idx "$B/nan.idx"
 expect_exit 1 "'$B/doubles_truncated.idx': truncated: expected 96 data bytes after the header, got 92" \
