@@ -50,6 +50,7 @@ typedef struct {
   long steps;    /* steps this process ran (not counting those before a resume) */
   double wait_s; /* waiting for the gradients after backward */
   double step_s; /* whole steps */
+  double data_wait_s; /* waiting for the loader's next batch */
 } exchange_stats_t;
 
 typedef struct {

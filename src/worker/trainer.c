@@ -353,7 +353,9 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   const float *x;
   const int32_t *labels;
   const float *values;
-  int rc = dt_loader_wait(t->loader, &x, &labels, &values, NULL, err);
+  double waited = 0.0;
+  int rc = dt_loader_wait(t->loader, &x, &labels, &values, &waited, err);
+  t->stats.data_wait_s += waited;
   if (rc) return dt_error_prefix(err, "reading the training batch of step %ld: ",
                                  t->run.step + 1);
   submit_batch(t, g + 1);
@@ -693,9 +695,11 @@ static int create_loader(trainer_t *t, dt_error_t *err) {
  * its own shards of every global batch. */
 static void report_reads(const trainer_t *t) {
   if (!t->loader) return;
+  const exchange_stats_t *st = &t->stats;
   dt_log_info(&t->log, "Data: rank %d read %zu training samples in this run (its training "
-              "split has %zu)", t->comm->rank, dt_loader_samples_read(t->loader),
-              t->data.train.n);
+              "split has %zu); waiting for batches took %.2f s, %.1f%% of step time",
+              t->comm->rank, dt_loader_samples_read(t->loader), t->data.train.n,
+              st->data_wait_s, st->step_s > 0 ? 100.0 * st->data_wait_s / st->step_s : 0.0);
 }
 
 int trainer_run(trainer_t *t, dt_error_t *err) {
