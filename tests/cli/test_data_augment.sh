@@ -44,7 +44,7 @@ crop_padding = 2
 brightness = 0.2
 EOF
 # 360 training samples (validation_split 0.1): 22 steps per epoch, 66 in all.
-# shellcheck disable=SC2046
+# shellcheck disable=SC2046,SC2207
 args=(--config "$TMP/model.ini" $(data_args "$D") --no-progress)
 
 run() { # NAME ARGS...
