@@ -460,7 +460,10 @@ char *run_data_preprocess_json(const run_data_t *d) {
   }
   if (f->ykind == DT_Y_CLASSES) put(&t, ", \"num_classes\": %d", f->num_classes);
   if (f->ykind == DT_Y_VALUES) put(&t, ", \"num_targets\": %zu", f->y.row);
-  if (f->class_names) {
+  /* Image folders list their class names in their meta_json already; a JSON object
+   * must not name a key twice. (A string inside meta_json cannot match: its quotes are
+   * escaped.) */
+  if (f->class_names && !(f->meta_json && strstr(f->meta_json, "\"class_names\":"))) {
     put(&t, ", \"class_names\": [");
     for (int c = 0; c < f->num_classes; c++) {
       if (c) put(&t, ", ");
