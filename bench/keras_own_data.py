@@ -20,8 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "examples", "data")
 
 p = argparse.ArgumentParser()
-p.add_argument("which", nargs="*", default=["all"],
-               choices=["all", "digits", "diabetes", "fortunes"])
+p.add_argument("which", nargs="*", help="digits, diabetes, fortunes or all (the default)")
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--runs", type=int, default=1, help="runs per example (seeds seed, seed+1, ...)")
 p.add_argument("--seed", type=int, default=1)
@@ -134,7 +133,10 @@ RUNS = {"digits": digits, "diabetes": diabetes, "fortunes": fortunes}
 
 
 def main():
-    which = list(RUNS) if "all" in a.which else a.which
+    which = list(RUNS) if not a.which or "all" in a.which else a.which
+    for name in which:
+        if name not in RUNS:
+            p.error(f"unknown example {name!r}: digits, diabetes, fortunes or all")
     print(f"keras {keras.__version__}, tensorflow {tf.__version__}, threads {a.threads}")
     for name in which:
         for r in range(a.runs):
