@@ -102,10 +102,10 @@ def diabetes():
 
 
 def fortunes():
-    """examples/fortunes-language.ini: characters (lowercased, ASCII punctuation stripped:
-    TextVectorization's default standardize, or --text-standardize), a vocabulary of 100 (padding and [UNK]
-    included) from the training part, sequences of 200, embedding 32 + conv1d 128x5 relu +
-    global max pooling + dense 7, Adam."""
+    """examples/fortunes-language.ini: characters (lowercased, ASCII punctuation
+    stripped: TextVectorization's default standardize, or --text-standardize), a
+    vocabulary of 100 (padding and [UNK] included) from the training part, sequences of
+    200, embedding 32 + conv1d 128x5 relu + global max pooling + dense 7, Adam."""
     ltr, ttr = read_tsv(os.path.join(a.fortunes, "fortunes-train.tsv"))
     lte, tte = read_tsv(os.path.join(a.fortunes, "fortunes-test.tsv"))
     classes = sorted(set(ltr))  # class ids in sorted order, as dtrain numbers them
