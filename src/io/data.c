@@ -254,12 +254,30 @@ DT_HOT_LOOP static void u8_row(const uint8_t *restrict src, size_t dim, float sc
   for (size_t j = 0; j < dim; j++) dst[j] = (float)src[j] * scale;
 }
 
+/* One loop per stored type, the type's switch outside it (token ids of a text batch
+ * are tens of thousands of int32 values per step). memcpy per value: mapped files give
+ * no alignment promise; the compiler turns it into a plain load. */
+#define CONVERT_LOOP(T)                                   \
+  for (size_t j = 0; j < dim; j++) {                      \
+    T v;                                                  \
+    memcpy(&v, p + j * sizeof v, sizeof v);               \
+    dst[j] = (float)v;                                    \
+  }
+
 static void convert_row(const dt_array_t *a, size_t i, size_t dim, float *restrict dst) {
   const unsigned char *p = row_ptr(a, i);
-  if (a->type == DT_F32) memcpy(dst, p, dim * sizeof *dst);
-  else if (a->type == DT_U8) u8_row(p, dim, 1.0f, dst);
-  else
-    for (size_t j = 0; j < dim; j++) dst[j] = (float)value_at(a->type, p, j);
+  switch (a->type) {
+    case DT_F32: memcpy(dst, p, dim * sizeof *dst); break;
+    case DT_U8: u8_row(p, dim, 1.0f, dst); break;
+    case DT_I8: CONVERT_LOOP(int8_t) break;
+    case DT_I16: CONVERT_LOOP(int16_t) break;
+    case DT_I32: CONVERT_LOOP(int32_t) break;
+    case DT_I64:
+      /* Through double, as dt_array_get reads it, so that both agree. */
+      for (size_t j = 0; j < dim; j++) dst[j] = (float)value_at(DT_I64, p, j);
+      break;
+    case DT_F64: CONVERT_LOOP(double) break;
+  }
 }
 
 DT_HOT_LOOP static void standardize_row(float *restrict x, const float *restrict mean,
