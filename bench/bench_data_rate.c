@@ -163,6 +163,11 @@ int main(int argc, char **argv) {
     else return usage(argv[0]);
   }
   if (i >= argc || seconds <= 0 || batch < 1 || batch > 65536) return usage(argv[0]);
+  int paths = argc - i - 1;
+  const char *f = argv[i];
+  if (!((!strcmp(f, "images") && paths == 1) ||
+        ((!strcmp(f, "csv") || !strcmp(f, "npy") || !strcmp(f, "idx")) && paths == 2)))
+    return usage(argv[0]);
 
   dt_error_t err = {0};
   dt_dataset_t ds;
