@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "dtrain/config.h"
+#include "dtrain/fpenv.h"
 #include "server.h"
 
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
@@ -154,6 +155,9 @@ static int run(const dt_ps_config_t *cfg, dt_log_t *log, const cli_t *cli, bool 
 }
 
 int main(int argc, char **argv) {
+  /* The updates are applied in this thread (the event loop's): no microcode assists for
+   * denormal optimizer state (dtrain/fpenv.h). */
+  dt_fp_flush_denormals();
   cli_t cli = {0};
   char **sets;
   int nsets, rc;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "dtrain/fpenv.h"
 #include "dtrain/ps.h"
 
 /* A closing connection is given this long to read our ERROR and hang up. */
@@ -454,7 +455,8 @@ int ps_net_listen(ps_net_t *n, const char *host, const char *port, const char *p
   uv_tcp_getsockname(&n->listener, (struct sockaddr *)&ss, &len);
   int bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                              : ((struct sockaddr_in *)&ss)->sin_port);
-  dt_log_info(n->log, "dtrain-ps %s listening on %s:%d", DT_VERSION, host, bound);
+  dt_log_info(n->log, "dtrain-ps %s listening on %s:%d; denormals %s", DT_VERSION, host, bound,
+              dt_fp_denormals_flushed() ? "flushed to zero" : "NOT flushed");
   if (port_file) return write_port_file(port_file, bound, err);
   return 0;
 }

@@ -26,6 +26,12 @@ out=$("$WORKER" "${args[@]}")
 [ "$(grep -c '^Epoch [12]/2 - ' <<<"$out")" -eq 2 ] && pass || fail "expected 2 epoch lines: $out"
 grep -q $'\r' <<<"$out" && fail "carriage return in non-terminal output" || pass
 grep -qE '^Test: loss: [0-9.]+ - accuracy: [0-9.]+ \(600 samples\)$' <<<"$out" && pass || fail "no test line: $out"
+# Training runs with denormals flushed (issue 16); the worker reads its training
+# thread's floating-point mode back and says so. The loader's threads: test_loader.
+if [ "$(uname -m)" = x86_64 ]; then
+  grep -q "; denormals flushed to zero in the training thread$" <<<"$out" && pass ||
+    fail "the training thread does not flush denormals: $(grep '^dtrain-worker' <<<"$out")"
+fi
 
 # -q (issue 14): nothing but the final result, which --help promises.
 out=$("$WORKER" "${args[@]}" -q 2>&1)

@@ -22,6 +22,12 @@ ps_start a || finish
 expect_exit 1 "cannot listen on 127.0.0.1:$PORT_a" "port in use" -- "$PS" --listen "127.0.0.1:$PORT_a"
 ps_stop a
 grep -q "stats (final)" "$TMP/a.log" && pass || fail "no final stats line"
+# The updates are applied in the server's event-loop thread, with denormals flushed
+# (issue 16): the server says what it found in that thread's floating-point mode.
+if [ "$(uname -m)" = x86_64 ]; then
+  grep -q "listening on .*; denormals flushed to zero$" "$TMP/a.log" && pass ||
+    fail "the server's thread does not flush denormals: $(grep listening "$TMP/a.log")"
+fi
 
 # --resume with an empty directory starts empty, with a warning.
 ps_start b --resume --set ps.checkpoint_dir="$TMP/none" || finish
