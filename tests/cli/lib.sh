@@ -111,3 +111,12 @@ bg_kill_all() {
   for p in "${BG_PIDS[@]}"; do kill -9 -- "-$p" 2>/dev/null; done
   wait 2>/dev/null
 }
+
+# require_python MODULES: PY becomes the test venv's Python (the real writers and readers
+# of our files: numpy, Pillow, tensorboard, safetensors), and the test stops with a clear
+# message if it cannot import MODULES (e.g. "numpy, PIL").
+require_python() {
+  PY="${DT_PYTHON:-$SRC/.venv/bin/python}"
+  "$PY" -c "import $1" 2>/dev/null ||
+    { echo "FAIL: no Python with $1 at $PY: run scripts/setup-python-venv.sh" >&2; exit 1; }
+}

@@ -6,9 +6,7 @@
 # files themselves train (checked first), so each failure is the defect's.
 source "$(dirname "$0")/lib.sh"
 
-PY="${DT_PYTHON:-$SRC/.venv/bin/python}"
-"$PY" -c 'import numpy, PIL' 2>/dev/null ||
-  { echo "FAIL: no Python with numpy and Pillow at $PY: run scripts/setup-python-venv.sh" >&2; exit 1; }
+require_python "numpy, PIL"
 cd "$TMP" || exit 1
 
 "$PY" - <<'EOF' && pass || fail "writing the data files"

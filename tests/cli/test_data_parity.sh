@@ -25,9 +25,7 @@
 # the comparison notices a mere reordering.
 source "$(dirname "$0")/lib.sh"
 
-PY="${DT_PYTHON:-$SRC/.venv/bin/python}"
-"$PY" -c 'import numpy' 2>/dev/null ||
-  { echo "FAIL: no Python with numpy at $PY: run scripts/setup-python-venv.sh" >&2; exit 1; }
+require_python "numpy"
 N=400
 SEED=3
 D="$TMP/data"

@@ -14,9 +14,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/mpi.sh"
 
-PY="${DT_PYTHON:-$SRC/.venv/bin/python}"
-"$PY" -c 'import numpy' 2>/dev/null ||
-  { echo "FAIL: no Python with numpy at $PY: run scripts/setup-python-venv.sh" >&2; exit 1; }
+require_python "numpy"
 D="$TMP/data"
 make_subset "$D" 600
 "$PY" - "$D" <<'EOF' && pass || fail "writing the .npy files"
