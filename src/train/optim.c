@@ -147,8 +147,9 @@ DT_HOT_LOOP static void update_segment(dt_optim_t *o, float *w, const float *g, 
   }
 }
 
-void dt_optim_update(dt_optim_t *o, float *params, const float *grads, size_t begin, size_t end,
-                     float lr, const dt_param_info_t *tensors, int ntensors) {
+/* [begin, end) on the calling thread. */
+static void update_range(dt_optim_t *o, float *params, const float *grads, size_t begin,
+                         size_t end, float lr, const dt_param_info_t *tensors, int ntensors) {
   const float wd = (float)o->cfg.weight_decay;
   if (wd == 0.0f || !tensors) {
     update_segment(o, params, grads, begin, end, lr, 0.0f);
@@ -166,4 +167,31 @@ void dt_optim_update(dt_optim_t *o, float *params, const float *grads, size_t be
     pos = se;
   }
   if (pos < end) update_segment(o, params, grads, pos, end, lr, 0.0f);
+}
+
+typedef struct {
+  dt_optim_t *o;
+  float *params;
+  const float *grads;
+  size_t begin;
+  float lr;
+  const dt_param_info_t *tensors;
+  int ntensors;
+} update_job_t;
+
+static void update_chunk(void *arg, size_t b, size_t e) {
+  const update_job_t *j = arg;
+  update_range(j->o, j->params, j->grads, j->begin + b, j->begin + e, j->lr, j->tensors,
+               j->ntensors);
+}
+
+/* Chunks of at least 32K parameters: an update reads and writes a few arrays of them,
+ * some 10 microseconds of work, well above the cost of handing it to a thread. */
+enum { UPDATE_GRAIN = 1 << 15 };
+
+void dt_optim_update(dt_optim_t *o, float *params, const float *grads, size_t begin, size_t end,
+                     float lr, const dt_param_info_t *tensors, int ntensors) {
+  if (end <= begin) return;
+  update_job_t j = {o, params, grads, begin, lr, tensors, ntensors};
+  dt_parallel_for(&o->parallel, end - begin, UPDATE_GRAIN, update_chunk, &j);
 }

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* 1 MiB buckets: the per-bucket cost (a few microseconds of latency on one host) is
  * small next to the transfer, and a model of more than a few MB gets several buckets
@@ -23,7 +24,7 @@ int run_options_read(dt_config_t *cfg, run_options_t *o, dt_error_t *err) {
       (rc = dt_config_get_int(cfg, "train", "batch_size", 64, 1, 1 << 20, &o->batch_size, err)) ||
       (rc = dt_config_get_double(cfg, "train", "lr", 0.01, 0.0, 1e6, &o->lr, err)) ||
       (rc = dt_config_get_int(cfg, "train", "seed", 1, 0, (1L << 62), &seed, err)) ||
-      (rc = dt_config_get_int(cfg, "train", "threads", 1, 1, 1024, &o->threads, err)) ||
+      (rc = dt_config_get_int(cfg, "train", "threads", 0, 0, 1024, &o->threads, err)) ||
       (rc = dt_config_get_bool(cfg, "train", "scale_lr", false, &o->scale_lr, err)) ||
       (rc = dt_config_get_double(cfg, "train", "clipnorm", 0.0, 0.0, 1e30, &o->clipnorm, err)) ||
       (rc = dt_config_get_double(cfg, "sync", "bucket_mb", DEFAULT_BUCKET_MB, 0.0, 4096.0,
@@ -37,4 +38,11 @@ int run_options_read(dt_config_t *cfg, run_options_t *o, dt_error_t *err) {
   o->ps = mode == 1;
   o->seed = (uint64_t)seed;
   return 0;
+}
+
+long run_options_threads(const run_options_t *o, bool launched) {
+  if (o->threads > 0) return o->threads;
+  if (launched) return 1;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return cores < 1 ? 1 : cores > 1024 ? 1024 : cores;
 }

@@ -18,7 +18,8 @@ typedef struct {
   long batch_size;         /* per rank */
   double lr;
   uint64_t seed;
-  long threads;            /* BLAS threads per process */
+  long threads;            /* compute threads per process (0 in the config: automatic,
+                            * resolved by run_options_threads) */
   bool scale_lr;           /* linear scaling rule: lr *= number of ranks */
   double clipnorm;         /* clip the global gradient norm to this (0: off) */
 
@@ -32,5 +33,10 @@ typedef struct {
 
 /* Reads [train] and [sync]. */
 int run_options_read(dt_config_t *cfg, run_options_t *o, dt_error_t *err);
+
+/* The compute threads to use: train.threads if set above 0, else 1 per rank under a
+ * launcher (mpirun, srun: the ranks of a host share its cores) and every online core
+ * for a process running alone. */
+long run_options_threads(const run_options_t *o, bool launched);
 
 #endif

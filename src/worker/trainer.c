@@ -229,9 +229,13 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   /* Evaluation reuses the training batch's arena in chunks of the same size: a larger
    * chunk would be a little faster but cost memory for the whole run. */
   int capacity = (int)t->opt.batch_size;
-  if ((rc = dt_model_prepare(&t->model, capacity, err)) ||
+  /* The threads first: the convolutions' workspaces are sized for them. */
+  t->opt.threads = run_options_threads(&t->opt, dt_comm_mpi_launched());
+  if ((rc = dt_device_set_threads(t->device, (int)t->opt.threads, err)) ||
+      (rc = dt_model_prepare(&t->model, capacity, err)) ||
       (rc = dt_optim_init(&t->optim, &ocfg, t->model.num_params, err)))
     return rc;
+  t->optim.parallel = dt_device_parallel(t->device);
   const dt_early_stopping_opts_t *es = &t->run.early_stopping.opt;
   if (es->enabled && es->restore_best_weights &&
       !(t->run.best_weights = malloc(sizeof(float) * (t->model.num_params + t->model.num_states))))
@@ -253,7 +257,6 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   if ((rc = dt_model_init_params(&t->model, &init_rng, err))) return rc;
   if ((rc = broadcast_initial_params(t, err))) return rc;
   dt_rng_seed(&t->run.rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xd20b), (uint64_t)comm->rank));
-  dt_device_set_threads(t->device, (int)t->opt.threads);
   progress_init(&t->progress, log.out, dt_log_enabled(&log) ? flags->progress : PROGRESS_OFF,
                 flags->progress_every_s);
   return 0;

@@ -6,7 +6,9 @@
  * and the order of each per-channel sum is fixed (block by block), whatever the vector
  * width. Sums are taken in double. Backward recomputes x_hat from the input and the
  * mean and 1/std that forward left in the workspace, so the workspace is O(C), not
- * O(batch). */
+ * O(batch). The statistics are summed on the calling thread (their order is fixed);
+ * the passes that write y and dx, every value on its own, are shared out over the
+ * backend's threads by ranges of blocks. */
 #include <math.h>
 #include <string.h>
 
@@ -66,6 +68,42 @@ static void fold(double *a, double *b, size_t c, size_t w) {
     }
 }
 
+/* y = (x - mean) * a + b, or dx = k1 * dy + k0 - k2 * (x - mean) (k2 NULL:
+ * dx = k1 * dy), over blocks [b, e) of w values. */
+typedef struct {
+  size_t total, w;
+  const float *x, *dy, *mean, *k1, *k0, *k2;
+  float *out;
+} apply_job_t;
+
+DT_HOT_LOOP static void apply_blocks(void *p, size_t b, size_t e) {
+  const apply_job_t *j = p;
+  const size_t w = j->w, end = e * w < j->total ? e * w : j->total;
+  const float *restrict mean = j->mean, *restrict k1 = j->k1, *restrict k0 = j->k0,
+                        *restrict k2 = j->k2;
+  for (size_t o = b * w; o < end; o += w) {
+    const size_t len = end - o < w ? end - o : w;
+    const float *restrict xb = j->x + o;
+    float *restrict ob = j->out + o;
+    if (!j->dy) {
+      for (size_t q = 0; q < len; q++) ob[q] = (xb[q] - mean[q]) * k1[q] + k0[q];
+      continue;
+    }
+    const float *restrict dyb = j->dy + o;
+    if (!k2) {
+      for (size_t q = 0; q < len; q++) ob[q] = k1[q] * dyb[q];
+      continue;
+    }
+    for (size_t q = 0; q < len; q++) ob[q] = k1[q] * dyb[q] + k0[q] - k2[q] * (xb[q] - mean[q]);
+  }
+}
+
+static void apply(dt_stream_t *s, const apply_job_t *j) {
+  const size_t blocks = (j->total + j->w - 1) / j->w;
+  dt_cpu_pool_for(dt_cpu_pool_of(s), blocks, DT_CPU_GRAIN_CHEAP / j->w + 1, 1, apply_blocks,
+                  (void *)j);
+}
+
 /* Mean and biased variance of every channel over `total` values of x, into s.mean and
  * s.invstd (as 1/sqrt(var + eps)) and, as doubles for the moving averages, into
  * sum_a and sum_b. One pass with sums shifted by the first row: shifting keeps
@@ -102,7 +140,7 @@ DT_HOT_LOOP static void batch_stats(const dt_batch_norm_desc_t *bn, size_t total
   }
 }
 
-DT_HOT_LOOP static void forward(const dt_batch_norm_desc_t *bn, bool training, size_t total,
+DT_HOT_LOOP static void forward(dt_stream_t *st, const dt_batch_norm_desc_t *bn, bool training, size_t total,
                                 const float *x, const float *gamma, const float *beta,
                                 float *restrict mm, float *restrict mv, float *y, float *work) {
   const size_t c = (size_t)bn->channels, w = block_width(bn->channels);
@@ -131,20 +169,15 @@ DT_HOT_LOOP static void forward(const dt_batch_norm_desc_t *bn, bool training, s
   replicate(s.invstd, c, w);
   replicate(a, c, w);
   replicate(b, c, w);
-  const float *restrict mean = s.mean;
-  for (size_t o = 0; o < total; o += w) {
-    const size_t len = total - o < w ? total - o : w;
-    const float *restrict xb = x + o;
-    float *restrict yb = y + o;
-    for (size_t p = 0; p < len; p++) yb[p] = (xb[p] - mean[p]) * a[p] + b[p];
-  }
+  apply(st, &(apply_job_t){.total = total, .w = w, .x = x, .mean = s.mean, .k1 = a, .k0 = b,
+                           .out = y});
 }
 
 /* With x_hat = (x - mean) / std, S = sum(dy) and T = sum(dy * x_hat) per channel over
  * the m values of each channel: dbeta = S, dgamma = T, and
  *   training: dx = gamma / std * (dy - S / m - x_hat * T / m)  (through the statistics)
  *   eval:     dx = gamma / std * dy                            (statistics are constants) */
-DT_HOT_LOOP static void backward(const dt_batch_norm_desc_t *bn, size_t total, const float *x,
+DT_HOT_LOOP static void backward(dt_stream_t *st, const dt_batch_norm_desc_t *bn, size_t total, const float *x,
                                  const float *dy, const float *gamma, float *dgamma,
                                  float *dbeta, float *dx, float *work) {
   const size_t c = (size_t)bn->channels, w = block_width(bn->channels), m = total / c;
@@ -182,21 +215,8 @@ DT_HOT_LOOP static void backward(const dt_batch_norm_desc_t *bn, size_t total, c
   replicate(k1, c, w);
   replicate(k0, c, w);
   replicate(k2, c, w);
-  if (!training) {
-    for (size_t o = 0; o < total; o += w) {
-      const size_t len = total - o < w ? total - o : w;
-      const float *restrict dyb = dy + o;
-      float *restrict dxb = dx + o;
-      for (size_t p = 0; p < len; p++) dxb[p] = k1[p] * dyb[p];
-    }
-    return;
-  }
-  for (size_t o = 0; o < total; o += w) {
-    const size_t len = total - o < w ? total - o : w;
-    const float *restrict xb = x + o, *restrict dyb = dy + o;
-    float *restrict dxb = dx + o;
-    for (size_t p = 0; p < len; p++) dxb[p] = k1[p] * dyb[p] + k0[p] - k2[p] * (xb[p] - mean[p]);
-  }
+  apply(st, &(apply_job_t){.total = total, .w = w, .x = x, .dy = dy, .mean = mean, .k1 = k1,
+                           .k0 = k0, .k2 = training ? k2 : NULL, .out = dx});
 }
 
 /* ---- launchers ---- */
@@ -210,13 +230,11 @@ void dt_cpu_batch_norm_forward(dt_stream_t *s, const dt_batch_norm_desc_t *bn, b
                                size_t total, const float *x, const float *gamma,
                                const float *beta, float *moving_mean, float *moving_var,
                                float *y, float *work) {
-  (void)s;
-  forward(bn, training, total, x, gamma, beta, moving_mean, moving_var, y, work);
+  forward(s, bn, training, total, x, gamma, beta, moving_mean, moving_var, y, work);
 }
 
 void dt_cpu_batch_norm_backward(dt_stream_t *s, const dt_batch_norm_desc_t *bn, size_t total,
                                 const float *x, const float *dy, const float *gamma,
                                 float *dgamma, float *dbeta, float *dx, float *work) {
-  (void)s;
-  backward(bn, total, x, dy, gamma, dgamma, dbeta, dx, work);
+  backward(s, bn, total, x, dy, gamma, dgamma, dbeta, dx, work);
 }

@@ -37,18 +37,57 @@ void dt_cpu_gemm_strided_batched(dt_stream_t *s, dt_trans ta, dt_trans tb, int m
                 lda, b + (size_t)i * stride_b, ldb, beta, c + (size_t)i * stride_c, ldc);
 }
 
+typedef struct {
+  size_t rows, ld;
+  int n;
+  const float *a, *b;
+  float *out;
+} rows_job_t;
+
+static void broadcast_range(void *p, size_t b, size_t e) {
+  const rows_job_t *j = p;
+  for (size_t i = b; i < e; i++) memcpy(j->out + i * j->ld, j->a, sizeof(float) * (size_t)j->n);
+}
+
 void dt_cpu_broadcast_rows(dt_stream_t *s, size_t rows, int n, size_t ld, const float *v,
                            float *y) {
-  (void)s;
-  for (size_t i = 0; i < rows; i++) memcpy(y + i * ld, v, sizeof(float) * (size_t)n);
+  rows_job_t j = {.n = n, .ld = ld, .a = v, .out = y};
+  const size_t grain = DT_CPU_GRAIN_CHEAP / (n > 0 ? (size_t)n : 1) + 1;
+  dt_cpu_pool_for(dt_cpu_pool_of(s), rows, grain, 1, broadcast_range, &j);
+}
+
+/* Sums of columns [b, e) over all rows: split by columns, each sum runs over the rows
+ * in the same order on one thread, so the results do not depend on the threads. */
+DT_HOT_LOOP static void col_sums_range(void *p, size_t b, size_t e) {
+  const rows_job_t *j = p;
+  const size_t w = e - b, n = (size_t)j->n;
+  float *restrict out = j->out + b;
+  memset(out, 0, sizeof(float) * w);
+  for (size_t i = 0; i < j->rows; i++) {
+    const float *restrict row = j->a + i * n + b;
+    for (size_t c = 0; c < w; c++) out[c] += row[c];
+  }
 }
 
 void dt_cpu_col_sums(dt_stream_t *s, size_t rows, int n, const float *a, float *out) {
-  (void)s;
-  col_sums(a, rows, n, out);
+  dt_cpu_pool_t *pool = dt_cpu_pool_of(s);
+  /* Column chunks are multiples of 16, so a split needs 32 columns; it pays from a
+   * cheap grain of values per thread. */
+  if (n < 32 || rows * (size_t)n < 2 * (size_t)DT_CPU_GRAIN_CHEAP ||
+      dt_cpu_pool_threads(pool) == 1) {
+    col_sums(a, rows, n, out);
+    return;
+  }
+  rows_job_t j = {.rows = rows, .n = n, .a = a, .out = out};
+  dt_cpu_pool_for(pool, (size_t)n, 16, 16, col_sums_range, &j);
+}
+
+static void mul_range(void *p, size_t b, size_t e) {
+  const rows_job_t *j = p;
+  for (size_t i = b; i < e; i++) j->out[i] = j->a[i] * j->b[i];
 }
 
 void dt_cpu_mul(dt_stream_t *s, size_t n, const float *a, const float *b, float *out) {
-  (void)s;
-  for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+  rows_job_t j = {.a = a, .b = b, .out = out};
+  dt_cpu_pool_for(dt_cpu_pool_of(s), n, DT_CPU_GRAIN_CHEAP, DT_CPU_ALIGN_FLOATS, mul_range, &j);
 }

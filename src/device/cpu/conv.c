@@ -8,7 +8,15 @@
  * and holds kh * kw * ic values in the order of a Keras kernel's first three axes, so
  * the convolution is one GEMM (rows, kh*kw*ic) x (kh*kw*ic, filters). The batch is
  * processed in chunks of rows so that the column matrix stays in cache and the
- * workspace it needs does not grow with the batch. */
+ * workspace it needs does not grow with the batch.
+ *
+ * With more than one thread (dt_device_set_threads) a convolution whose GEMMs all fit
+ * our kernels shares the batch out by ranges of samples, one per pool thread, each
+ * with its own column chunks in the workspace: the outputs and dx are the same values
+ * as on one thread (every row is computed alike), and each thread's part of dW is
+ * added up in thread order afterwards, so dW is bit-identical run to run for a given
+ * thread count. Other convolutions (transposed ones, or shapes the kernels do not
+ * take) run on the calling thread with OpenBLAS's threads in the GEMMs. */
 #include <cblas.h>
 #include <stdint.h>
 #include <string.h>
@@ -293,6 +301,8 @@ typedef struct {
   bool identity;  /* 1x1 kernel, stride 1, no padding: the column matrix is the input */
   bool kernels;   /* the device may run the AVX-512 kernels (conv_kernels) */
   int chunk_rows; /* column-matrix rows per GEMM */
+  int threads;    /* the device's compute threads */
+  bool split;     /* more than one thread and the GEMMs on the kernels: by samples */
 } plan_t;
 
 static plan_t plan_of(const dt_device_t *dev, const dt_conv_desc_t *c) {
@@ -302,6 +312,10 @@ static plan_t plan_of(const dt_device_t *dev, const dt_conv_desc_t *c) {
   p.identity = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
   p.chunk_rows = (int)(CHUNK_FLOATS / conv_cols(g)) / CHUNK_ALIGN * CHUNK_ALIGN;
   if (p.chunk_rows < MIN_CHUNK_ROWS) p.chunk_rows = MIN_CHUNK_ROWS;
+  p.threads = dt_cpu_threads_of(dev);
+  /* The kernels need oc % 16 for x W and cols^T dy (and kc % 16 for dy W^T: backward
+   * with dx checks that itself). */
+  p.split = p.threads > 1 && p.kernels && !c->transpose && g->oc % 16 == 0;
   return p;
 }
 
@@ -313,12 +327,28 @@ static size_t rows_per_sample(const plan_t *p) { return (size_t)p->g->oh * p->g-
  * convolution's forward pass (x W^T). */
 static bool needs_wt(const plan_t *p) { return p->kernels && conv_cols(p->g) % 16 == 0; }
 
-static size_t workspace(const plan_t *p, int batch) {
-  size_t rows = (size_t)batch * rows_per_sample(p);
+/* Parts the batch is split into: 1 on one thread. */
+static int parts_of(const plan_t *p, int batch) {
+  if (!p->split) return 1;
+  return batch < p->threads ? (batch > 1 ? batch : 1) : p->threads;
+}
+
+/* Column-chunk floats of one part (0 for the identity). */
+static size_t part_cols(const plan_t *p, int batch) {
+  if (p->identity) return 0;
+  const int parts = parts_of(p, batch);
+  size_t rows = (size_t)((batch + parts - 1) / parts) * rows_per_sample(p);
   if (rows > (size_t)p->chunk_rows) rows = (size_t)p->chunk_rows;
-  const size_t kc = conv_cols(p->g);
-  /* The column chunk (rows, kc), then W^T (oc, kc). */
-  return (p->identity ? 0 : rows * kc) + (needs_wt(p) ? kc * p->g->oc : 0);
+  return rows * conv_cols(p->g);
+}
+
+/* The layout: the column chunk of every part, then a dW (kc, oc) for every part but
+ * the first, then W^T (oc, kc) at the end. All of it grows with the batch, so the
+ * workspace sized for the largest batch holds the layout of every smaller one. */
+static size_t workspace(const plan_t *p, int batch) {
+  const size_t parts = (size_t)parts_of(p, batch), kc = conv_cols(p->g);
+  return parts * part_cols(p, batch) + (parts - 1) * kc * p->g->oc +
+         (needs_wt(p) ? kc * p->g->oc : 0);
 }
 
 size_t dt_cpu_conv_workspace(const dt_device_t *dev, const dt_conv_desc_t *c, int batch) {
@@ -378,32 +408,68 @@ static void transpose_forward(const plan_t *p, bool fast, const float *w, const 
   }
 }
 
-/* The kernels run single-threaded: with more BLAS threads (train.threads) the GEMMs go
- * to OpenBLAS, which splits them. */
-static bool use_kernels(const plan_t *p) { return p->kernels && openblas_get_num_threads() == 1; }
+/* The kernels run on one thread each: on the pool's threads by samples (split), or on
+ * the calling thread while OpenBLAS is single-threaded; otherwise the GEMMs go to
+ * OpenBLAS, which splits them. */
+static bool use_kernels(const plan_t *p) {
+  return p->kernels && (p->split || openblas_get_num_threads() == 1);
+}
+
+/* One part of a convolution split by samples: samples [b0, b1) of the batch. */
+typedef struct {
+  const plan_t *p;
+  int batch;
+  const float *x, *w, *b, *dy;
+  float *y, *dw, *dx, *work, *wt;
+} split_job_t;
+
+static void sample_range(const split_job_t *j, int part, int parts, int *b0, int *b1) {
+  *b0 = (int)((long)j->batch * part / parts);
+  *b1 = (int)((long)j->batch * (part + 1) / parts);
+}
+
+static float *part_work(const split_job_t *j, int part) {
+  return j->work + (size_t)part * part_cols(j->p, j->batch);
+}
+
+static void forward_part(void *arg, int part, int parts) {
+  const split_job_t *j = arg;
+  const dt_conv_geom_t *g = j->p->g;
+  int b0, b1;
+  sample_range(j, part, parts, &b0, &b1);
+  const size_t in = (size_t)g->ih * g->iw * g->ic, out = rows_per_sample(j->p) * g->oc;
+  conv_forward(j->p, true, j->w, j->b, part_work(j, part), b1 - b0, j->x + b0 * in,
+               j->y + b0 * out);
+}
 
 void dt_cpu_conv_forward(dt_stream_t *s, const dt_conv_desc_t *c, int batch, const float *x,
                          const float *w, const float *b, float *y, float *work) {
   const plan_t p = plan_of(s->dev, c);
   const bool fast = use_kernels(&p);
-  if (c->transpose)
+  if (c->transpose) {
     transpose_forward(&p, fast, w, b, work,
                       fast && needs_wt(&p) && !p.identity ? wt_workspace(&p, work, batch) : NULL,
                       batch, x, y);
-  else
+    return;
+  }
+  const int parts = parts_of(&p, batch);
+  if (parts == 1) {
     conv_forward(&p, fast, w, b, work, batch, x, y);
+    return;
+  }
+  split_job_t j = {.p = &p, .batch = batch, .x = x, .w = w, .b = b, .y = y, .work = work};
+  dt_cpu_pool_run(dt_cpu_pool_of(s), parts, forward_part, &j);
 }
 
 /* Backward of the convolution of g, given dy (rows, oc): dW = cols^T dy and
  * dx = col2im(dy W^T), chunk by chunk (cols recomputed; the chunk buffer holds cols
- * for dW, then dy W^T for dx). */
+ * for dW, then dy W^T for dx). wt, where given, already holds W^T. */
 static void conv_backward(const plan_t *p, bool fast, const float *w, float *dw, float *cols,
                           float *wt, int batch, const float *x, const float *dy, float *dx) {
   const dt_conv_geom_t *g = p->g;
   const size_t rows = (size_t)batch * rows_per_sample(p);
   const int kc = (int)conv_cols(g), f = g->oc;
   if (dx && !p->identity) memset(dx, 0, sizeof(float) * (size_t)batch * g->ih * g->iw * g->ic);
-  if (dx && wt) transpose(w, kc, f, wt);
   for (size_t r0 = 0; r0 < rows; r0 += (size_t)p->chunk_rows) {
     const int n = chunk_at(p, rows, r0);
     const float *a = x + r0 * kc, *dyc = dy + r0 * f;
@@ -442,6 +508,37 @@ static void transpose_backward(const plan_t *p, bool fast, const float *w, float
   }
 }
 
+static void backward_part(void *arg, int part, int parts) {
+  const split_job_t *j = arg;
+  const dt_conv_geom_t *g = j->p->g;
+  int b0, b1;
+  sample_range(j, part, parts, &b0, &b1);
+  const size_t in = (size_t)g->ih * g->iw * g->ic, out = rows_per_sample(j->p) * g->oc;
+  const size_t wsize = conv_cols(g) * g->oc;
+  /* Part 0 writes dW itself; the others their own, added in order afterwards. */
+  float *dw = part == 0 ? j->dw
+                        : j->work + (size_t)parts * part_cols(j->p, j->batch) +
+                              (size_t)(part - 1) * wsize;
+  conv_backward(j->p, true, j->w, dw, part_work(j, part), j->wt, b1 - b0, j->x + b0 * in,
+                j->dy + b0 * out, j->dx ? j->dx + b0 * in : NULL);
+}
+
+typedef struct {
+  float *dw;
+  const float *partials; /* (parts - 1) of them, one after another */
+  size_t wsize;
+  int parts;
+} dw_sum_job_t;
+
+/* dW += the other parts' dW, in part order for every element. */
+static void dw_sum_range(void *arg, size_t b, size_t e) {
+  const dw_sum_job_t *j = arg;
+  for (int q = 1; q < j->parts; q++) {
+    const float *src = j->partials + (size_t)(q - 1) * j->wsize;
+    for (size_t i = b; i < e; i++) j->dw[i] += src[i];
+  }
+}
+
 void dt_cpu_conv_backward(dt_stream_t *s, const dt_conv_desc_t *c, int batch, const float *x,
                           const float *w, const float *dy, float *dw, float *db, float *dx,
                           float *work) {
@@ -453,9 +550,22 @@ void dt_cpu_conv_backward(dt_stream_t *s, const dt_conv_desc_t *c, int batch, co
     dt_cpu_col_sums(s, (size_t)batch * pos, c->transpose ? g->ic : g->oc, dy, db);
   }
   const bool fast = use_kernels(&p);
-  if (c->transpose)
+  if (c->transpose) {
     transpose_backward(&p, fast, w, dw, work, batch, x, dy, dx);
-  else
-    conv_backward(&p, fast, w, dw, work,
-                  fast && needs_wt(&p) ? wt_workspace(&p, work, batch) : NULL, batch, x, dy, dx);
+    return;
+  }
+  float *wt = fast && needs_wt(&p) ? wt_workspace(&p, work, batch) : NULL;
+  if (dx && wt) transpose(w, (int)conv_cols(g), g->oc, wt);
+  const int parts = dx && !wt ? 1 : parts_of(&p, batch);
+  if (parts == 1) {
+    conv_backward(&p, fast, w, dw, work, wt, batch, x, dy, dx);
+    return;
+  }
+  dt_cpu_pool_t *pool = dt_cpu_pool_of(s);
+  split_job_t j = {.p = &p, .batch = batch, .x = x, .w = w, .dy = dy, .dw = dw, .dx = dx,
+                   .work = work, .wt = wt};
+  dt_cpu_pool_run(pool, parts, backward_part, &j);
+  const size_t wsize = conv_cols(g) * g->oc;
+  dw_sum_job_t sj = {dw, work + (size_t)parts * part_cols(&p, batch), wsize, parts};
+  dt_cpu_pool_for(pool, wsize, DT_CPU_GRAIN_CHEAP, DT_CPU_ALIGN_FLOATS, dw_sum_range, &sj);
 }

@@ -11,6 +11,8 @@
 enum { ALIGN_BYTES = 64 };
 
 static void destroy(dt_device_t *dev) {
+  dt_cpu_state_t *st = dev->state;
+  if (st) dt_cpu_pool_destroy(st->pool);
   free(dev->state);
   dev->state = NULL;
 }
@@ -32,9 +34,27 @@ static void release(dt_device_t *dev, void *p) {
   free(p);
 }
 
-static void set_threads(dt_device_t *dev, int threads) {
-  (void)dev;
+/* OpenBLAS keeps its own threads for the GEMMs; the pool is for our loops. A pool of
+ * the same size is kept as it is. */
+static int set_threads(dt_device_t *dev, int threads, dt_error_t *err) {
+  dt_cpu_state_t *st = dev->state;
+  if (threads < 1) threads = 1;
   openblas_set_num_threads(threads);
+  if (dt_cpu_pool_threads(st->pool) == threads) return 0;
+  dt_cpu_pool_t *pool;
+  int rc = dt_cpu_pool_create(threads, &pool, err);
+  if (rc) return rc;
+  dt_cpu_pool_destroy(st->pool);
+  st->pool = pool;
+  return 0;
+}
+
+static void parallel_run(void *ctx, size_t n, size_t grain, dt_range_fn fn, void *arg) {
+  dt_cpu_pool_for(((dt_cpu_state_t *)ctx)->pool, n, grain, DT_CPU_ALIGN_FLOATS, fn, arg);
+}
+
+static dt_parallel_t parallel(dt_device_t *dev) {
+  return (dt_parallel_t){.run = parallel_run, .ctx = dev->state};
 }
 
 static int synchronize(dt_device_t *dev, dt_error_t *err) {
@@ -99,6 +119,7 @@ static const dt_device_ops_t cpu_ops = {
     .alloc = alloc,
     .free = release,
     .set_threads = set_threads,
+    .parallel = parallel,
     .synchronize = synchronize,
     .stream_init = stream_init,
     .stream_release = stream_release,
@@ -153,6 +174,11 @@ int dt_cpu_device_init(dt_device_t *dev, const dt_device_options_t *opt, dt_erro
   dt_cpu_state_t *st = calloc(1, sizeof *st);
   if (!st) return dt_error_set(err, DT_ERR_NOMEM, "out of memory creating the CPU device");
   st->conv_kernels = !opt->cpu.conv_blas && has_avx512f();
+  int rc = dt_cpu_pool_create(1, &st->pool, err);
+  if (rc) {
+    free(st);
+    return rc;
+  }
   dev->ops = &cpu_ops;
   dev->kind = DT_DEVICE_CPU;
   dev->host_memory = true;

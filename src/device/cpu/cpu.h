@@ -1,9 +1,10 @@
 /* The CPU backend (private to the device library): its state, and the launchers that
  * each cpu/ file defines and cpu.c puts into the backend table.
  *
- * Work runs on the calling thread (OpenBLAS may use its own threads inside a GEMM)
- * and is done when the launcher returns: the streams are plain handles and every
- * event is complete as soon as it is recorded. Device memory is host memory. */
+ * Work runs on the calling thread and on the backend's thread pool (threads.c), which
+ * the kernels share out by fixed index ranges; OpenBLAS uses its own threads inside a
+ * GEMM. A launcher returns when its work is done: the streams are plain handles and
+ * every event is complete as soon as it is recorded. Device memory is host memory. */
 #ifndef DTRAIN_DEVICE_CPU_H
 #define DTRAIN_DEVICE_CPU_H
 
@@ -12,12 +13,51 @@
 #include <stdint.h>
 
 #include "dtrain/device.h"
+#include "dtrain/parallel.h"
+
+/* threads.c: the pool of compute threads. */
+typedef struct dt_cpu_pool dt_cpu_pool_t;
+
+/* A pool of `threads` threads counting the caller (threads - 1 pthreads, none for 1). */
+int dt_cpu_pool_create(int threads, dt_cpu_pool_t **out, dt_error_t *err);
+/* Joins the threads; NULL is a no-op. */
+void dt_cpu_pool_destroy(dt_cpu_pool_t *pool);
+/* The threads counting the caller; 1 for NULL. */
+int dt_cpu_pool_threads(const dt_cpu_pool_t *pool);
+/* fn(arg, part, parts) for every part in [0, parts) (parts clamped to [1, threads]),
+ * part i on pool thread i (the caller for 0); returns when all are done. Called from
+ * inside a job, it runs the parts in order on the calling thread. */
+void dt_cpu_pool_run(dt_cpu_pool_t *pool, int parts, void (*fn)(void *arg, int part, int parts),
+                     void *arg);
+/* How many chunks dt_cpu_pool_for splits n elements into: min(threads, n / grain), at
+ * least 1. */
+int dt_cpu_pool_parts(const dt_cpu_pool_t *pool, size_t n, size_t grain);
+/* fn over [0, n) in dt_cpu_pool_parts contiguous chunks (dtrain/parallel.h's contract)
+ * whose boundaries are multiples of align: DT_CPU_ALIGN_FLOATS for ranges of floats, so
+ * that two threads never write one cache line; 1 for rows or samples. */
+void dt_cpu_pool_for(dt_cpu_pool_t *pool, size_t n, size_t grain, size_t align, dt_range_fn fn,
+                     void *arg);
+enum { DT_CPU_ALIGN_FLOATS = 16 };
+
+/* Grains (elements per chunk, at least) of the element-wise kernels: a hand-off to a
+ * pool thread costs a few microseconds, about what a cheap pass (ReLU, a copy) spends
+ * on 16K floats and a transcendental one (exp, tanh) on 2K. */
+enum { DT_CPU_GRAIN_CHEAP = 1 << 14, DT_CPU_GRAIN_MATH = 1 << 11 };
 
 typedef struct {
   /* Our AVX-512 convolution kernels may run: the CPU has AVX-512F and the
    * conv_blas option is off. They run only while OpenBLAS is single-threaded. */
   bool conv_kernels;
+  dt_cpu_pool_t *pool; /* the compute threads (set_threads; 1 at creation) */
 } dt_cpu_state_t;
+
+/* The pool of the device a stream belongs to. */
+static inline dt_cpu_pool_t *dt_cpu_pool_of(const dt_stream_t *s) {
+  return ((const dt_cpu_state_t *)s->dev->state)->pool;
+}
+static inline int dt_cpu_threads_of(const dt_device_t *dev) {
+  return dt_cpu_pool_threads(((const dt_cpu_state_t *)dev->state)->pool);
+}
 
 /* Fills dev with the CPU backend's table and state. */
 int dt_cpu_device_init(dt_device_t *dev, const dt_device_options_t *opt, dt_error_t *err);

@@ -104,17 +104,30 @@ static void embedding_backward(size_t n, int rows, size_t dim, const float *ids,
   }
 }
 
-/* ---- launchers ---- */
+/* ---- launchers ----
+ *
+ * Each launcher hands contiguous ranges of its elements (or rows) to the pool; every
+ * element is computed by the same code whichever thread runs it, so the results do not
+ * depend on the thread count. */
 
-void dt_cpu_activation_forward(dt_stream_t *s, dt_activation kind, size_t n, float alpha,
-                               const float *x, float *y) {
-  (void)s;
-  switch (kind) {
+typedef struct {
+  dt_activation kind;
+  float alpha;
+  const float *x, *y, *dy;
+  float *out;
+} act_job_t;
+
+static void act_forward_range(void *p, size_t b, size_t e) {
+  const act_job_t *j = p;
+  const size_t n = e - b;
+  const float *x = j->x + b;
+  float *y = j->out + b;
+  switch (j->kind) {
     case DT_ACT_RELU:
       relu_forward(n, x, y);
       return;
     case DT_ACT_LEAKY_RELU:
-      leaky_relu_forward(n, alpha, x, y);
+      leaky_relu_forward(n, j->alpha, x, y);
       return;
     case DT_ACT_SIGMOID:
       sigmoid_forward(n, x, y);
@@ -125,36 +138,78 @@ void dt_cpu_activation_forward(dt_stream_t *s, dt_activation kind, size_t n, flo
   }
 }
 
-void dt_cpu_activation_backward(dt_stream_t *s, dt_activation kind, size_t n, float alpha,
-                                const float *x, const float *y, const float *dy, float *dx) {
-  (void)s;
-  switch (kind) {
+static void act_backward_range(void *p, size_t b, size_t e) {
+  const act_job_t *j = p;
+  const size_t n = e - b;
+  const float *dy = j->dy + b;
+  float *dx = j->out + b;
+  switch (j->kind) {
     case DT_ACT_RELU:
-      relu_backward(n, y, dy, dx);
+      relu_backward(n, j->y + b, dy, dx);
       return;
     case DT_ACT_LEAKY_RELU:
-      leaky_relu_backward(n, alpha, x, dy, dx);
+      leaky_relu_backward(n, j->alpha, j->x + b, dy, dx);
       return;
     case DT_ACT_SIGMOID:
-      sigmoid_backward(n, y, dy, dx);
+      sigmoid_backward(n, j->y + b, dy, dx);
       return;
     case DT_ACT_TANH:
-      tanh_backward(n, y, dy, dx);
+      tanh_backward(n, j->y + b, dy, dx);
       return;
   }
 }
 
+static size_t act_grain(dt_activation kind, bool backward) {
+  return kind == DT_ACT_RELU || kind == DT_ACT_LEAKY_RELU || backward ? DT_CPU_GRAIN_CHEAP
+                                                                      : DT_CPU_GRAIN_MATH;
+}
+
+void dt_cpu_activation_forward(dt_stream_t *s, dt_activation kind, size_t n, float alpha,
+                               const float *x, float *y) {
+  act_job_t j = {.kind = kind, .alpha = alpha, .x = x, .out = y};
+  dt_cpu_pool_for(dt_cpu_pool_of(s), n, act_grain(kind, false), DT_CPU_ALIGN_FLOATS, act_forward_range, &j);
+}
+
+void dt_cpu_activation_backward(dt_stream_t *s, dt_activation kind, size_t n, float alpha,
+                                const float *x, const float *y, const float *dy, float *dx) {
+  act_job_t j = {.kind = kind, .alpha = alpha, .x = x, .y = y, .dy = dy, .out = dx};
+  dt_cpu_pool_for(dt_cpu_pool_of(s), n, act_grain(kind, true), DT_CPU_ALIGN_FLOATS, act_backward_range, &j);
+}
+
+typedef struct {
+  size_t dim;
+  const float *x, *y, *dy;
+  float *out;
+} softmax_job_t;
+
+static void softmax_forward_rows(void *p, size_t b, size_t e) {
+  const softmax_job_t *j = p;
+  softmax_forward((int)(e - b), j->dim, j->x + b * j->dim, j->out + b * j->dim);
+}
+
+static void softmax_backward_rows(void *p, size_t b, size_t e) {
+  const softmax_job_t *j = p;
+  softmax_backward((int)(e - b), j->dim, j->y + b * j->dim, j->dy + b * j->dim,
+                   j->out + b * j->dim);
+}
+
+/* Rows per chunk: at least a transcendental grain of values. */
+static size_t row_grain(size_t dim) {
+  return dim >= DT_CPU_GRAIN_MATH ? 1 : DT_CPU_GRAIN_MATH / (dim ? dim : 1);
+}
+
 void dt_cpu_softmax_forward(dt_stream_t *s, int rows, size_t dim, const float *x, float *y) {
-  (void)s;
-  softmax_forward(rows, dim, x, y);
+  softmax_job_t j = {.dim = dim, .x = x, .out = y};
+  dt_cpu_pool_for(dt_cpu_pool_of(s), (size_t)rows, row_grain(dim), 1, softmax_forward_rows, &j);
 }
 
 void dt_cpu_softmax_backward(dt_stream_t *s, int rows, size_t dim, const float *y,
                              const float *dy, float *dx) {
-  (void)s;
-  softmax_backward(rows, dim, y, dy, dx);
+  softmax_job_t j = {.dim = dim, .y = y, .dy = dy, .out = dx};
+  dt_cpu_pool_for(dt_cpu_pool_of(s), (size_t)rows, row_grain(dim), 1, softmax_backward_rows, &j);
 }
 
+/* The mask is drawn from one generator in order, so dropout stays on one thread. */
 void dt_cpu_dropout_forward(dt_stream_t *s, size_t n, float rate, dt_rng_t *rng, const float *x,
                             float *y, float *mask) {
   (void)s;
@@ -167,6 +222,7 @@ void dt_cpu_embedding_forward(dt_stream_t *s, size_t n, int rows, size_t dim, co
   embedding_forward(n, rows, dim, ids, table, y);
 }
 
+/* Rows of dtable gather from anywhere in dy: one thread, in the order of dy. */
 void dt_cpu_embedding_backward(dt_stream_t *s, size_t n, int rows, size_t dim, const float *ids,
                                const float *dy, float *dtable) {
   (void)s;

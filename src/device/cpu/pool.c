@@ -181,41 +181,100 @@ static void global_max_backward(int batch, size_t p, int c, const float *dy, flo
     for (int j = 0; j < c; j++) dx[(size_t)idx[j] * c + j] = dy[j];
 }
 
-/* ---- launchers ---- */
+/* ---- launchers ----
+ *
+ * Samples are independent in every pool, forward and backward, so the batch is shared
+ * out by ranges of samples: the same values whatever the thread count. */
+
+typedef struct {
+  dt_pool_kind kind;
+  const dt_conv_geom_t *g;
+  size_t positions;
+  int channels;
+  size_t in_size, out_size; /* values per sample */
+  const float *src;
+  float *dst;
+  int32_t *idx;
+  const int32_t *cidx;
+} pool_job_t;
+
+static void pool2d_forward_range(void *p, size_t b, size_t e) {
+  const pool_job_t *j = p;
+  const float *x = j->src + b * j->in_size;
+  float *y = j->dst + b * j->out_size;
+  if (j->kind == DT_POOL_MAX)
+    max_forward(j->g, (int)(e - b), x, y, j->idx + b * j->out_size);
+  else
+    avg_forward(j->g, (int)(e - b), x, y);
+}
+
+static void pool2d_backward_range(void *p, size_t b, size_t e) {
+  const pool_job_t *j = p;
+  const float *dy = j->src + b * j->out_size;
+  float *dx = j->dst + b * j->in_size;
+  if (j->kind == DT_POOL_MAX)
+    max_backward(j->g, (int)(e - b), dy, dx, j->cidx + b * j->out_size);
+  else
+    avg_backward(j->g, (int)(e - b), dy, dx);
+}
+
+/* Samples per chunk: at least a cheap grain of input values. */
+static size_t sample_grain(size_t in_size) {
+  return in_size >= DT_CPU_GRAIN_CHEAP ? 1 : DT_CPU_GRAIN_CHEAP / (in_size ? in_size : 1);
+}
 
 void dt_cpu_pool2d_forward(dt_stream_t *s, dt_pool_kind kind, const dt_conv_geom_t *g,
                            int batch, const float *x, float *y, int32_t *idx) {
-  (void)s;
-  if (kind == DT_POOL_MAX)
-    max_forward(g, batch, x, y, idx);
-  else
-    avg_forward(g, batch, x, y);
+  pool_job_t j = {.kind = kind, .g = g, .src = x, .dst = y, .idx = idx,
+                  .in_size = (size_t)g->ih * g->iw * g->ic,
+                  .out_size = (size_t)g->oh * g->ow * g->ic};
+  dt_cpu_pool_for(dt_cpu_pool_of(s), (size_t)batch, sample_grain(j.in_size), 1,
+                  pool2d_forward_range, &j);
 }
 
 void dt_cpu_pool2d_backward(dt_stream_t *s, dt_pool_kind kind, const dt_conv_geom_t *g,
                             int batch, const float *dy, float *dx, const int32_t *idx) {
-  (void)s;
-  if (kind == DT_POOL_MAX)
-    max_backward(g, batch, dy, dx, idx);
+  pool_job_t j = {.kind = kind, .g = g, .src = dy, .dst = dx, .cidx = idx,
+                  .in_size = (size_t)g->ih * g->iw * g->ic,
+                  .out_size = (size_t)g->oh * g->ow * g->ic};
+  dt_cpu_pool_for(dt_cpu_pool_of(s), (size_t)batch, sample_grain(j.in_size), 1,
+                  pool2d_backward_range, &j);
+}
+
+static void global_forward_range(void *p, size_t b, size_t e) {
+  const pool_job_t *j = p;
+  const size_t c = (size_t)j->channels, in = j->positions * c;
+  if (j->kind == DT_POOL_MAX)
+    global_max_forward((int)(e - b), j->positions, j->channels, j->src + b * in, j->dst + b * c,
+                       j->idx + b * c);
   else
-    avg_backward(g, batch, dy, dx);
+    global_avg_forward((int)(e - b), j->positions, j->channels, j->src + b * in, j->dst + b * c);
+}
+
+static void global_backward_range(void *p, size_t b, size_t e) {
+  const pool_job_t *j = p;
+  const size_t c = (size_t)j->channels, in = j->positions * c;
+  if (j->kind == DT_POOL_MAX)
+    global_max_backward((int)(e - b), j->positions, j->channels, j->src + b * c,
+                        j->dst + b * in, j->cidx + b * c);
+  else
+    global_avg_backward((int)(e - b), j->positions, j->channels, j->src + b * c,
+                        j->dst + b * in);
 }
 
 void dt_cpu_global_pool_forward(dt_stream_t *s, dt_pool_kind kind, int batch, size_t positions,
                                 int channels, const float *x, float *y, int32_t *idx) {
-  (void)s;
-  if (kind == DT_POOL_MAX)
-    global_max_forward(batch, positions, channels, x, y, idx);
-  else
-    global_avg_forward(batch, positions, channels, x, y);
+  pool_job_t j = {.kind = kind, .positions = positions, .channels = channels, .src = x,
+                  .dst = y, .idx = idx};
+  dt_cpu_pool_for(dt_cpu_pool_of(s), (size_t)batch, sample_grain(positions * (size_t)channels), 1,
+                  global_forward_range, &j);
 }
 
 void dt_cpu_global_pool_backward(dt_stream_t *s, dt_pool_kind kind, int batch,
                                  size_t positions, int channels, const float *dy, float *dx,
                                  const int32_t *idx) {
-  (void)s;
-  if (kind == DT_POOL_MAX)
-    global_max_backward(batch, positions, channels, dy, dx, idx);
-  else
-    global_avg_backward(batch, positions, channels, dy, dx);
+  pool_job_t j = {.kind = kind, .positions = positions, .channels = channels, .src = dy,
+                  .dst = dx, .cidx = idx};
+  dt_cpu_pool_for(dt_cpu_pool_of(s), (size_t)batch, sample_grain(positions * (size_t)channels), 1,
+                  global_backward_range, &j);
 }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "dtrain/error.h"
+#include "dtrain/parallel.h"
 #include "dtrain/rng.h"
 
 typedef struct dt_device dt_device_t;
@@ -137,7 +138,8 @@ typedef struct {
   void (*destroy)(dt_device_t *dev);
   int (*alloc)(dt_device_t *dev, size_t bytes, void **p, dt_error_t *err);
   void (*free)(dt_device_t *dev, void *p);
-  void (*set_threads)(dt_device_t *dev, int threads);
+  int (*set_threads)(dt_device_t *dev, int threads, dt_error_t *err);
+  dt_parallel_t (*parallel)(dt_device_t *dev);
   int (*synchronize)(dt_device_t *dev, dt_error_t *err);
 
   int (*stream_init)(dt_stream_t *s, dt_error_t *err);
@@ -236,11 +238,20 @@ static inline int dt_device_alloc(dt_device_t *dev, size_t bytes, void **p, dt_e
 /* NULL is a no-op. */
 static inline void dt_device_free(dt_device_t *dev, void *p) { dev->ops->free(dev, p); }
 
-/* The threads a backend's host-side work may use (the CPU's BLAS threads); the
- * convolution kernels run only while this is 1. */
-static inline void dt_device_set_threads(dt_device_t *dev, int threads) {
-  dev->ops->set_threads(dev, threads);
+/* The threads a backend's host-side work may use: on the CPU, OpenBLAS's threads for
+ * the GEMMs and the backend's own pool (created with 1 thread, the caller) for every
+ * other kernel, which splits its work into fixed ranges per thread: results are
+ * bit-identical run to run for a given count, and element-wise results do not depend
+ * on it at all. Call it before sizing workspaces (dt_device_conv_workspace depends on
+ * the count) and while no kernel runs. */
+static inline int dt_device_set_threads(dt_device_t *dev, int threads, dt_error_t *err) {
+  return dev->ops->set_threads(dev, threads, err);
 }
+
+/* The backend's host threads as a parallel-for, for host-side loops outside the device
+ * (the optimizer over the flat vector); valid while the device lives, and it follows
+ * set_threads. */
+static inline dt_parallel_t dt_device_parallel(dt_device_t *dev) { return dev->ops->parallel(dev); }
 
 /* Waits for all work on every stream of the device. */
 static inline int dt_device_synchronize(dt_device_t *dev, dt_error_t *err) {

@@ -23,6 +23,7 @@
 
 #include "dtrain/config.h"
 #include "dtrain/error.h"
+#include "dtrain/parallel.h"
 #include "dtrain/tensor.h"
 
 typedef enum { DT_OPT_SGD, DT_OPT_ADAM, DT_OPT_RMSPROP, DT_OPT_ADADELTA } dt_optim_kind;
@@ -45,6 +46,10 @@ typedef struct {
   float *moment1;  /* sgd momentum buffer / adam m / rmsprop v / adadelta Eg, or NULL */
   float *moment2;  /* adam v / adadelta Ed, or NULL */
   int64_t step;    /* completed steps; adam's bias correction uses step after begin_step */
+  /* Threads for dt_optim_update (zero after init: the calling thread only). The worker
+   * hands in its device's (dt_device_parallel); every element's update is independent
+   * of the others, so the results do not depend on the threads. */
+  dt_parallel_t parallel;
 } dt_optim_t;
 
 /* Defaults for a kind (Keras' values). */
