@@ -313,8 +313,9 @@ int main(int argc, char **argv) {
     char summary[8192];
     dt_model_summary(&t.model, summary, sizeof summary);
     dt_log_info(&log, "dtrain-worker %s: %s, %d rank(s), %zu training / %zu validation / %zu "
-                "test samples; denormals %s in the training thread", DT_VERSION,
-                cli.config_path, comm.world, t.data.train.n, t.data.val.n, t.data.test.n,
+                "test samples; %ld compute thread%s; denormals %s in the training thread",
+                DT_VERSION, cli.config_path, comm.world, t.data.train.n, t.data.val.n,
+                t.data.test.n, t.opt.threads, t.opt.threads == 1 ? "" : "s",
                 dt_fp_denormals_flushed() ? "flushed to zero" : "NOT flushed");
     run_data_describe(&t.data, &log);
     dt_log_info(&log, "%s", summary);

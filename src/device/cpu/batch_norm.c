@@ -140,7 +140,8 @@ DT_HOT_LOOP static void batch_stats(const dt_batch_norm_desc_t *bn, size_t total
   }
 }
 
-DT_HOT_LOOP static void forward(dt_stream_t *st, const dt_batch_norm_desc_t *bn, bool training, size_t total,
+DT_HOT_LOOP static void forward(dt_stream_t *st, const dt_batch_norm_desc_t *bn, bool training,
+                                size_t total,
                                 const float *x, const float *gamma, const float *beta,
                                 float *restrict mm, float *restrict mv, float *y, float *work) {
   const size_t c = (size_t)bn->channels, w = block_width(bn->channels);
@@ -177,7 +178,8 @@ DT_HOT_LOOP static void forward(dt_stream_t *st, const dt_batch_norm_desc_t *bn,
  * the m values of each channel: dbeta = S, dgamma = T, and
  *   training: dx = gamma / std * (dy - S / m - x_hat * T / m)  (through the statistics)
  *   eval:     dx = gamma / std * dy                            (statistics are constants) */
-DT_HOT_LOOP static void backward(dt_stream_t *st, const dt_batch_norm_desc_t *bn, size_t total, const float *x,
+DT_HOT_LOOP static void backward(dt_stream_t *st, const dt_batch_norm_desc_t *bn, size_t total,
+                                 const float *x,
                                  const float *dy, const float *gamma, float *dgamma,
                                  float *dbeta, float *dx, float *work) {
   const size_t c = (size_t)bn->channels, w = block_width(bn->channels), m = total / c;

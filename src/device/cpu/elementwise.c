@@ -167,13 +167,15 @@ static size_t act_grain(dt_activation kind, bool backward) {
 void dt_cpu_activation_forward(dt_stream_t *s, dt_activation kind, size_t n, float alpha,
                                const float *x, float *y) {
   act_job_t j = {.kind = kind, .alpha = alpha, .x = x, .out = y};
-  dt_cpu_pool_for(dt_cpu_pool_of(s), n, act_grain(kind, false), DT_CPU_ALIGN_FLOATS, act_forward_range, &j);
+  dt_cpu_pool_for(dt_cpu_pool_of(s), n, act_grain(kind, false), DT_CPU_ALIGN_FLOATS,
+                  act_forward_range, &j);
 }
 
 void dt_cpu_activation_backward(dt_stream_t *s, dt_activation kind, size_t n, float alpha,
                                 const float *x, const float *y, const float *dy, float *dx) {
   act_job_t j = {.kind = kind, .alpha = alpha, .x = x, .y = y, .dy = dy, .out = dx};
-  dt_cpu_pool_for(dt_cpu_pool_of(s), n, act_grain(kind, true), DT_CPU_ALIGN_FLOATS, act_backward_range, &j);
+  dt_cpu_pool_for(dt_cpu_pool_of(s), n, act_grain(kind, true), DT_CPU_ALIGN_FLOATS,
+                  act_backward_range, &j);
 }
 
 typedef struct {
