@@ -3,7 +3,8 @@
 # measured in the same run on the same file system:
 #  - write: dtrain's checkpoint (every file written, fsync'd, directory renamed and
 #    fsync'd, `latest` replaced) vs `dd ... conv=fsync` of the same number of bytes;
-#  - load: --resume (rank 0 reads every file once to check its CRC32C, then loads it)
+#  - load: --resume (rank 0 checks the manifest and the small files; the model and
+#    optimizer files are read once, straight into place, CRC32C checked on the way)
 #    vs `dd` reading the checkpoint's files (both from the page cache: the file was
 #    just written, and the point is our overhead, not the device's).
 # Two models: a large one (784-8192-8-10, SGD with momentum: 52 MB per checkpoint)

@@ -12,7 +12,21 @@
 
 static uint32_t table[8][256];
 static int have_hw;
+
+/* The hardware path runs three independent CRCs over three neighbouring blocks of
+ * STRIDE bytes: the crc32 instruction takes 3 cycles but can start one per cycle, so
+ * one chain uses a third of it. The three results are joined with shift[][]: it moves
+ * a CRC register past STRIDE zero bytes (a linear map, applied byte by byte), since
+ * crc(A B) = shift(crc(A)) ^ crc_from_zero(B) in the register's own terms. */
+enum { STRIDE = 4096 };
+static uint32_t shift[4][256];
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* The register moved past STRIDE zero bytes. */
+static inline uint32_t shift_stride(uint32_t c) {
+  return shift[0][c & 0xff] ^ shift[1][(c >> 8) & 0xff] ^ shift[2][(c >> 16) & 0xff] ^
+         shift[3][c >> 24];
+}
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define DT_CRC32C_X86 1
@@ -25,6 +39,22 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
   while (n > 0 && ((uintptr_t)p & 7) != 0) {
     c = _mm_crc32_u8((uint32_t)c, *p++);
     n--;
+  }
+  while (n >= 3 * (size_t)STRIDE) {
+    uint64_t b = 0, d = 0;
+    for (size_t i = 0; i < STRIDE; i += 8) {
+      uint64_t w0, w1, w2;
+      memcpy(&w0, p + i, 8);
+      memcpy(&w1, p + STRIDE + i, 8);
+      memcpy(&w2, p + 2 * STRIDE + i, 8);
+      c = _mm_crc32_u64(c, w0);
+      b = _mm_crc32_u64(b, w1);
+      d = _mm_crc32_u64(d, w2);
+    }
+    c = shift_stride((uint32_t)c) ^ (uint32_t)b;
+    c = shift_stride((uint32_t)c) ^ (uint32_t)d;
+    p += 3 * STRIDE;
+    n -= 3 * STRIDE;
   }
   while (n >= 8) {
     uint64_t word;
@@ -55,6 +85,21 @@ static void init_tables(void) {
       table[k][i] = (prev >> 8) ^ table[0][prev & 0xff];
     }
   }
+  /* shift[k][v]: byte v at byte k of the register, moved past STRIDE zero bytes, is
+   * the XOR of the images of its bits; each bit's image by stepping through zeros. */
+  uint32_t image[32];
+  for (int bit = 0; bit < 32; bit++) {
+    uint32_t c = 1u << bit;
+    for (int i = 0; i < STRIDE; i++) c = (c >> 8) ^ table[0][c & 0xff];
+    image[bit] = c;
+  }
+  for (int k = 0; k < 4; k++)
+    for (int v = 0; v < 256; v++) {
+      uint32_t c = 0;
+      for (int b = 0; b < 8; b++)
+        if (v >> b & 1) c ^= image[8 * k + b];
+      shift[k][v] = c;
+    }
 #ifdef DT_CRC32C_X86
   __builtin_cpu_init();
   have_hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;

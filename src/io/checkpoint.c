@@ -1,6 +1,6 @@
 /* Atomic checkpoint directories: writing, publishing, pruning, verifying and finding
  * the newest good one (see checkpoint.h). Safetensors is in safetensors.c. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* sync_file_range */
 #include "dtrain/checkpoint.h"
 
 #include <dirent.h>
@@ -16,7 +16,10 @@
 #include "dtrain/crc32c.h"
 #include "dtrain/json.h"
 
-enum { FILE_NAME_MAX = 128, MANIFEST_MAX = 1 << 20, READ_CHUNK = 1 << 20 };
+/* Reads and writes go in chunks of READ_CHUNK / WRITE_CHUNK bytes: large enough that
+ * system calls cost nothing, small enough that a chunk just copied is still in the
+ * cache when its CRC is computed (or just CRC'd when it is copied). */
+enum { FILE_NAME_MAX = 128, MANIFEST_MAX = 1 << 20, READ_CHUNK = 1 << 20, WRITE_CHUNK = 1 << 20 };
 
 static const char MANIFEST[] = "manifest.json";
 /* The manifest's own checksum: computed with this field holding 8 zeros. */
@@ -90,26 +93,46 @@ static bool exists(const char *path) {
   return stat(path, &st) == 0;
 }
 
-int dt_ckpt_write_file(const char *dir, const char *file, const void *data, size_t len,
-                       uint32_t *crc, dt_error_t *err) {
+int dt_ckpt_write_pieces(const char *dir, const char *file, const dt_ckpt_piece_t *pieces, int n,
+                         uint64_t *size, uint32_t *crc, dt_error_t *err) {
   char path[DT_CKPT_PATH_MAX];
   int rc = path_join(path, dir, file, err);
   if (rc) return rc;
+  size_t total = 0, done = 0;
+  for (int i = 0; i < n; i++) total += pieces[i].len;
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return dt_error_set(err, DT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
-  const char *p = data;
-  size_t left = len;
-  while (left > 0) {
-    ssize_t n = write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int e = n < 0 ? errno : ENOSPC;
-      close(fd);
-      return dt_error_set(err, DT_ERR_IO, "cannot write %s (%zu of %zu bytes written): %s", path,
-                          len - left, len, strerror(e));
+  uint32_t c = 0;
+  /* Chunk by chunk: the CRC pass brings a chunk into the cache, from where write()
+   * copies it, so the data cross the memory bus once. */
+  for (int i = 0; i < n; i++) {
+    const char *p = pieces[i].data;
+    size_t left = pieces[i].len;
+    while (left > 0) {
+      size_t chunk = left < WRITE_CHUNK ? left : WRITE_CHUNK;
+#ifdef SYNC_FILE_RANGE_WRITE
+      /* The device starts on what is written while the next chunk is copied, so the
+       * fsync below waits only for the tail instead of the whole file. (Only a hint:
+       * the fsync is what makes the file durable; errors here are left to it.) */
+      if (done >= WRITE_CHUNK)
+        sync_file_range(fd, (off_t)(done - WRITE_CHUNK), WRITE_CHUNK, SYNC_FILE_RANGE_WRITE);
+#endif
+      c = dt_crc32c(c, p, chunk);
+      while (chunk > 0) {
+        ssize_t w = write(fd, p, chunk);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+          int e = w < 0 ? errno : ENOSPC;
+          close(fd);
+          return dt_error_set(err, DT_ERR_IO, "cannot write %s (%zu of %zu bytes written): %s",
+                              path, done, total, strerror(e));
+        }
+        p += w;
+        chunk -= (size_t)w;
+        left -= (size_t)w;
+        done += (size_t)w;
+      }
     }
-    p += n;
-    left -= (size_t)n;
   }
   if (fsync(fd) != 0) {
     int e = errno;
@@ -117,8 +140,15 @@ int dt_ckpt_write_file(const char *dir, const char *file, const void *data, size
     return dt_error_set(err, DT_ERR_IO, "cannot sync %s: %s", path, strerror(e));
   }
   if (close(fd) != 0) return dt_error_set(err, DT_ERR_IO, "cannot close %s: %s", path, strerror(errno));
-  if (crc) *crc = dt_crc32c(0, data, len);
+  if (size) *size = total;
+  if (crc) *crc = c;
   return 0;
+}
+
+int dt_ckpt_write_file(const char *dir, const char *file, const void *data, size_t len,
+                       uint32_t *crc, dt_error_t *err) {
+  dt_ckpt_piece_t piece = {data, len};
+  return dt_ckpt_write_pieces(dir, file, &piece, 1, NULL, crc, err);
 }
 
 /* True for the names dtrain gives its checkpoints: a lowercase word, '-', then decimal
@@ -398,7 +428,8 @@ int dt_ckpt_commit(dt_ckpt_writer_t *w, const char *info, int keep_last, dt_erro
 /* Opens PATH for reading only if it is a regular file: a FIFO or a link to /dev/zero
  * put into a checkpoint would otherwise block or never end. O_NONBLOCK keeps the open
  * itself from waiting for a FIFO's writer; it is cleared again for the reads. */
-static int open_regular(const char *path, FILE **out, dt_error_t *err) {
+static int open_regular_fd(const char *path, int *out, dt_error_t *err) {
+  *out = -1;
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0)
     return dt_error_set(err, errno == ENOENT ? DT_ERR_NOT_FOUND : DT_ERR_IO,
@@ -409,7 +440,21 @@ static int open_regular(const char *path, FILE **out, dt_error_t *err) {
     return dt_error_set(err, DT_ERR_FORMAT, "%s: not a regular file", path);
   }
   int flags = fcntl(fd, F_GETFL);
-  FILE *f = flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 ? NULL : fdopen(fd, "rb");
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    int e = errno;
+    close(fd);
+    return dt_error_set(err, DT_ERR_IO, "cannot open %s: %s", path, strerror(e));
+  }
+  *out = fd;
+  return 0;
+}
+
+static int open_regular(const char *path, FILE **out, dt_error_t *err) {
+  *out = NULL;
+  int fd;
+  int rc = open_regular_fd(path, &fd, err);
+  if (rc) return rc;
+  FILE *f = fdopen(fd, "rb");
   if (!f) {
     int e = errno;
     close(fd);
@@ -510,7 +555,60 @@ static int crc_file(const char *path, uint64_t *size, uint32_t *crc, dt_error_t 
   return 0;
 }
 
-int dt_ckpt_verify(const char *dir, dt_error_t *err) {
+/* One entry of a manifest's "files": its name, size and CRC32C (8 hex digits). */
+static int manifest_entry(const dt_json_t *f, const char *dir, const char **name, uint64_t *size,
+                          const char **crc, dt_error_t *err) {
+  *name = *crc = "";
+  *size = 0;
+  const dt_json_t *n = dt_json_get_typed(f, "name", DT_JSON_STRING);
+  const dt_json_t *sz = dt_json_get_typed(f, "size", DT_JSON_NUMBER);
+  const dt_json_t *c = dt_json_get_typed(f, "crc32c", DT_JSON_STRING);
+  if (!n || !sz || !c || strchr(n->string, '/'))
+    return dt_error_set(err, DT_ERR_FORMAT, "%s/%s: a bad file entry", dir, MANIFEST);
+  /* A size is a whole number of bytes a double holds exactly (below 2^53). */
+  if (!(sz->number >= 0 && sz->number <= 9007199254740992.0) ||
+      sz->number != (double)(uint64_t)sz->number)
+    return dt_error_set(err, DT_ERR_FORMAT, "%s/%s: file %s has size %g, not a byte count", dir,
+                        MANIFEST, n->string, sz->number);
+  *name = n->string;
+  *size = (uint64_t)sz->number;
+  *crc = c->string;
+  return 0;
+}
+
+static int size_mismatch(const char *path, uint64_t actual, uint64_t listed, dt_error_t *err) {
+  return dt_error_set(err, DT_ERR_FORMAT, "%s: %" PRIu64 " bytes, the manifest says %" PRIu64
+                      " (truncated or partly written)", path, actual, listed);
+}
+
+static int crc_mismatch(const char *path, uint32_t actual, const char *listed, dt_error_t *err) {
+  return dt_error_set(err, DT_ERR_FORMAT, "%s: CRC32C %08" PRIx32 ", the manifest says %s (corrupt)",
+                      path, actual, listed);
+}
+
+static bool listed(const char *const *names, const char *name) {
+  for (; names && *names; names++)
+    if (strcmp(*names, name) == 0) return true;
+  return false;
+}
+
+/* The size of the regular file at path (DT_ERR_FORMAT if missing or not a file). */
+static int file_size(const char *path, uint64_t *size, dt_error_t *err) {
+  int fd;
+  int rc = open_regular_fd(path, &fd, err);
+  if (rc == DT_ERR_NOT_FOUND) return dt_error_set(err, DT_ERR_FORMAT, "%s: missing (%s)", path,
+                                                  strerror(ENOENT));
+  if (rc) return rc;
+  struct stat st;
+  rc = fstat(fd, &st) == 0 ? 0 : dt_error_set(err, DT_ERR_IO, "cannot stat %s: %s", path,
+                                              strerror(errno));
+  close(fd);
+  *size = rc ? 0 : (uint64_t)st.st_size;
+  return rc;
+}
+
+/* dt_ckpt_verify, with the files named in `deferred` checked for their size only. */
+static int verify_dir(const char *dir, const char *const *deferred, dt_error_t *err) {
   dt_json_t *m;
   int rc = load_manifest(dir, &m, err);
   if (rc) return rc;
@@ -519,36 +617,144 @@ int dt_ckpt_verify(const char *dir, dt_error_t *err) {
   if (!files || files->count == 0)
     rc = dt_error_set(err, DT_ERR_FORMAT, "%s/%s: no \"files\" listed", dir, MANIFEST);
   for (const dt_json_t *f = files ? files->child : NULL; f && !rc; f = f->next) {
-    const dt_json_t *name = dt_json_get_typed(f, "name", DT_JSON_STRING);
-    const dt_json_t *size = dt_json_get_typed(f, "size", DT_JSON_NUMBER);
-    const dt_json_t *crc = dt_json_get_typed(f, "crc32c", DT_JSON_STRING);
-    if (!name || !size || !crc || strchr(name->string, '/')) {
-      rc = dt_error_set(err, DT_ERR_FORMAT, "%s/%s: a bad file entry", dir, MANIFEST);
-      break;
-    }
-    /* A size is a whole number of bytes a double holds exactly (below 2^53). */
-    if (!(size->number >= 0 && size->number <= 9007199254740992.0) ||
-        size->number != (double)(uint64_t)size->number) {
-      rc = dt_error_set(err, DT_ERR_FORMAT, "%s/%s: file %s has size %g, not a byte count", dir,
-                        MANIFEST, name->string, size->number);
-      break;
-    }
+    const char *name, *crc;
+    uint64_t size;
+    if ((rc = manifest_entry(f, dir, &name, &size, &crc, err))) break;
     char path[DT_CKPT_PATH_MAX];
     uint64_t actual_size = 0;
     uint32_t actual_crc = 0;
-    if ((rc = path_join(path, dir, name->string, err)) ||
-        (rc = crc_file(path, &actual_size, &actual_crc, err)))
+    if ((rc = path_join(path, dir, name, err))) break;
+    bool later = listed(deferred, name);
+    if ((rc = later ? file_size(path, &actual_size, err)
+                    : crc_file(path, &actual_size, &actual_crc, err)))
       break;
     char hex[9];
     snprintf(hex, sizeof hex, "%08" PRIx32, actual_crc);
-    if (actual_size != (uint64_t)size->number)
-      rc = dt_error_set(err, DT_ERR_FORMAT, "%s: %" PRIu64 " bytes, the manifest says %.0f "
-                        "(truncated or partly written)", path, actual_size, size->number);
-    else if (strcmp(hex, crc->string) != 0)
-      rc = dt_error_set(err, DT_ERR_FORMAT, "%s: CRC32C %s, the manifest says %s (corrupt)", path,
-                        hex, crc->string);
+    if (actual_size != size)
+      rc = size_mismatch(path, actual_size, size, err);
+    else if (!later && strcmp(hex, crc) != 0)
+      rc = crc_mismatch(path, actual_crc, crc, err);
   }
   dt_json_free(m);
+  return rc;
+}
+
+int dt_ckpt_verify(const char *dir, dt_error_t *err) { return verify_dir(dir, NULL, err); }
+
+/* ---- reading a file once, checking it on the way ---- */
+
+struct dt_ckpt_in {
+  int fd;
+  uint64_t size, offset;
+  uint32_t crc;
+  char listed_crc[32];
+  char *scratch; /* READ_CHUNK bytes for data read but not kept; allocated when needed */
+  char path[DT_CKPT_PATH_MAX];
+};
+
+int dt_ckpt_in_open(const char *dir, const char *file, dt_ckpt_in_t **out, bool *corrupt,
+                    dt_error_t *err) {
+  *out = NULL;
+  *corrupt = false;
+  dt_ckpt_in_t *in = calloc(1, sizeof *in);
+  if (!in) return dt_error_set(err, DT_ERR_NOMEM, "out of memory opening %s/%s", dir, file);
+  in->fd = -1;
+  dt_json_t *m = NULL;
+  int rc = path_join(in->path, dir, file, err);
+  if (!rc) rc = load_manifest(dir, &m, err);
+  const dt_json_t *files = m ? dt_json_get_typed(m, "files", DT_JSON_ARRAY) : NULL;
+  const dt_json_t *f = files ? files->child : NULL;
+  const char *name = NULL, *crc = NULL;
+  uint64_t size = 0;
+  for (; f && !rc; f = f->next)
+    if (!(rc = manifest_entry(f, dir, &name, &size, &crc, err)) && strcmp(name, file) == 0) break;
+  if (!rc && !f)
+    rc = dt_error_set(err, DT_ERR_FORMAT, "%s/%s does not list %s", dir, MANIFEST, file);
+  if (!rc) {
+    /* Kept as listed: one that is not 8 hex digits (a longer one is cut to 31
+     * characters here) can match no CRC, as in dt_ckpt_verify. */
+    snprintf(in->listed_crc, sizeof in->listed_crc, "%s", crc);
+    rc = open_regular_fd(in->path, &in->fd, err);
+    if (rc == DT_ERR_NOT_FOUND)
+      rc = dt_error_set(err, DT_ERR_FORMAT, "%s: missing (%s)", in->path, strerror(ENOENT));
+  }
+  struct stat st;
+  if (!rc && fstat(in->fd, &st) != 0)
+    rc = dt_error_set(err, DT_ERR_IO, "cannot stat %s: %s", in->path, strerror(errno));
+  if (!rc && (uint64_t)st.st_size != size) {
+    rc = size_mismatch(in->path, (uint64_t)st.st_size, size, err);
+    *corrupt = true;
+  }
+  dt_json_free(m);
+  if (rc) {
+    if (in->fd >= 0) close(in->fd);
+    free(in);
+    return rc;
+  }
+  in->size = size;
+  *out = in;
+  return 0;
+}
+
+uint64_t dt_ckpt_in_size(const dt_ckpt_in_t *in) { return in->size; }
+uint64_t dt_ckpt_in_offset(const dt_ckpt_in_t *in) { return in->offset; }
+const char *dt_ckpt_in_path(const dt_ckpt_in_t *in) { return in->path; }
+
+int dt_ckpt_in_read(dt_ckpt_in_t *in, void *dst, size_t n, dt_error_t *err) {
+  if (n > in->size - in->offset)
+    return dt_error_set(err, DT_ERR_FORMAT, "%s: %zu bytes wanted at byte %" PRIu64 " of %" PRIu64
+                        " (truncated)", in->path, n, in->offset, in->size);
+  if (!dst && n > 0 && !in->scratch && !(in->scratch = malloc(READ_CHUNK)))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory reading %s", in->path);
+  char *p = dst;
+  while (n > 0) {
+    size_t chunk = n < READ_CHUNK ? n : READ_CHUNK;
+    char *to = p ? p : in->scratch;
+    size_t got = 0;
+    while (got < chunk) {
+      ssize_t r = read(in->fd, to + got, chunk - got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0)
+        return dt_error_set(err, DT_ERR_IO, "cannot read %s at byte %" PRIu64 ": %s", in->path,
+                            in->offset + got, strerror(errno));
+      /* The file shrank after it was opened: what is missing cannot match the CRC. */
+      if (r == 0)
+        return dt_error_set(err, DT_ERR_FORMAT, "%s: ends at byte %" PRIu64 ", the manifest says "
+                            "%" PRIu64 " (truncated or partly written)", in->path,
+                            in->offset + got, in->size);
+      got += (size_t)r;
+    }
+    /* The chunk is still in the cache: checking it now costs no second trip to memory. */
+    in->crc = dt_crc32c(in->crc, to, chunk);
+    in->offset += chunk;
+    if (p) p += chunk;
+    n -= chunk;
+  }
+  return 0;
+}
+
+int dt_ckpt_in_close(dt_ckpt_in_t *in, int rc, bool *corrupt, dt_error_t *err) {
+  *corrupt = false;
+  if (!in) return rc;
+  /* An I/O or memory error says nothing about the bytes; anything else may be what a
+   * damaged file looks like, so the whole file is checked before it is reported. */
+  if (rc != DT_ERR_IO && rc != DT_ERR_NOMEM) {
+    dt_error_t rest = {0};
+    int rrc = dt_ckpt_in_read(in, NULL, (size_t)(in->size - in->offset), &rest);
+    char hex[9];
+    snprintf(hex, sizeof hex, "%08" PRIx32, in->crc);
+    if (rrc == DT_ERR_FORMAT || (!rrc && strcmp(hex, in->listed_crc) != 0)) {
+      if (rrc) dt_error_set(err, rest.code, "%s", rest.msg);
+      else crc_mismatch(in->path, in->crc, in->listed_crc, err);
+      *corrupt = true;
+      rc = DT_ERR_FORMAT;
+    } else if (rrc && !rc) {
+      rc = dt_error_set(err, rest.code, "%s", rest.msg);
+    }
+  }
+  close(in->fd);
+  free(in->scratch);
+  free(in);
   return rc;
 }
 
@@ -579,13 +785,18 @@ int dt_ckpt_read_info(const char *dir, char *buf, size_t cap, dt_error_t *err) {
   return 0;
 }
 
-int dt_ckpt_find_latest(const char *root, dt_log_t *log, char *dir, dt_error_t *err) {
+int dt_ckpt_find(const char *root, const dt_ckpt_find_opts_t *opts, dt_log_t *log, char *dir,
+                 dt_error_t *err) {
+  const char *const *deferred = opts ? opts->deferred : NULL;
+  const char *const *rejected = opts ? opts->rejected : NULL;
+  const char *last_rejected = NULL;
+  for (const char *const *r = rejected; r && *r; r++) last_rejected = *r;
   char path[DT_CKPT_PATH_MAX];
   int rc = path_join(path, root, MANIFEST, err);
   if (rc) return rc;
   /* ROOT is a checkpoint itself: it must verify, there is nothing to fall back to. */
   if (exists(path)) {
-    if ((rc = dt_ckpt_verify(root, err))) return rc;
+    if ((rc = verify_dir(root, deferred, err))) return rc;
     snprintf(dir, DT_CKPT_PATH_MAX, "%s", root);
     return 0;
   }
@@ -612,7 +823,15 @@ int dt_ckpt_find_latest(const char *root, dt_log_t *log, char *dir, dt_error_t *
     if (i >= 0 && !exists(manifest)) continue;
     tried++;
     dt_error_t verr = {0};
-    if (path_join(path, root, name, &verr) == 0 && dt_ckpt_verify(path, &verr) == 0) {
+    /* One a loader found corrupt: the last is reported now, the others were before. */
+    if (listed(rejected, name)) {
+      snprintf(reason, sizeof reason, "%s", opts->why ? opts->why : "corrupt");
+      if (strcmp(name, last_rejected) == 0)
+        dt_log_warn(log, "checkpoint %s%s cannot be used: %s", name, i < 0 ? " (latest)" : "",
+                    reason);
+      continue;
+    }
+    if (path_join(path, root, name, &verr) == 0 && verify_dir(path, deferred, &verr) == 0) {
       if (reason[0])
         dt_log_warn(log, "resuming from the older checkpoint %s instead", path);
       snprintf(dir, DT_CKPT_PATH_MAX, "%s", path);
@@ -629,4 +848,8 @@ int dt_ckpt_find_latest(const char *root, dt_log_t *log, char *dir, dt_error_t *
     return dt_error_set(err, DT_ERR_FORMAT, "no usable checkpoint in %s (the last problem: %s)",
                         root, reason);
   return 0;
+}
+
+int dt_ckpt_find_latest(const char *root, dt_log_t *log, char *dir, dt_error_t *err) {
+  return dt_ckpt_find(root, NULL, log, dir, err);
 }

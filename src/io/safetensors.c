@@ -7,6 +7,7 @@
  * object of string values. We write F32 tensors back to back in the given order and
  * pad the header with spaces to a multiple of 8 so the data stay aligned. */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,21 +68,37 @@ static size_t header_json(const dt_param_info_t *t, int nt, const char *const *m
   return n;
 }
 
-int dt_safetensors_encode_parts(const dt_param_info_t *tensors, int n, const float *const *bases,
-                                const char *const *meta, void **out, size_t *len,
-                                dt_error_t *err) {
+int dt_safetensors_head(const dt_param_info_t *tensors, int n, const char *const *meta, void **out,
+                        size_t *len, dt_error_t *err) {
   size_t hlen = header_json(tensors, n, meta, NULL, 0);
   if (hlen == 0) return dt_error_set(err, DT_ERR_NOMEM, "out of memory encoding a safetensors header");
-  size_t padded = (hlen + 7) / 8 * 8, data = 0;
-  for (int i = 0; i < n; i++) data += tensors[i].count * sizeof(float);
-  size_t total = 8 + padded + data;
-  unsigned char *f = malloc(total);
-  if (!f) return dt_error_set(err, DT_ERR_NOMEM, "out of memory encoding %zu bytes of tensors", total);
+  size_t padded = (hlen + 7) / 8 * 8;
+  unsigned char *f = malloc(8 + padded + 1);
+  if (!f) return dt_error_set(err, DT_ERR_NOMEM, "out of memory encoding a safetensors header");
   uint64_t h = padded;
   memcpy(f, &h, 8);
   header_json(tensors, n, meta, (char *)f + 8, hlen + 1);
   memset(f + 8 + hlen, ' ', padded - hlen);
-  unsigned char *d = f + 8 + padded;
+  *out = f;
+  *len = 8 + padded;
+  return 0;
+}
+
+int dt_safetensors_encode_parts(const dt_param_info_t *tensors, int n, const float *const *bases,
+                                const char *const *meta, void **out, size_t *len,
+                                dt_error_t *err) {
+  void *head;
+  size_t head_len, data = 0;
+  int rc = dt_safetensors_head(tensors, n, meta, &head, &head_len, err);
+  if (rc) return rc;
+  for (int i = 0; i < n; i++) data += tensors[i].count * sizeof(float);
+  size_t total = head_len + data;
+  unsigned char *f = realloc(head, total);
+  if (!f) {
+    free(head);
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory encoding %zu bytes of tensors", total);
+  }
+  unsigned char *d = f + head_len;
   for (int i = 0; i < n; i++) {
     memcpy(d, bases[i] + tensors[i].offset, tensors[i].count * sizeof(float));
     d += tensors[i].count * sizeof(float);
@@ -89,6 +106,46 @@ int dt_safetensors_encode_parts(const dt_param_info_t *tensors, int n, const flo
   *out = f;
   *len = total;
   return 0;
+}
+
+int dt_safetensors_write(const char *dir, const char *file, const dt_param_info_t *tensors, int n,
+                         const float *const *bases, const char *const *meta, uint64_t *size,
+                         uint32_t *crc, dt_error_t *err) {
+  void *head;
+  size_t head_len;
+  int rc = dt_safetensors_head(tensors, n, meta, &head, &head_len, err);
+  if (rc) return rc;
+  dt_ckpt_piece_t *pieces = malloc(sizeof *pieces * ((size_t)n + 1));
+  if (!pieces) {
+    free(head);
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory writing %s/%s", dir, file);
+  }
+  int np = 0;
+  pieces[np++] = (dt_ckpt_piece_t){head, head_len};
+  for (int i = 0; i < n; i++) {
+    const char *p = (const char *)(bases[i] + tensors[i].offset);
+    size_t bytes = tensors[i].count * sizeof(float);
+    /* Tensors that follow each other in memory (a model's parameters do) go out in one
+     * piece: fewer, larger writes. */
+    if (np > 1 && (const char *)pieces[np - 1].data + pieces[np - 1].len == p)
+      pieces[np - 1].len += bytes;
+    else
+      pieces[np++] = (dt_ckpt_piece_t){p, bytes};
+  }
+  rc = dt_ckpt_write_pieces(dir, file, pieces, np, size, crc, err);
+  free(pieces);
+  free(head);
+  return rc;
+}
+
+int dt_ckpt_add_safetensors(dt_ckpt_writer_t *w, const char *file, const dt_param_info_t *tensors,
+                            int n, const float *const *bases, const char *const *meta,
+                            uint64_t *size, dt_error_t *err) {
+  uint64_t len = 0;
+  uint32_t crc = 0;
+  int rc = dt_safetensors_write(dt_ckpt_tmp_dir(w), file, tensors, n, bases, meta, &len, &crc, err);
+  if (size) *size = len;
+  return rc ? rc : dt_ckpt_add_record(w, file, len, crc, err);
 }
 
 /* Parses the header of a safetensors file; *data_start is where the data begin. */
@@ -110,20 +167,16 @@ static int parse_header(const void *data, size_t len, const char *what, dt_json_
   return 0;
 }
 
-int dt_safetensors_decode_parts(const void *data, size_t len, const dt_param_info_t *tensors,
-                                int n, float *const *bases, const char *what, dt_error_t *err) {
-  dt_json_t *hdr;
-  size_t start = 0;
-  int rc = parse_header(data, len, what, &hdr, &start, err);
-  if (rc) return rc;
-  size_t data_len = len - start;
+/* Checks a parsed header against the model's tensors (each present exactly once,
+ * F32, the same shape, whole-byte offsets of the right length inside the data_len data
+ * bytes, nothing else but __metadata__) and puts tensor i's first data byte into
+ * begin[i]. Writes nothing else. */
+static int check_tensors(const dt_json_t *hdr, size_t data_len, const dt_param_info_t *tensors,
+                         int n, size_t *begin, const char *what, dt_error_t *err) {
   /* Which of the model's tensors the file gave: each exactly once. */
   bool *seen = calloc((size_t)(n > 0 ? n : 1), sizeof *seen);
-  if (!seen) {
-    dt_json_free(hdr);
-    return dt_error_set(err, DT_ERR_NOMEM, "out of memory decoding %s", what);
-  }
-  int found = 0;
+  if (!seen) return dt_error_set(err, DT_ERR_NOMEM, "out of memory decoding %s", what);
+  int found = 0, rc = 0;
   for (const dt_json_t *e = hdr->child; e && !rc; e = e->next) {
     if (strcmp(e->key, "__metadata__") == 0) continue;
     int i = 0;
@@ -171,8 +224,7 @@ int dt_safetensors_decode_parts(const void *data, size_t len, const dt_param_inf
                         "not fit its shape or the %zu data bytes", what, e->key, b, en, data_len);
       break;
     }
-    memcpy(bases[i] + tensors[i].offset, (const char *)data + start + (size_t)b,
-           tensors[i].count * sizeof(float));
+    begin[i] = (size_t)b;
     found++;
   }
   for (int i = 0; i < n && !rc; i++)
@@ -180,7 +232,114 @@ int dt_safetensors_decode_parts(const void *data, size_t len, const dt_param_inf
       rc = dt_error_set(err, DT_ERR_SHAPE, "%s: tensor '%s' of the model is missing (%d of %d "
                         "found)", what, tensors[i].name, found, n);
   free(seen);
+  return rc;
+}
+
+int dt_safetensors_decode_parts(const void *data, size_t len, const dt_param_info_t *tensors,
+                                int n, float *const *bases, const char *what, dt_error_t *err) {
+  dt_json_t *hdr;
+  size_t start = 0;
+  int rc = parse_header(data, len, what, &hdr, &start, err);
+  if (rc) return rc;
+  size_t *begin = malloc(sizeof *begin * (size_t)(n > 0 ? n : 1));
+  if (!begin) rc = dt_error_set(err, DT_ERR_NOMEM, "out of memory decoding %s", what);
+  if (!rc) rc = check_tensors(hdr, len - start, tensors, n, begin, what, err);
+  for (int i = 0; i < n && !rc; i++)
+    memcpy(bases[i] + tensors[i].offset, (const char *)data + start + begin[i],
+           tensors[i].count * sizeof(float));
+  free(begin);
   dt_json_free(hdr);
+  return rc;
+}
+
+int dt_safetensors_read_head(dt_ckpt_in_t *in, const char *what, void **head, size_t *head_len,
+                             dt_error_t *err) {
+  *head = NULL;
+  *head_len = 0;
+  uint64_t size = dt_ckpt_in_size(in), h;
+  if (size < 8)
+    return dt_error_set(err, DT_ERR_FORMAT, "%s: %" PRIu64 " bytes, too short for safetensors",
+                        what, size);
+  int rc = dt_ckpt_in_read(in, &h, 8, err);
+  if (rc) return rc;
+  if (h > HEADER_MAX || h > size - 8)
+    return dt_error_set(err, DT_ERR_FORMAT, "%s: header length %" PRIu64 " does not fit the %" PRIu64
+                        "-byte file (truncated or not safetensors)", what, h, size);
+  char *buf = malloc(8 + (size_t)h);
+  if (!buf) return dt_error_set(err, DT_ERR_NOMEM, "out of memory reading %s", what);
+  memcpy(buf, &h, 8);
+  if ((rc = dt_ckpt_in_read(in, buf + 8, (size_t)h, err))) {
+    free(buf);
+    return rc;
+  }
+  /* Parsed once here so that a malformed header is reported before anything else. */
+  dt_json_t *hdr;
+  size_t start;
+  if ((rc = parse_header(buf, 8 + (size_t)h, what, &hdr, &start, err))) {
+    free(buf);
+    return rc;
+  }
+  dt_json_free(hdr);
+  *head = buf;
+  *head_len = 8 + (size_t)h;
+  return 0;
+}
+
+typedef struct {
+  size_t begin;
+  int i;
+} span_t;
+
+static int by_begin(const void *a, const void *b) {
+  const span_t *x = a, *y = b;
+  return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : x->i - y->i;
+}
+
+int dt_safetensors_read_data(dt_ckpt_in_t *in, const void *head, size_t head_len,
+                             const dt_param_info_t *tensors, int n, float *const *bases,
+                             const char *what, dt_error_t *err) {
+  if (dt_ckpt_in_offset(in) != head_len)
+    return dt_error_set(err, DT_ERR_STATE, "%s: the data are read right after the head", what);
+  dt_json_t *hdr;
+  size_t start = 0;
+  int rc = parse_header(head, head_len, what, &hdr, &start, err);
+  if (rc) return rc;
+  size_t data_len = (size_t)(dt_ckpt_in_size(in) - head_len);
+  size_t *begin = malloc(sizeof *begin * (size_t)(n > 0 ? n : 1));
+  span_t *order = malloc(sizeof *order * (size_t)(n > 0 ? n : 1));
+  if (!begin || !order) rc = dt_error_set(err, DT_ERR_NOMEM, "out of memory reading %s", what);
+  if (!rc) rc = check_tensors(hdr, data_len, tensors, n, begin, what, err);
+  dt_json_free(hdr);
+  bool overlap = false;
+  if (!rc) {
+    for (int i = 0; i < n; i++) order[i] = (span_t){begin[i], i};
+    qsort(order, (size_t)n, sizeof *order, by_begin);
+    for (int k = 1; k < n; k++)
+      if (order[k].begin < order[k - 1].begin + tensors[order[k - 1].i].count * sizeof(float))
+        overlap = true;
+  }
+  if (!rc && !overlap) {
+    /* The usual layout (ours): tensors one after another, each read into its place. */
+    size_t pos = 0;
+    for (int k = 0; k < n && !rc; k++) {
+      int i = order[k].i;
+      size_t bytes = tensors[i].count * sizeof(float);
+      if (order[k].begin > pos) rc = dt_ckpt_in_read(in, NULL, order[k].begin - pos, err);
+      if (!rc) rc = dt_ckpt_in_read(in, bases[i] + tensors[i].offset, bytes, err);
+      pos = order[k].begin + bytes;
+    }
+  } else if (!rc) {
+    /* Tensors that share bytes (no writer we know makes them, but the format allows
+     * them): all the data into scratch memory, then copied out. */
+    char *data = malloc(data_len ? data_len : 1);
+    if (!data) rc = dt_error_set(err, DT_ERR_NOMEM, "out of memory reading %s", what);
+    if (!rc) rc = dt_ckpt_in_read(in, data, data_len, err);
+    for (int i = 0; i < n && !rc; i++)
+      memcpy(bases[i] + tensors[i].offset, data + begin[i], tensors[i].count * sizeof(float));
+    free(data);
+  }
+  free(begin);
+  free(order);
   return rc;
 }
 

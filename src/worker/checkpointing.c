@@ -94,29 +94,39 @@ static int weight_tensors(const dt_model_t *m, float *params, float *state,
   return 0;
 }
 
-/* A model file: the parameter tensors from params, then the state tensors from state. */
-static int encode_weights(const parts_t *p, float *params, float *state, void **out, size_t *len,
-                          dt_error_t *err) {
+/* A model file's __metadata__: format, step, epoch, world and the run's config (whose
+ * text, malloc'd, goes to *cfg_text for the caller to free). */
+static int weights_meta(const parts_t *p, const char *meta[11], char num[3][32], char **cfg_text,
+                        dt_error_t *err) {
+  size_t cfg_len = dt_config_to_string(p->env->cfg, NULL, 0);
+  if (!(*cfg_text = malloc(cfg_len + 1)))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory writing a checkpoint");
+  dt_config_to_string(p->env->cfg, *cfg_text, cfg_len + 1);
+  snprintf(num[0], sizeof num[0], "%ld", p->rs->step);
+  snprintf(num[1], sizeof num[1], "%ld", p->rs->epoch);
+  snprintf(num[2], sizeof num[2], "%d", p->env->comm->world);
+  const char *m[] = {"format", "dtrain", "step", num[0], "epoch", num[1],
+                     "world", num[2], "config", *cfg_text, NULL};
+  memcpy(meta, m, sizeof m);
+  return 0;
+}
+
+/* A model file into the checkpoint, straight from the buffers: the parameter tensors
+ * from params, then the state tensors from state. Its size is added to *bytes. */
+static int add_weights(const parts_t *p, dt_ckpt_writer_t *w, const char *file, float *params,
+                       float *state, size_t *bytes, dt_error_t *err) {
   dt_param_info_t *tensors;
   float **bases;
   int n;
   int rc = weight_tensors(p->m, params, state, &tensors, &bases, &n, err);
   if (rc) return rc;
-  size_t cfg_len = dt_config_to_string(p->env->cfg, NULL, 0);
-  char *cfg_text = malloc(cfg_len + 1);
-  if (!cfg_text) {
-    free(tensors);
-    free(bases);
-    return dt_error_set(err, DT_ERR_NOMEM, "out of memory writing a checkpoint");
-  }
-  dt_config_to_string(p->env->cfg, cfg_text, cfg_len + 1);
-  char step[32], epoch[32], world[32];
-  snprintf(step, sizeof step, "%ld", p->rs->step);
-  snprintf(epoch, sizeof epoch, "%ld", p->rs->epoch);
-  snprintf(world, sizeof world, "%d", p->env->comm->world);
-  const char *meta[] = {"format", "dtrain", "step", step, "epoch", epoch,
-                        "world", world, "config", cfg_text, NULL};
-  rc = dt_safetensors_encode_parts(tensors, n, (const float *const *)bases, meta, out, len, err);
+  const char *meta[11];
+  char num[3][32], *cfg_text = NULL;
+  uint64_t size = 0;
+  if (!(rc = weights_meta(p, meta, num, &cfg_text, err)))
+    rc = dt_ckpt_add_safetensors(w, file, tensors, n, (const float *const *)bases, meta, &size,
+                                 err);
+  *bytes += size;
   free(tensors);
   free(bases);
   free(cfg_text);
@@ -145,7 +155,7 @@ static int optimizer_tensors(const dt_model_t *m, const dt_optim_t *o, dt_param_
   return 0;
 }
 
-static int encode_optimizer(const parts_t *p, void **out, size_t *len, dt_error_t *err) {
+static int add_optimizer(const parts_t *p, dt_ckpt_writer_t *w, size_t *bytes, dt_error_t *err) {
   dt_param_info_t *tensors;
   float **bases;
   int n, rc;
@@ -153,13 +163,18 @@ static int encode_optimizer(const parts_t *p, void **out, size_t *len, dt_error_
   char step[32];
   snprintf(step, sizeof step, "%" PRId64, p->o->step);
   const char *meta[] = {"type", dt_optim_names[p->o->cfg.kind], "step", step, NULL};
-  rc = dt_safetensors_encode_parts(tensors, n, (const float *const *)bases, meta, out, len, err);
+  uint64_t size = 0;
+  rc = dt_ckpt_add_safetensors(w, "optimizer.safetensors", tensors, n,
+                               (const float *const *)bases, meta, &size, err);
+  *bytes += size;
   free(tensors);
   free(bases);
   return rc;
 }
 
-static int encode_rank(const parts_t *p, void **out, size_t *len, dt_error_t *err) {
+/* This rank's own file, written into dir; its size and CRC32C for rank 0's manifest. */
+static int write_rank(const parts_t *p, const char *dir, const char *file, uint64_t *size,
+                      uint32_t *crc, dt_error_t *err) {
   const run_state_t *rs = p->rs;
   char rank[16], world[16], rng[96], sums[3][32], batches[32];
   snprintf(rank, sizeof rank, "%d", p->env->comm->rank);
@@ -174,7 +189,13 @@ static int encode_rank(const parts_t *p, void **out, size_t *len, dt_error_t *er
   const char *meta[] = {"rank", rank, "world", world, "rng", rng, "epoch_loss_sum", sums[0],
                         "epoch_correct", sums[1], "epoch_total", sums[2], "epoch_batches", batches,
                         NULL};
-  return dt_safetensors_encode(p->m->states, p->m->nstates, p->states, meta, out, len, err);
+  int n = p->m->nstates;
+  const float **bases = malloc(sizeof *bases * (size_t)(n > 0 ? n : 1));
+  if (!bases) return dt_error_set(err, DT_ERR_NOMEM, "out of memory writing a checkpoint");
+  for (int i = 0; i < n; i++) bases[i] = p->states;
+  int rc = dt_safetensors_write(dir, file, p->m->states, n, bases, meta, size, crc, err);
+  free(bases);
+  return rc;
 }
 
 /* "[a, b, c]" with every double printed to read back to the same bits. */
@@ -211,26 +232,12 @@ static size_t trainer_json(const ckpt_env_t *env, const run_state_t *rs, const c
 static int write_shared(const parts_t *p, dt_ckpt_writer_t *w, float *state, const char *why,
                         size_t *bytes, dt_error_t *err) {
   const run_state_t *rs = p->rs;
-  void *data = NULL;
-  size_t len;
-  int rc = encode_weights(p, p->params, state, &data, &len, err);
-  if (!rc) rc = dt_ckpt_add_file(w, "model.safetensors", data, len, err);
-  free(data);
-  *bytes += len;
-  data = NULL;
-  if (!rc) rc = encode_optimizer(p, &data, &len, err);
-  if (!rc) rc = dt_ckpt_add_file(w, "optimizer.safetensors", data, len, err);
-  free(data);
-  *bytes += len;
+  int rc = add_weights(p, w, "model.safetensors", p->params, state, bytes, err);
+  if (!rc) rc = add_optimizer(p, w, bytes, err);
   /* EarlyStopping's copy of the best weights, which restore_best_weights needs. */
-  if (!rc && rs->best_weights && rs->early_stopping.st.has_best) {
-    data = NULL;
-    if (!(rc = encode_weights(p, rs->best_weights, rs->best_weights + p->m->num_params, &data,
-                              &len, err)))
-      rc = dt_ckpt_add_file(w, "best_weights.safetensors", data, len, err);
-    free(data);
-    *bytes += len;
-  }
+  if (!rc && rs->best_weights && rs->early_stopping.st.has_best)
+    rc = add_weights(p, w, "best_weights.safetensors", rs->best_weights,
+                     rs->best_weights + p->m->num_params, bytes, err);
   char json[2048], info[256];
   size_t jl = trainer_json(p->env, rs, why, json, sizeof json);
   if (!rc) rc = dt_ckpt_add_file(w, "trainer.json", json, jl, err);
@@ -290,16 +297,12 @@ int ckpt_save(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, const dt_op
   }
 
   /* Every rank writes its own file into the temporary directory. */
-  void *data = NULL;
-  size_t len = 0;
-  rank_record_t mine = {0, 0, 0};
+  uint64_t len = 0;
   char file[64];
   snprintf(file, sizeof file, "rank-%d.safetensors", comm->rank);
   uint32_t fcrc = 0;
-  rc = encode_rank(&p, &data, &len, &local);
-  if (!rc) rc = dt_ckpt_write_file(tmp, file, data, len, &fcrc, &local);
-  free(data);
-  mine = (rank_record_t){rc != 0, len, fcrc};
+  rc = write_rank(&p, tmp, file, &len, &fcrc, &local);
+  rank_record_t mine = {rc != 0, len, fcrc};
   if (rc) dt_log_warn(env->log, "checkpoint %s: %s", name, local.msg);
   rank_record_t *all = malloc(sizeof *all * (size_t)comm->world);
   if (!all) {
@@ -390,26 +393,64 @@ static int read_part(const char *dir, const char *file, void **data, size_t *len
   return dt_ckpt_read_file(dir, file, data, len, err);
 }
 
+/* The large files of a checkpoint are read once, straight into the model's and the
+ * optimizer's buffers, and checked against the manifest as they arrive (rank 0 checked
+ * only their sizes when it picked the checkpoint). *corrupt: a file does not match its
+ * manifest entry, so the buffers hold damaged values and the caller must load another
+ * checkpoint over them. check_head, if given, looks at the file's __metadata__ before
+ * any data are read. */
+typedef int (*head_check_fn)(const void *head, size_t len, const char *what, void *ctx,
+                             dt_error_t *err);
+
+static int read_tensors(const char *dir, const char *file, const dt_param_info_t *tensors, int n,
+                        float *const *bases, head_check_fn check_head, void *ctx, bool *corrupt,
+                        dt_error_t *err) {
+  char what[DT_CKPT_PATH_MAX + 64];
+  snprintf(what, sizeof what, "%s/%s", dir, file);
+  dt_ckpt_in_t *in;
+  int rc = dt_ckpt_in_open(dir, file, &in, corrupt, err);
+  if (rc) return rc;
+  void *head = NULL;
+  size_t head_len = 0;
+  rc = dt_safetensors_read_head(in, what, &head, &head_len, err);
+  if (!rc && check_head) rc = check_head(head, head_len, what, ctx, err);
+  if (!rc) rc = dt_safetensors_read_data(in, head, head_len, tensors, n, bases, what, err);
+  free(head);
+  return dt_ckpt_in_close(in, rc, corrupt, err);
+}
+
 /* A model file into params and state (tensor names and shapes must match). */
 static int decode_weights(const dt_model_t *m, const char *dir, const char *file, float *params,
-                          float *state, dt_error_t *err) {
-  char what[DT_CKPT_PATH_MAX + 64];
-  void *data;
-  size_t len;
-  int rc = read_part(dir, file, &data, &len, what, sizeof what, err);
-  if (rc) return rc;
+                          float *state, bool *corrupt, dt_error_t *err) {
   dt_param_info_t *tensors;
   float **bases;
   int n;
-  if ((rc = weight_tensors(m, params, state, &tensors, &bases, &n, err))) {
-    free(data);
-    return rc;
-  }
-  rc = dt_safetensors_decode_parts(data, len, tensors, n, bases, what, err);
+  int rc = weight_tensors(m, params, state, &tensors, &bases, &n, err);
+  if (rc) return rc;
+  rc = read_tensors(dir, file, tensors, n, bases, NULL, NULL, corrupt, err);
   free(tensors);
   free(bases);
-  free(data);
   return rc;
+}
+
+/* The optimizer file's __metadata__: the same kind of optimizer, and its step count. */
+typedef struct {
+  const dt_optim_t *o;
+  double step;
+} optim_meta_t;
+
+static int check_optimizer_head(const void *head, size_t len, const char *what, void *ctx,
+                                dt_error_t *err) {
+  optim_meta_t *om = ctx;
+  char type[32];
+  int rc;
+  if ((rc = dt_safetensors_metadata(head, len, "type", type, sizeof type, err)) ||
+      (rc = meta_double(head, len, "step", what, &om->step, err)))
+    return dt_error_prefix(err, "%s: ", what);
+  if (strcmp(type, dt_optim_names[om->o->cfg.kind]) != 0)
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: the checkpoint's optimizer is '%s' but the config "
+                        "says optimizer.type = %s", what, type, dt_optim_names[om->o->cfg.kind]);
+  return 0;
 }
 
 /* An array of n numbers from trainer.json into v; false if absent or malformed. */
@@ -442,7 +483,7 @@ static int load_callbacks(run_state_t *rs, const dt_json_t *j, const char *what,
 /* The position (trainer.json) and the shared model and optimizer files. The optimizer's
  * step count goes to *optim_step. */
 static int load_shared(const parts_t *p, const char *dir, long *saved_world, long *samples,
-                       int64_t *optim_step, dt_error_t *err) {
+                       int64_t *optim_step, bool *corrupt, dt_error_t *err) {
   run_state_t *rs = p->rs;
   char what[DT_CKPT_PATH_MAX + 64];
   void *data;
@@ -483,37 +524,25 @@ static int load_shared(const parts_t *p, const char *dir, long *saved_world, lon
 
   /* Parameters and the shared (rank-averaged) state; the best weights if kept. */
   const dt_model_t *m = p->m;
-  if ((rc = decode_weights(m, dir, "model.safetensors", p->params, p->states, err))) return rc;
+  if ((rc = decode_weights(m, dir, "model.safetensors", p->params, p->states, corrupt, err)))
+    return rc;
   if (rs->best_weights && rs->early_stopping.st.has_best &&
       (rc = decode_weights(m, dir, "best_weights.safetensors", rs->best_weights,
-                           rs->best_weights + m->num_params, err)))
+                           rs->best_weights + m->num_params, corrupt, err)))
     return rc;
 
   /* The optimizer: the same kind, its moments and step count. */
-  if ((rc = read_part(dir, "optimizer.safetensors", &data, &len, what, sizeof what, err)))
-    return rc;
-  char type[32];
-  double ostep = 0;
-  if ((rc = dt_safetensors_metadata(data, len, "type", type, sizeof type, err)) ||
-      (rc = meta_double(data, len, "step", what, &ostep, err))) {
-    free(data);
-    return dt_error_prefix(err, "%s: ", what);
-  }
-  if (strcmp(type, dt_optim_names[p->o->cfg.kind]) != 0) {
-    free(data);
-    return dt_error_set(err, DT_ERR_CONFIG, "%s: the checkpoint's optimizer is '%s' but the config "
-                        "says optimizer.type = %s", what, type, dt_optim_names[p->o->cfg.kind]);
-  }
   int on;
   dt_param_info_t *otensors;
   float **obases;
+  optim_meta_t om = {p->o, 0.0};
   if (!(rc = optimizer_tensors(m, p->o, &otensors, &obases, &on, err))) {
-    rc = dt_safetensors_decode_parts(data, len, otensors, on, obases, what, err);
+    rc = read_tensors(dir, "optimizer.safetensors", otensors, on, obases, check_optimizer_head, &om,
+                      corrupt, err);
     free(otensors);
     free(obases);
   }
-  free(data);
-  *optim_step = (int64_t)ostep;
+  *optim_step = (int64_t)om.step;
   return rc;
 }
 
@@ -561,46 +590,87 @@ int ckpt_resume(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, dt_optim_
                 const char *from, bool *found, dt_error_t *err) {
   dt_comm_t *comm = env->comm;
   double start = dt_now_s();
-  /* Rank 0 picks the checkpoint; everyone loads that one. */
+  /* The large files are checked while they are loaded, not before (see read_tensors).
+   * If one turns out corrupt, rank 0 picks the next checkpoint and every rank loads it
+   * over the damaged values: every tensor of those files is in every checkpoint, and
+   * the run state goes back to what it was before the first try. */
+  const char *deferred[] = {"model.safetensors", "optimizer.safetensors",
+                            rs->best_weights ? "best_weights.safetensors" : NULL, NULL};
+  const run_state_t initial = *rs;
+  char **rejected = NULL, why[DT_ERROR_MSG_MAX] = "";
+  int nrejected = 0;
+  bool give_up = false; /* rank 0 could not note a rejected checkpoint (out of memory) */
   struct {
     char dir[DT_CKPT_PATH_MAX];
     int code; /* 0 found, 1 none at all, 2 none usable */
   } pick;
-  memset(&pick, 0, sizeof pick);
   dt_error_t local = {0};
-  if (comm->rank == 0) {
-    int rc = dt_ckpt_find_latest(from, env->log, pick.dir, &local);
-    pick.code = rc == 0 ? 0 : rc == DT_ERR_NOT_FOUND ? 1 : 2;
+  long saved_world = 0, samples = 0;
+  int64_t optim_step = 0;
+  bool same_world = false;
+  int rc = 0, comm_rc;
+  double flags[2] = {0, 0}; /* ranks that failed, ranks that found a file corrupt */
+  for (;;) {
+    /* Rank 0 picks the checkpoint; everyone loads that one. */
+    memset(&pick, 0, sizeof pick);
+    if (comm->rank == 0 && give_up) {
+      pick.code = 2;
+    } else if (comm->rank == 0) {
+      dt_error_clear(&local);
+      const dt_ckpt_find_opts_t fo = {deferred, (const char *const *)rejected, why};
+      rc = dt_ckpt_find(from, &fo, env->log, pick.dir, &local);
+      pick.code = rc == 0 ? 0 : rc == DT_ERR_NOT_FOUND ? 1 : 2;
+    }
+    if ((comm_rc = dt_comm_broadcast(comm, &pick, sizeof pick, 0, err))) break;
+    if (pick.code != 0) break;
+    *rs = initial;
+    bool corrupt = false;
+    dt_error_clear(&local);
+    parts_t p = {env, rs, m, o, NULL, NULL};
+    rc = host_buffers(m, &p.params, &p.states, &local);
+    if (!rc) rc = load_shared(&p, pick.dir, &saved_world, &samples, &optim_step, &corrupt, &local);
+    same_world = saved_world == comm->world;
+    if (!rc && same_world) rc = load_rank(&p, pick.dir, &local);
+    /* What was loaded on the host becomes the model's. */
+    if (!rc) rc = dt_model_from_host(m, DT_MODEL_PARAMS, &local);
+    if (!rc) rc = dt_model_from_host(m, DT_MODEL_STATES, &local);
+    if (!rc) o->step = optim_step;
+    /* All ranks fail together: one that cannot load must not leave others training. */
+    flags[0] = rc != 0;
+    flags[1] = corrupt;
+    if ((comm_rc = dt_comm_allreduce_sum_f64(comm, flags, 2, err))) break;
+    /* A corrupt checkpoint under a root: the next one. (A checkpoint named directly
+     * has nothing to fall back to, as when it fails to verify.) */
+    if (flags[1] == 0 || strcmp(pick.dir, from) == 0) break;
+    if (comm->rank != 0) continue;
+    snprintf(why, sizeof why, "%s", corrupt ? local.msg : "a file does not match its manifest "
+             "on another rank (corrupt)");
+    const char *slash = strrchr(pick.dir, '/');
+    char **grown = realloc(rejected, sizeof *rejected * ((size_t)nrejected + 2));
+    if (grown) rejected = grown;
+    if (!grown || !(rejected[nrejected] = strdup(slash ? slash + 1 : pick.dir))) {
+      give_up = true;
+      dt_error_set(&local, DT_ERR_NOMEM, "out of memory resuming after: %.900s", why);
+      continue;
+    }
+    rejected[++nrejected] = NULL;
   }
-  int rc = dt_comm_broadcast(comm, &pick, sizeof pick, 0, err);
-  if (rc) return rc;
+  for (int i = 0; i < nrejected; i++) free(rejected[i]);
+  free(rejected);
+  if (comm_rc) return comm_rc;
   *found = pick.code == 0;
   if (pick.code == 1) {
     dt_log_info(env->log, "--resume: %s; starting from scratch", local.code ? local.msg : from);
     return 0;
   }
   if (pick.code == 2)
-    return comm->rank == 0 ? dt_error_set(err, DT_ERR_FORMAT, "%s", local.msg)
+    return comm->rank == 0 ? dt_error_set(err, local.code == DT_ERR_NOMEM ? DT_ERR_NOMEM
+                                                                          : DT_ERR_FORMAT,
+                                          "%s", local.msg)
                            : dt_error_set(err, DT_ERR_FORMAT, "no usable checkpoint in %s", from);
-
-  long saved_world = 0, samples = 0;
-  int64_t optim_step = 0;
-  parts_t p = {env, rs, m, o, NULL, NULL};
-  rc = host_buffers(m, &p.params, &p.states, &local);
-  if (!rc) rc = load_shared(&p, pick.dir, &saved_world, &samples, &optim_step, &local);
-  bool same_world = saved_world == comm->world;
-  if (!rc && same_world) rc = load_rank(&p, pick.dir, &local);
-  /* What was loaded on the host becomes the model's. */
-  if (!rc) rc = dt_model_from_host(m, DT_MODEL_PARAMS, &local);
-  if (!rc) rc = dt_model_from_host(m, DT_MODEL_STATES, &local);
-  if (!rc) o->step = optim_step;
-  /* All ranks fail together: one that cannot load must not leave others training. */
-  double failed = rc != 0;
-  int crc = dt_comm_allreduce_sum_f64(comm, &failed, 1, err);
-  if (crc) return crc;
   if (rc) return dt_error_set(err, local.code, "resuming from %s: %s", pick.dir, local.msg);
-  if (failed) return dt_error_set(err, DT_ERR_FORMAT, "resuming from %s failed on another rank",
-                                  pick.dir);
+  if (flags[0]) return dt_error_set(err, DT_ERR_FORMAT, "resuming from %s failed on another rank",
+                                    pick.dir);
 
   long steps_per_epoch = env->steps_per_epoch;
   if (!same_world) {

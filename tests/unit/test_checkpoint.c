@@ -1,7 +1,8 @@
 /* Checkpoint files: the JSON reader, the safetensors encoder/decoder, and checkpoint
  * directories (commit, latest, pruning, best, verification of corrupt and truncated
  * files, the fallback to an older checkpoint, and write failures that must leave
- * `latest` alone). Runs in a fresh temporary directory. */
+ * `latest` alone), and writing and reading in one pass straight from and into the
+ * tensors' buffers. Runs in a fresh temporary directory. */
 #define _GNU_SOURCE /* memmem */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -540,6 +541,235 @@ static void test_hostile_checkpoint_files(void) {
   root[root_len] = '\0';
 }
 
+/* Reads root/NAME/FILE in one pass with tensors t (n of them) into bases; returns the
+ * outcome of dt_ckpt_in_close, sets *corrupt. */
+static int read_one_pass(const char *name, const char *file, const dt_param_info_t *t, int n,
+                         float *const *bases, bool *corrupt, dt_error_t *err) {
+  char dir[600];
+  snprintf(dir, sizeof dir, "%s/%s", root, name);
+  dt_ckpt_in_t *in;
+  int rc = dt_ckpt_in_open(dir, file, &in, corrupt, err);
+  if (rc) return rc;
+  void *head = NULL;
+  size_t head_len = 0;
+  rc = dt_safetensors_read_head(in, file, &head, &head_len, err);
+  if (!rc) rc = dt_safetensors_read_data(in, head, head_len, t, n, bases, file, err);
+  free(head);
+  return dt_ckpt_in_close(in, rc, corrupt, err);
+}
+
+/* Commits checkpoint NAME holding FILE = data (len bytes). */
+static int commit_bytes(const char *name, const char *file, const void *data, size_t len,
+                        dt_error_t *err) {
+  dt_ckpt_writer_t *w;
+  int rc = dt_ckpt_begin(root, name, &w, err);
+  if (rc) return rc;
+  if ((rc = dt_ckpt_add_file(w, file, data, len, err))) {
+    dt_ckpt_abort(w);
+    return rc;
+  }
+  return dt_ckpt_commit(w, NULL, 0, err);
+}
+
+static bool file_equals(const char *rel, const void *data, size_t len) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  FILE *f = fopen(p, "rb");
+  if (!f) return false;
+  char *buf = malloc(len + 1);
+  size_t got = buf ? fread(buf, 1, len + 1, f) : 0;
+  fclose(f);
+  bool same = buf && got == len && memcmp(buf, data, len) == 0;
+  free(buf);
+  return same;
+}
+
+/* Writing straight from the buffers and reading straight into them (issue 16): the file
+ * is byte for byte what dt_safetensors_encode_parts makes; a one-pass read gives the
+ * values back; a CRC failure in the last chunk is found at the end, after the data were
+ * read into place; a header that does not fit the model writes nothing; a damaged
+ * header is reported as the corruption it is; gaps and overlaps between tensors read
+ * right. Runs in root/onepass. */
+static void test_one_pass(void) {
+  dt_error_t err = {0};
+  size_t root_len = strlen(root);
+  snprintf(root + root_len, sizeof root - root_len, "/onepass");
+  CHECK_INT_EQ(mkdir(root, 0755), 0);
+
+  /* A 2.4 MB kernel (three read chunks) in one buffer, a bias in another. */
+  enum { BIG = 600000, SMALL = 7 };
+  dt_param_info_t t[2];
+  memset(t, 0, sizeof t);
+  snprintf(t[0].name, sizeof t[0].name, "d.kernel");
+  t[0].shape = (dt_shape_t){2, {1000, 600, 1, 1}};
+  t[0].count = BIG;
+  snprintf(t[1].name, sizeof t[1].name, "d.bias");
+  t[1].shape = dt_shape_1d(SMALL);
+  t[1].offset = 3; /* into the second buffer */
+  t[1].count = SMALL;
+  float *big = malloc(sizeof *big * BIG), small[SMALL + 3];
+  for (int i = 0; i < BIG; i++) big[i] = (float)i * 0.001f - 7.0f;
+  for (int i = 0; i < SMALL + 3; i++) small[i] = (float)i + 0.25f;
+  const float *bases[2] = {big, small};
+  const char *meta[] = {"step", "9", NULL};
+
+  dt_ckpt_writer_t *w;
+  uint64_t size = 0;
+  CHECK_INT_EQ(dt_ckpt_begin(root, "ckpt-01", &w, &err), 0);
+  CHECK_INT_EQ(dt_ckpt_add_safetensors(w, "m.safetensors", t, 2, bases, meta, &size, &err), 0);
+  CHECK_INT_EQ(dt_ckpt_commit(w, NULL, 0, &err), 0);
+  void *encoded;
+  size_t len;
+  CHECK_INT_EQ(dt_safetensors_encode_parts(t, 2, bases, meta, &encoded, &len, &err), 0);
+  CHECK_INT_EQ(size, len);
+  CHECK(file_equals("ckpt-01/m.safetensors", encoded, len));
+  char dir[600];
+  snprintf(dir, sizeof dir, "%s/ckpt-01", root);
+  CHECK_INT_EQ(dt_ckpt_verify(dir, &err), 0);
+
+  /* Read back into fresh buffers. */
+  float *big2 = calloc(BIG, sizeof *big2), small2[SMALL + 3] = {0};
+  float *into[2] = {big2, small2};
+  bool corrupt = true;
+  CHECK_INT_EQ(read_one_pass("ckpt-01", "m.safetensors", t, 2, into, &corrupt, &err), 0);
+  CHECK(!corrupt);
+  CHECK(memcmp(big2, big, sizeof *big * BIG) == 0);
+  CHECK(memcmp(small2 + 3, small + 3, sizeof *small * SMALL) == 0);
+  CHECK(small2[0] == 0.0f && small2[2] == 0.0f);
+
+  /* The head's metadata. */
+  dt_ckpt_in_t *in;
+  CHECK_INT_EQ(dt_ckpt_in_open(dir, "m.safetensors", &in, &corrupt, &err), 0);
+  void *head = NULL;
+  size_t head_len = 0;
+  CHECK_INT_EQ(dt_safetensors_read_head(in, "m", &head, &head_len, &err), 0);
+  char v[32] = "";
+  CHECK_INT_EQ(dt_safetensors_metadata(head, head_len, "step", v, sizeof v, &err), 0);
+  CHECK(strcmp(v, "9") == 0);
+  CHECK_INT_EQ(dt_ckpt_in_offset(in), head_len);
+  free(head);
+  CHECK_INT_EQ(dt_ckpt_in_close(in, 0, &corrupt, &err), 0);
+
+  /* The last byte flipped: the values arrive in place, and the CRC at the end says
+   * the file is corrupt (a caller then loads another checkpoint over them). */
+  flip_byte("ckpt-01/m.safetensors", (long)len - 1);
+  memset(big2, 0, sizeof *big2 * BIG);
+  CHECK_INT_EQ(read_one_pass("ckpt-01", "m.safetensors", t, 2, into, &corrupt, &err),
+               DT_ERR_FORMAT);
+  CHECK(corrupt);
+  CHECK_STR_CONTAINS(err.msg, "ckpt-01/m.safetensors: CRC32C");
+  CHECK_STR_CONTAINS(err.msg, "(corrupt)");
+  CHECK(memcmp(big2, big, sizeof *big * BIG) == 0);
+  flip_byte("ckpt-01/m.safetensors", (long)len - 1);
+
+  /* Another model's shape: refused before a byte of any buffer is written. */
+  dt_param_info_t other[2] = {t[0], t[1]};
+  other[1].shape = dt_shape_1d(SMALL + 1);
+  other[1].count = SMALL + 1;
+  for (int i = 0; i < BIG; i++) big2[i] = -1.0f;
+  CHECK_INT_EQ(read_one_pass("ckpt-01", "m.safetensors", other, 2, into, &corrupt, &err),
+               DT_ERR_SHAPE);
+  CHECK(!corrupt);
+  CHECK_STR_CONTAINS(err.msg, "m.safetensors: tensor 'd.bias' has another shape");
+  CHECK(big2[0] == -1.0f && big2[BIG - 1] == -1.0f);
+
+  /* A byte of the header damaged so that it no longer parses: the CRC explains it. */
+  char *quote = memmem(encoded, len, "\"d.kernel\"", 10);
+  CHECK(quote != NULL);
+  long at = quote ? (long)(quote - (char *)encoded) : 8;
+  flip_byte("ckpt-01/m.safetensors", at);
+  CHECK_INT_EQ(read_one_pass("ckpt-01", "m.safetensors", t, 2, into, &corrupt, &err),
+               DT_ERR_FORMAT);
+  CHECK(corrupt);
+  CHECK_STR_CONTAINS(err.msg, "(corrupt)");
+  CHECK(big2[0] == -1.0f);
+  flip_byte("ckpt-01/m.safetensors", at);
+
+  /* Truncated: refused at open, as dt_ckpt_verify refuses it. */
+  char p[700];
+  snprintf(p, sizeof p, "%s/m.safetensors", dir);
+  CHECK_INT_EQ(truncate(p, (off_t)len - 100), 0);
+  CHECK_INT_EQ(read_one_pass("ckpt-01", "m.safetensors", t, 2, into, &corrupt, &err),
+               DT_ERR_FORMAT);
+  CHECK(corrupt);
+  CHECK_STR_CONTAINS(err.msg, "truncated or partly written");
+  /* A file the manifest does not list. */
+  CHECK_INT_EQ(dt_ckpt_in_open(dir, "other.safetensors", &in, &corrupt, &err), DT_ERR_FORMAT);
+  CHECK(!corrupt);
+  CHECK_STR_CONTAINS(err.msg, "does not list other.safetensors");
+
+  /* Hand-made layouts: a gap before the kernel and bytes after the bias; then the bias
+   * overlapping the kernel's last 12 bytes. */
+  static const char *const kernel_at[2] = {"[8,32]", "[0,24]"};
+  static const char *const bias_at[2] = {"[40,52]", "[12,24]"};
+  for (int k = 0; k < 2; k++) {
+    char hdr[256];
+    int hl = snprintf(hdr, sizeof hdr,
+                      "{\"l.kernel\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":%s},"
+                      "\"l.bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":%s}}",
+                      kernel_at[k], bias_at[k]);
+    uint64_t h = (uint64_t)hl;
+    unsigned char st[8 + 256 + 64];
+    float data[16];
+    for (int i = 0; i < 16; i++) data[i] = 100.0f + (float)i;
+    memcpy(st, &h, 8);
+    memcpy(st + 8, hdr, (size_t)hl);
+    memcpy(st + 8 + hl, data, sizeof data);
+    char name[16];
+    snprintf(name, sizeof name, "ckpt-%02d", 2 + k);
+    CHECK_INT_EQ(commit_bytes(name, "m.safetensors", st, 8 + (size_t)hl + sizeof data, &err), 0);
+    float back[9] = {0};
+    float *bb[2] = {back, back};
+    CHECK_INT_EQ(read_one_pass(name, "m.safetensors", tensors, 2, bb, &corrupt, &err), 0);
+    int kernel0 = k == 0 ? 2 : 0, bias0 = k == 0 ? 10 : 3;
+    bool right = true;
+    for (int i = 0; i < 6; i++) right = right && back[i] == data[kernel0 + i];
+    for (int i = 0; i < 3; i++) right = right && back[6 + i] == data[bias0 + i];
+    if (!right) fprintf(stderr, "layout %d read wrong values\n", k);
+    CHECK(right);
+  }
+
+  /* Picking with deferred files: a corrupt model file is left for the loader to find
+   * (its size is right), a truncated one is not; a checkpoint the loader rejected is
+   * reported and the one before it picked. */
+  dt_log_t log = dt_log_make(0, 1);
+  log.quiet = true;
+  FILE *warnings = tmpfile();
+  log.err = warnings;
+  char picked[DT_CKPT_PATH_MAX];
+  flip_byte("ckpt-03/m.safetensors", 60);
+  const char *deferred[] = {"m.safetensors", NULL};
+  dt_ckpt_find_opts_t fo = {deferred, NULL, NULL};
+  CHECK_INT_EQ(dt_ckpt_find(root, &fo, &log, picked, &err), 0);
+  CHECK_STR_CONTAINS(picked, "/ckpt-03");
+  CHECK_INT_EQ(dt_ckpt_find_latest(root, &log, picked, &err), 0);
+  CHECK_STR_CONTAINS(picked, "/ckpt-02");
+  const char *rejected[] = {"ckpt-03", NULL};
+  fo = (dt_ckpt_find_opts_t){deferred, rejected, "m.safetensors: CRC32C 1, the manifest says 2"};
+  rewind(warnings);
+  CHECK_INT_EQ(ftruncate(fileno(warnings), 0), 0);
+  CHECK_INT_EQ(dt_ckpt_find(root, &fo, &log, picked, &err), 0);
+  CHECK_STR_CONTAINS(picked, "/ckpt-02");
+  char text[4096] = "";
+  rewind(warnings);
+  size_t got = fread(text, 1, sizeof text - 1, warnings);
+  text[got] = '\0';
+  CHECK_STR_CONTAINS(text, "checkpoint ckpt-03 (latest) cannot be used: m.safetensors: CRC32C 1");
+  CHECK_STR_CONTAINS(text, "resuming from the older checkpoint");
+  /* Every one rejected (ckpt-01 is truncated): none usable, the last problem named. */
+  const char *all[] = {"ckpt-02", "ckpt-03", NULL};
+  fo = (dt_ckpt_find_opts_t){deferred, all, "bad"};
+  CHECK_INT_EQ(dt_ckpt_find(root, &fo, &log, picked, &err), DT_ERR_FORMAT);
+  CHECK_STR_CONTAINS(err.msg, "no usable checkpoint in");
+  CHECK_STR_CONTAINS(err.msg, "truncated or partly written");
+  fclose(warnings);
+
+  free(encoded);
+  free(big);
+  free(big2);
+  root[root_len] = '\0';
+}
+
 int main(void) {
   snprintf(root, sizeof root, "%s/dtrain-ckpt-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   if (!mkdtemp(root)) {
@@ -554,6 +784,7 @@ int main(void) {
   test_prune_leaves_foreign_folders();
   test_resume_on_fresh_volume();
   test_hostile_checkpoint_files();
+  test_one_pass();
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);

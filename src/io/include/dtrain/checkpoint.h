@@ -22,7 +22,9 @@
  *
  * Reading: dt_ckpt_find_latest verifies the checkpoint `latest` names (the manifest,
  * then every file's size and CRC32C); if it is missing or corrupt it says why and
- * falls back to the newest older checkpoint that verifies. */
+ * falls back to the newest older checkpoint that verifies. A loader that reads the
+ * large files only once checks them while it reads them instead (dt_ckpt_find with
+ * deferred files, dt_ckpt_in_*) and asks for the next checkpoint if one fails. */
 #ifndef DTRAIN_CHECKPOINT_H
 #define DTRAIN_CHECKPOINT_H
 
@@ -50,9 +52,27 @@ const char *dt_ckpt_tmp_dir(const dt_ckpt_writer_t *w);
 int dt_ckpt_write_file(const char *dir, const char *file, const void *data, size_t len,
                        uint32_t *crc, dt_error_t *err);
 
+/* One piece of a file written from several buffers. */
+typedef struct {
+  const void *data;
+  size_t len;
+} dt_ckpt_piece_t;
+
+/* Writes DIR/FILE from n pieces in order, straight from their memory (no copy into
+ * one buffer), then fsyncs it; *size and *crc (either may be NULL) get the file's
+ * size and CRC32C, computed on the way over each piece just before it is written. */
+int dt_ckpt_write_pieces(const char *dir, const char *file, const dt_ckpt_piece_t *pieces, int n,
+                         uint64_t *size, uint32_t *crc, dt_error_t *err);
+
 /* Writes FILE into the checkpoint and records it in the manifest. */
 int dt_ckpt_add_file(dt_ckpt_writer_t *w, const char *file, const void *data, size_t len,
                      dt_error_t *err);
+
+/* Writes a safetensors file into the checkpoint straight from the tensors' buffers
+ * (see dt_safetensors_write) and records it; *size (may be NULL) gets its size. */
+int dt_ckpt_add_safetensors(dt_ckpt_writer_t *w, const char *file, const dt_param_info_t *tensors,
+                            int n, const float *const *bases, const char *const *meta,
+                            uint64_t *size, dt_error_t *err);
 
 /* Records a file some other process wrote into dt_ckpt_tmp_dir(w). */
 int dt_ckpt_add_record(dt_ckpt_writer_t *w, const char *file, uint64_t size, uint32_t crc,
@@ -79,6 +99,52 @@ int dt_ckpt_verify(const char *dir, dt_error_t *err);
  * not ours, such as lost+found or one with our kind of name but no manifest, do not
  * count); DT_ERR_FORMAT when it holds some but none verifies. ROOT may also name a checkpoint directory itself. */
 int dt_ckpt_find_latest(const char *root, dt_log_t *log, char *dir, dt_error_t *err);
+
+/* How dt_ckpt_find picks, for a loader that reads the large files once, straight into
+ * place, checking them as it goes (dt_ckpt_in_*), instead of verifying them first and
+ * reading them again:
+ *   deferred  files (NULL-terminated names) whose size alone is checked while picking;
+ *             the loader checks their CRC32C as it reads them
+ *   rejected  checkpoints (NULL-terminated names) such a loader found corrupt: not
+ *             tried again; the last of them is reported through log with `why`, as a
+ *             checkpoint skipped while picking is, and the next good one is picked.
+ * Either list may be NULL. */
+typedef struct {
+  const char *const *deferred;
+  const char *const *rejected;
+  const char *why;
+} dt_ckpt_find_opts_t;
+
+/* dt_ckpt_find_latest with opts (NULL: verify every file, as dt_ckpt_find_latest). */
+int dt_ckpt_find(const char *root, const dt_ckpt_find_opts_t *opts, dt_log_t *log, char *dir,
+                 dt_error_t *err);
+
+/* A checkpoint file read once, front to back, and checked against the size and CRC32C
+ * its directory's manifest lists, as the bytes arrive. The caller reads it into place
+ * (dt_ckpt_in_read, or dt_safetensors_read_head/_data) and ends with dt_ckpt_in_close,
+ * which reads what is left and compares the CRC32C: only then are the bytes known to
+ * be the ones written, so a caller must be able to undo what it read (a resume loads
+ * the previous checkpoint over it, see dt_ckpt_find_opts_t). */
+typedef struct dt_ckpt_in dt_ckpt_in_t;
+
+/* Opens DIR/FILE, which DIR's manifest must list with the file's actual size; a size
+ * that differs is reported as dt_ckpt_verify reports it, with *corrupt set. */
+int dt_ckpt_in_open(const char *dir, const char *file, dt_ckpt_in_t **out, bool *corrupt,
+                    dt_error_t *err);
+uint64_t dt_ckpt_in_size(const dt_ckpt_in_t *in);     /* the file's size */
+uint64_t dt_ckpt_in_offset(const dt_ckpt_in_t *in);   /* the bytes read so far */
+const char *dt_ckpt_in_path(const dt_ckpt_in_t *in);  /* DIR/FILE, for messages */
+
+/* Reads the next n bytes into dst (dst NULL: reads and checks them, keeps nothing);
+ * DT_ERR_FORMAT if fewer than n are left. */
+int dt_ckpt_in_read(dt_ckpt_in_t *in, void *dst, size_t n, dt_error_t *err);
+
+/* Ends the read and frees in (NULL: nothing to do). rc is the caller's outcome so
+ * far (0, or an error already in err). Unless that is an I/O or memory error, the
+ * rest of the file is read and its CRC32C compared with the manifest's: a mismatch
+ * is the error returned (it explains any other: a flipped byte in a header makes it
+ * malformed), with *corrupt set and the message dt_ckpt_verify gives. Otherwise rc. */
+int dt_ckpt_in_close(dt_ckpt_in_t *in, int rc, bool *corrupt, dt_error_t *err);
 
 /* Reads DIR/FILE whole into a malloc'd buffer. */
 int dt_ckpt_read_file(const char *dir, const char *file, void **data, size_t *len,
@@ -109,6 +175,31 @@ int dt_safetensors_encode_parts(const dt_param_info_t *tensors, int n, const flo
                                 dt_error_t *err);
 int dt_safetensors_decode_parts(const void *data, size_t len, const dt_param_info_t *tensors,
                                 int n, float *const *bases, const char *what, dt_error_t *err);
+
+/* The head of a safetensors file of these tensors: the 8-byte length and the JSON
+ * header padded with spaces (*out malloc'd, *len bytes). The file is the head, then
+ * each tensor's floats in the order given. */
+int dt_safetensors_head(const dt_param_info_t *tensors, int n, const char *const *meta, void **out,
+                        size_t *len, dt_error_t *err);
+
+/* Writes DIR/FILE as dt_safetensors_encode_parts would encode it, byte for byte, but
+ * straight from the tensors' buffers: the head, then the floats (tensors adjacent in
+ * memory in one piece), with dt_ckpt_write_pieces; *size and *crc as there. */
+int dt_safetensors_write(const char *dir, const char *file, const dt_param_info_t *tensors, int n,
+                         const float *const *bases, const char *const *meta, uint64_t *size,
+                         uint32_t *crc, dt_error_t *err);
+
+/* Reading a checkpoint's safetensors file in one pass, straight into place: first
+ * the head (*head malloc'd, head_len bytes, which dt_safetensors_metadata reads), */
+int dt_safetensors_read_head(dt_ckpt_in_t *in, const char *what, void **head, size_t *head_len,
+                             dt_error_t *err);
+/* then the data into the tensors' buffers. Every check of dt_safetensors_decode_parts
+ * is made on the head before any byte of a buffer is written; data between or after
+ * the tensors are read and checked but not kept. (A file whose tensors overlap is read
+ * into a scratch buffer and copied out.) End with dt_ckpt_in_close. */
+int dt_safetensors_read_data(dt_ckpt_in_t *in, const void *head, size_t head_len,
+                             const dt_param_info_t *tensors, int n, float *const *bases,
+                             const char *what, dt_error_t *err);
 
 /* A __metadata__ value of a safetensors file, copied into val. DT_ERR_NOT_FOUND if
  * absent. */
