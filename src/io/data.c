@@ -173,6 +173,13 @@ int dt_dataset_join_targets(dt_dataset_t *x, dt_dataset_t *y, dt_error_t *err) {
   return rc;
 }
 
+const char *dt_dataset_sample_where(const dt_dataset_t *ds, size_t i, char *buf, size_t cap) {
+  size_t row = ds->first + i;
+  if (ds->first_line) snprintf(buf, cap, "sample %zu (line %zu)", row, ds->first_line + row);
+  else snprintf(buf, cap, "sample %zu", row);
+  return buf;
+}
+
 int dt_dataset_targets_as_classes(dt_dataset_t *ds, dt_error_t *err) {
   if (ds->ykind == DT_Y_CLASSES) return DT_OK;
   if (ds->ykind == DT_Y_NONE)
@@ -185,11 +192,10 @@ int dt_dataset_targets_as_classes(dt_dataset_t *ds, dt_error_t *err) {
   for (size_t i = 0; i < ds->n; i++) {
     double v = dt_array_get(&ds->y, ds->first + i, 0);
     if (!(v >= 0.0) || v != floor(v) || v > (double)INT32_MAX - 1) {
-      size_t line = ds->first_line ? ds->first_line + ds->first + i : 0;
-      char where[64] = "";
-      if (line) snprintf(where, sizeof where, " (line %zu)", line);
-      return dt_error_set(err, DT_ERR_FORMAT, "'%s': sample %zu%s: class label %g is not a "
-                          "non-negative integer", what, ds->first + i, where, v);
+      char where[64];
+      return dt_error_set(err, DT_ERR_FORMAT, "'%s': %s: class label %g is not a "
+                          "non-negative integer", what,
+                          dt_dataset_sample_where(ds, i, where, sizeof where), v);
     }
     if (v > max) max = v;
   }

@@ -101,13 +101,11 @@ static int check_bce_targets(const trainer_t *t, dt_error_t *err) {
       for (size_t j = 0; j < f->y.row; j++) {
         double v = dt_array_get(&f->y, f->first + i, j);
         if (!(v >= 0.0 && v <= 1.0)) {
-          /* Line-based files (CSV) say the line too, as class label errors do. */
-          size_t line = f->first_line ? f->first_line + f->first + i : 0;
-          char where[48] = "";
-          if (line) snprintf(where, sizeof where, " (line %zu)", line);
-          return dt_error_set(err, DT_ERR_FORMAT, "'%s': sample %zu%s: target %g, but "
+          char where[64];
+          return dt_error_set(err, DT_ERR_FORMAT, "'%s': %s: target %g, but "
                               "binary_crossentropy needs targets in [0, 1] (0/1 labels for a "
-                              "single sigmoid unit)", targets_file(f), f->first + i, where, v);
+                              "single sigmoid unit)", targets_file(f),
+                              dt_dataset_sample_where(f, i, where, sizeof where), v);
         }
       }
   }

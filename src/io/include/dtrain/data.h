@@ -105,6 +105,10 @@ void dt_dataset_split(const dt_dataset_t *all, double val_fraction, dt_dataset_t
  * x's owner, and y is emptied (also on an error). Errors when the counts differ. */
 int dt_dataset_join_targets(dt_dataset_t *x, dt_dataset_t *y, dt_error_t *err);
 
+/* "sample R" or, for line-based files, "sample R (line L)": where sample i of ds (a
+ * file or a view) is, for messages; R counts from the file's first sample. Returns buf. */
+const char *dt_dataset_sample_where(const dt_dataset_t *ds, size_t i, char *buf, size_t cap);
+
 /* Makes target values class ids for a loss that takes labels: each must be a
  * non-negative integer (the error names the sample, and the line for text files);
  * num_classes becomes the largest + 1. Classes already are left as they are. */
