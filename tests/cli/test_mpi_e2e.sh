@@ -28,6 +28,16 @@ out=$("${MPIEXEC[@]}" -n 2 "$WORKER" "${args[@]}" --set train.epochs=1 --all-ran
 grep -q "^\[rank 1\] Epoch 1/1 - 42 steps" <<<"$out" && pass ||
   fail "--all-ranks: no epoch line from rank 1: $out"
 
+# train.threads = 0 (automatic, issue 16): under a launcher each rank takes 1 compute
+# thread, whatever the cores (a process alone takes them all: test_threads_training).
+out=$("${MPIEXEC[@]}" -n 2 "$WORKER" "${args[@]}" --set train.epochs=1 --set train.threads=0 \
+  --all-ranks 2>&1)
+for r in 0 1; do
+  prefix=$([ "$r" -eq 0 ] && echo "" || echo "\[rank 1\] ")
+  grep -qE "^${prefix}dtrain-worker .*; 1 compute thread; " <<<"$out" && pass ||
+    fail "rank $r under mpiexec with train.threads = 0: not 1 compute thread: $(grep 'dtrain-worker' <<<"$out")"
+done
+
 out=$("$WORKER" "${args[@]}" --set train.epochs=1 2>&1)
 grep -q "1 rank(s)" <<<"$out" && pass || fail "without mpiexec: not 1 rank: $out"
 finish
