@@ -6,7 +6,7 @@
  * one rename) holding
  *   model.safetensors  the parameters, then the layers' non-trainable state (batch norm's
  *                      moving averages), float32, named as in a checkpoint
- *                      ("layer.1.dense.kernel", ...); __metadata__: format "dtrain", kind
+ *                      ("dense_1.kernel", ...); __metadata__: format "dtrain", kind
  *                      "saved-model", step, epoch, target, weights (which weights these
  *                      are) and the run's whole config text ("config")
  *   preprocess.json    the run's data preprocessing (run_data_preprocess_json): format,
