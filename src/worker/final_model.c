@@ -45,7 +45,14 @@ int final_model_save(struct trainer *t, const char *why, bool average, dt_error_
   if (o->dir[0]) snprintf(dir, sizeof dir, "%s", o->dir);
   else snprintf(dir, sizeof dir, "%s/model", t->tlog.dir);
   saved_model_info_t info = {t->run.step, t->run.epoch, t->target, why};
-  if ((rc = saved_model_write(dir, &t->model, t->cfg, t->preprocess_json, &info, err))) return rc;
+  /* Like a checkpoint that cannot be written: reported, and the run ends as it would
+   * (its test result is still printed; a checkpoint may hold the same weights). */
+  dt_error_t werr = {0};
+  if (saved_model_write(dir, &t->model, t->cfg, t->preprocess_json, &info, &werr)) {
+    o->failed = true;
+    dt_log_error(&t->log, "the model was not saved: %s", werr.msg);
+    return 0;
+  }
   snprintf(o->written, sizeof o->written, "%s", dir);
   dt_log_info(&t->log, "Model saved to %s (weights: %s); use it with dtrain-worker predict or "
               "evaluate --model %s", dir, why, dir);

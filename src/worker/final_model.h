@@ -22,6 +22,7 @@ typedef struct {
   bool enabled;            /* train.save_model */
   char dir[OPT_PATH_MAX];  /* train.model_dir; "": <run folder>/model */
   char written[OPT_PATH_MAX + 16]; /* where the last save went ("" before) */
+  bool failed;             /* a save could not be written (reported; the run goes on) */
 } final_model_opts_t;
 
 /* Reads train.save_model and train.model_dir. */
@@ -32,7 +33,8 @@ struct trainer;
 /* Writes the trainer's model as its final model; `why` describes the weights ("final",
  * "best of epoch 3", ...). With average_states, collective in a multi-rank job: the
  * layers' state becomes the average over the ranks first (the run is ending). Logs where
- * the model went. */
+ * the model went. A write that fails (disk full) is logged and sets o->failed, like a
+ * checkpoint that cannot be written; only a failed collective is returned. */
 int final_model_save(struct trainer *t, const char *why, bool average_states, dt_error_t *err);
 
 #endif

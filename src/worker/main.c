@@ -370,6 +370,8 @@ static int train_main(int argc, char **argv) {
                 "not set): %s%s, but the run cannot be resumed", t.run.step,
                 t.final_model.written[0] ? "the model so far is in " : "no model was kept",
                 t.final_model.written);
+  if (rc == 0 && t.final_model.failed)
+    dt_log_warn(&log, "the model could not be saved (see the error above)");
   if (rc == 0 && t.ckpt_failures)
     dt_log_warn(&log, "%d checkpoint(s) could not be written (see the errors above)",
                 t.ckpt_failures);
