@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "saved_model.h"
-#include "trainer.h"
 
 int final_model_read(dt_config_t *cfg, final_model_opts_t *o, dt_error_t *err) {
   memset(o, 0, sizeof *o);
@@ -23,38 +22,38 @@ int final_model_read(dt_config_t *cfg, final_model_opts_t *o, dt_error_t *err) {
 }
 
 /* Averages the layers' state over the ranks, in the model (collective). */
-static int average_states(trainer_t *t, dt_error_t *err) {
-  dt_model_t *m = &t->model;
-  if (!m->num_states || t->comm->world < 2) return 0;
+static int average_states(const final_model_run_t *r, dt_error_t *err) {
+  dt_model_t *m = r->model;
+  if (!m->num_states || r->comm->world < 2) return 0;
   float *states;
   int rc = dt_model_to_host(m, DT_MODEL_STATES, &states, err);
-  if (!rc) rc = dt_comm_allreduce_avg(t->comm, states, m->num_states, err);
+  if (!rc) rc = dt_comm_allreduce_avg(r->comm, states, m->num_states, err);
   if (!rc) rc = dt_model_from_host(m, DT_MODEL_STATES, err);
   return rc;
 }
 
-int final_model_save(struct trainer *t, const char *why, bool average, dt_error_t *err) {
-  final_model_opts_t *o = &t->final_model;
+int final_model_save(final_model_opts_t *o, const final_model_run_t *r, const char *why,
+                     bool average, dt_error_t *err) {
   if (!o->enabled) return 0;
   int rc;
-  if (average && (rc = average_states(t, err)))
+  if (average && (rc = average_states(r, err)))
     return dt_error_prefix(err, "averaging the layers' state for the final model: ");
-  if (t->comm->rank != 0) return 0;
+  if (r->comm->rank != 0) return 0;
   /* The run folder: the TensorBoard run's, with a PS worker's own sub-folder. */
   char dir[sizeof o->written];
   if (o->dir[0]) snprintf(dir, sizeof dir, "%s", o->dir);
-  else snprintf(dir, sizeof dir, "%s/model", t->tlog.dir);
-  saved_model_info_t info = {t->run.step, t->run.epoch, t->target, why};
+  else snprintf(dir, sizeof dir, "%s/model", r->run_dir);
+  saved_model_info_t info = {r->step, r->epoch, r->target, why};
   /* Like a checkpoint that cannot be written: reported, and the run ends as it would
    * (its test result is still printed; a checkpoint may hold the same weights). */
   dt_error_t werr = {0};
-  if (saved_model_write(dir, &t->model, t->cfg, t->preprocess_json, &info, &werr)) {
+  if (saved_model_write(dir, r->model, r->cfg, r->preprocess_json, &info, &werr)) {
     o->failed = true;
-    dt_log_error(&t->log, "the model was not saved: %s", werr.msg);
+    dt_log_error(r->log, "the model was not saved: %s", werr.msg);
     return 0;
   }
   snprintf(o->written, sizeof o->written, "%s", dir);
-  dt_log_info(&t->log, "Model saved to %s (weights: %s); use it with dtrain-worker predict or "
+  dt_log_info(r->log, "Model saved to %s (weights: %s); use it with dtrain-worker predict or "
               "evaluate --model %s", dir, why, dir);
   return 0;
 }

@@ -14,8 +14,12 @@
 
 #include <stdbool.h>
 
+#include "dtrain/comm.h"
 #include "dtrain/config.h"
 #include "dtrain/error.h"
+#include "dtrain/log.h"
+#include "dtrain/model.h"
+#include "model_eval.h"
 #include "options.h"
 
 typedef struct {
@@ -28,13 +32,25 @@ typedef struct {
 /* Reads train.save_model and train.model_dir. */
 int final_model_read(dt_config_t *cfg, final_model_opts_t *o, dt_error_t *err);
 
-struct trainer;
+/* What of the run goes into its final model (the trainer fills it; nothing here knows
+ * the trainer). */
+typedef struct {
+  dt_comm_t *comm;
+  dt_model_t *model;
+  const dt_config_t *cfg;
+  const char *preprocess_json;
+  const char *run_dir; /* the run folder: <model>/ goes inside it */
+  dt_log_t *log;
+  long step, epoch;
+  target_kind target;
+} final_model_run_t;
 
-/* Writes the trainer's model as its final model; `why` describes the weights ("final",
+/* Writes the run's model as its final model; `why` describes the weights ("final",
  * "best of epoch 3", ...). With average_states, collective in a multi-rank job: the
  * layers' state becomes the average over the ranks first (the run is ending). Logs where
  * the model went. A write that fails (disk full) is logged and sets o->failed, like a
  * checkpoint that cannot be written; only a failed collective is returned. */
-int final_model_save(struct trainer *t, const char *why, bool average_states, dt_error_t *err);
+int final_model_save(final_model_opts_t *o, const final_model_run_t *r, const char *why,
+                     bool average_states, dt_error_t *err);
 
 #endif

@@ -25,7 +25,7 @@
 #include "dtrain/error.h"
 #include "dtrain/json.h"
 #include "dtrain/model.h"
-#include "trainer.h"
+#include "model_eval.h"
 
 typedef struct {
   char dir[DT_CKPT_PATH_MAX]; /* the directory the model was read from */

@@ -387,6 +387,13 @@ static ckpt_env_t ckpt_env(trainer_t *t) {
                       t->steps_per_epoch, t->preprocess_json};
 }
 
+/* The final model (final_model.h) from the trainer's current weights. */
+static int save_final_model(trainer_t *t, const char *why, bool average_states, dt_error_t *err) {
+  final_model_run_t r = {t->comm,  &t->model,    t->cfg,         t->preprocess_json,
+                         t->tlog.dir, &t->log,  t->run.step,     t->run.epoch, t->target};
+  return final_model_save(&t->final_model, &r, why, average_states, err);
+}
+
 static int save(trainer_t *t, const char *why, dt_error_t *err) {
   ckpt_env_t env = ckpt_env(t);
   return ckpt_save(&env, &t->run, &t->model, &t->optim, why, err);
@@ -572,7 +579,7 @@ static int stop_for_signal(trainer_t *t, dt_error_t *err) {
   if (t->ckpt.dir[0] && (rc = save(t, "preempted", err))) return rc;
   char why[96];
   snprintf(why, sizeof why, "step %ld (stopped by a signal)", rs->step);
-  if ((rc = final_model_save(t, why, true, err))) return rc;
+  if ((rc = save_final_model(t, why, true, err))) return rc;
   train_log_flush(&t->tlog);
   t->preempted = true;
   return 0;
@@ -690,7 +697,7 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
   }
   if ((rc = exchange_finish(&t->exchange, err))) return rc;
   /* The layers' state was averaged over the ranks at the end of the last epoch. */
-  if ((rc = final_model_save(t, why, false, err))) return rc;
+  if ((rc = save_final_model(t, why, false, err))) return rc;
   exchange_report(&t->exchange, &t->stats);
   report_reads(t);
   dt_loader_destroy(t->loader);
