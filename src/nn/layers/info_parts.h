@@ -1,0 +1,11 @@
+/* The private settings of layers whose state struct is local to their own file, for
+ * layer_info.c (private to the layers folder). */
+#ifndef DTRAIN_LAYERS_INFO_PARTS_H
+#define DTRAIN_LAYERS_INFO_PARTS_H
+
+#include "dtrain/layer_info.h"
+
+void dt_batch_norm_info(const dt_layer_t *l, dt_layer_info_t *out);
+void dt_bidirectional_info(const dt_layer_t *l, dt_layer_info_t *out);
+
+#endif
