@@ -66,8 +66,9 @@ int dt_onnx_export(const dt_model_t *m, const float *params, const float *states
     rc = dt_error_set(err, DT_ERR_NOMEM, "ONNX export '%s': out of memory", path);
     goto done;
   }
-  /* Every layer, the one the loss fuses included: the file gives probabilities. */
-  for (int i = 0; i < m->nlayers; i++) {
+  /* The layers forward runs; the loss's softmax or sigmoid (a final layer the loss
+   * fuses, or the activation a cross-entropy on logits implies) is added after them. */
+  for (int i = 0; i < m->nrun; i++) {
     const dt_layer_t *l = &m->layers[i];
     const float *w[DT_MAX_LAYER_PARAMS] = {0}, *s[DT_MAX_LAYER_STATES] = {0};
     for (int p = 0; p < l->nparams; p++) w[p] = params + l->param_decl[p].offset;
@@ -79,10 +80,29 @@ int dt_onnx_export(const dt_model_t *m, const float *params, const float *states
       goto done;
     }
   }
-  const char *last = m->nlayers ? wk.value[m->nlayers - 1] : "input";
+  const char *last = m->nrun ? wk.value[m->nrun - 1] : "input";
   const char *out = "output";
-  ox_node(&g, "Identity", &last, 1, &out, 1);
-  const dt_shape_t *os = m->nlayers ? &m->layers[m->nlayers - 1].out_shape : &m->in_shape;
+  const dt_shape_t *os = &m->out_shape;
+  if (m->loss == DT_LOSS_SOFTMAX_CE || m->loss == DT_LOSS_BCE_LOGITS) {
+    /* Probabilities, as predict gives: the softmax runs over all values of a sample. */
+    ox_node_t *n;
+    if (m->loss == DT_LOSS_BCE_LOGITS) {
+      last = ox_unary(&g, "Sigmoid", last, NULL);
+    } else if (os->ndim == 1) {
+      last = ox_unary(&g, "Softmax", last, &n);
+      ox_attr_int(&g, n, "axis", -1);
+    } else {
+      last = ox_unary(&g, "Flatten", last, &n);
+      ox_attr_int(&g, n, "axis", 1);
+      last = ox_unary(&g, "Softmax", last, &n);
+      ox_attr_int(&g, n, "axis", -1);
+      int64_t shape[DT_MAX_DIMS + 1] = {0};
+      for (int i = 0; i < os->ndim; i++) shape[i + 1] = os->dims[i];
+      last = ox_binary(&g, "Reshape", last, ox_const_ints(&g, "shape", shape, os->ndim + 1),
+                       NULL);
+    }
+  }
+  if (last) ox_node(&g, "Identity", &last, 1, &out, 1);
   Dtrain__Onnx__ModelProto *mp =
       ox_model(&g, ox_value_info(&g, "input", m->in_shape.dims, m->in_shape.ndim),
                ox_value_info(&g, "output", os->dims, os->ndim), DT_ONNX_OPSET, "dtrain");

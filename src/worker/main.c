@@ -19,6 +19,7 @@
 #include "dtrain/fpenv.h"
 #include "dtrain/log.h"
 #include "dtrain/test_hooks.h"
+#include "cmd_export.h"
 #include "inspect.h"
 #include "preempt.h"
 #include "trainer.h"
@@ -28,6 +29,7 @@ enum { EXIT_RUN_FAILED = 1, EXIT_USAGE = 2 };
 static void usage(FILE *out) {
   fputs(
       "Usage: dtrain-worker --config FILE [--set SECTION.KEY=VALUE]... [options]\n"
+      "       dtrain-worker export --model DIR -o FILE.onnx   (export --help)\n"
       "\n"
       "Trains the model described by an INI run config (data, [layer.N] stack, optimizer,\n"
       "schedule, epochs, batch size, seed) and evaluates it on the test set.\n"
@@ -225,6 +227,8 @@ static int print_config(dt_config_t *cfg, const cli_t *cli, const dt_test_hooks_
 }
 
 int main(int argc, char **argv) {
+  /* Subcommands. */
+  if (argc > 1 && !strcmp(argv[1], "export")) return cmd_export(argc - 1, argv + 1);
   /* Training runs in this thread: denormal floats (momentum of weights that never get a
    * gradient decays into them) cost microcode assists on every operation, and the loss
    * of values below FLT_MIN changes no result that matters (dtrain/fpenv.h). Threads

@@ -1,17 +1,19 @@
 /* Builds a model from a config, gives it random parameters (and, with -s, random batch
  * norm moving statistics), runs a random batch through it and writes what the ONNX
  * parity test (tests/cli/test_onnx_export.sh) compares: OUT/model.onnx (dt_onnx_export),
- * OUT/x.npy (the inputs) and OUT/y.npy (the outputs of every layer, the one fused into
- * the loss included: the probabilities).
+ * OUT/x.npy (the inputs) and OUT/y.npy (the model's outputs; for a cross-entropy loss
+ * the probabilities, the loss's softmax or sigmoid applied to the logits).
  *
- * usage: onnx_parity CONFIG OUT [-i SHAPE] [-b BATCH] [-r SEED] [-d IDS] [-s] [-S KEY=VALUE]...
+ * usage: onnx_parity CONFIG OUT [-i SHAPE] [-b BATCH] [-r SEED] [-d IDS] [-u] [-s] [-S KEY=VALUE]...
  *   -i  the per-sample input shape ("28,28,1"); default: the config's model.input
  *   -d  inputs are integer ids in [0, IDS) (for embeddings) instead of normal floats
+ *   -u  inputs uniform in [0, 1) (scaled pixels) instead of normal
  *   -s  random moving statistics: means ~ N(0, 1), variances in [0.5, 2)
  *   -S  a config override, as dtrain-worker's --set
  * Errors go to stderr as "error: MESSAGE" with exit status 1 (2 for usage). */
 #define _POSIX_C_SOURCE 200809L
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,19 +56,20 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *cfg_path = argv[1], *out = argv[2], *shape_arg = NULL;
-  int batch = 4, ids = 0, random_states = 0;
+  int batch = 4, ids = 0, random_states = 0, uniform = 0;
   unsigned long seed = 1;
   dt_error_t err = {0};
   dt_config_t *cfg = dt_config_new();
   if (!cfg || dt_config_load_file(cfg, cfg_path, &err)) goto fail;
   optind = 3;
-  for (int c; (c = getopt(argc, argv, "i:b:r:d:sS:")) != -1;) {
+  for (int c; (c = getopt(argc, argv, "i:b:r:d:usS:")) != -1;) {
     switch (c) {
     case 'i': shape_arg = optarg; break;
     case 'b': batch = atoi(optarg); break;
     case 'r': seed = strtoul(optarg, NULL, 10); break;
     case 'd': ids = atoi(optarg); break;
     case 's': random_states = 1; break;
+    case 'u': uniform = 1; break;
     case 'S':
       if (dt_config_override(cfg, optarg, &err)) goto fail;
       break;
@@ -108,29 +111,45 @@ int main(int argc, char **argv) {
       if (dt_model_from_host(&m, DT_MODEL_STATES, &err)) goto fail;
     }
   }
-  /* Biases start at zero: give every parameter some noise so that they count. */
+  /* Biases, gammas and betas start at zeros or ones: give them some noise so that a
+   * mistake in their mapping shows (the kernels are random already). */
   if (dt_model_to_host(&m, DT_MODEL_PARAMS, &params, &err)) goto fail;
-  for (size_t j = 0; j < m.num_params; j++) params[j] += 0.1f * dt_rng_normal(&rng);
+  for (int i = 0; i < m.nparams; i++)
+    if (m.params[i].init == DT_INIT_ZEROS || m.params[i].init == DT_INIT_ONES)
+      for (size_t j = 0; j < m.params[i].count; j++)
+        params[m.params[i].offset + j] += 0.1f * dt_rng_normal(&rng);
   if (dt_model_from_host(&m, DT_MODEL_PARAMS, &err)) goto fail;
 
   const size_t isz = dt_shape_size(&m.in_shape);
   float *x = m.acts[0];
   for (size_t j = 0; j < (size_t)batch * isz; j++)
-    x[j] = ids ? (float)dt_rng_below(&rng, (uint64_t)ids) : dt_rng_normal(&rng);
+    x[j] = ids       ? (float)dt_rng_below(&rng, (uint64_t)ids)
+           : uniform ? dt_rng_uniform(&rng)
+                     : dt_rng_normal(&rng);
   char path[4096];
   snprintf(path, sizeof path, "%s/x.npy", out);
   if (write_npy(path, x, batch, &m.in_shape)) {
     fprintf(stderr, "error: cannot write %s\n", path);
     return 1;
   }
-  dt_model_forward(&m, batch, false, &rng);
-  /* The layers the loss fuses run here: the ONNX file computes them. */
-  dt_exec_ctx_t ctx = dt_model_exec_ctx(&m, false, &rng);
-  for (int i = m.nrun; i < m.nlayers; i++)
-    m.layers[i].ops->forward(&m.layers[i], &ctx, batch, m.acts[i], m.acts[i + 1]);
+  float *y = (float *)dt_model_forward(&m, batch, false, &rng);
   if (dt_device_synchronize(dev, &err)) goto fail;
+  /* The loss's softmax or sigmoid on the logits (in double): the ONNX file gives
+   * probabilities. */
+  const size_t osz = dt_shape_size(&m.out_shape);
+  for (int b = 0; b < batch; b++) {
+    float *z = y + (size_t)b * osz;
+    if (m.loss == DT_LOSS_BCE_LOGITS) {
+      for (size_t j = 0; j < osz; j++) z[j] = (float)(1.0 / (1.0 + exp(-(double)z[j])));
+    } else if (m.loss == DT_LOSS_SOFTMAX_CE) {
+      double mx = z[0], sum = 0.0;
+      for (size_t j = 1; j < osz; j++) mx = z[j] > mx ? z[j] : mx;
+      for (size_t j = 0; j < osz; j++) sum += exp((double)z[j] - mx);
+      for (size_t j = 0; j < osz; j++) z[j] = (float)(exp((double)z[j] - mx) / sum);
+    }
+  }
   snprintf(path, sizeof path, "%s/y.npy", out);
-  if (write_npy(path, m.acts[m.nlayers], batch, &m.layers[m.nlayers - 1].out_shape)) {
+  if (write_npy(path, y, batch, &m.out_shape)) {
     fprintf(stderr, "error: cannot write %s\n", path);
     return 1;
   }

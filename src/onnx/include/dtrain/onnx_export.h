@@ -1,8 +1,10 @@
 /* Export of a built model to an ONNX file (opset 17), for ONNX Runtime and every other
  * ONNX reader. The graph takes one float input "input" of shape (batch, per-sample
  * input shape), channels-last as dtrain's data are, and gives one output "output" of
- * shape (batch, per-sample output shape): the probabilities where the loss fuses the
- * final softmax or sigmoid (the exported graph keeps that layer). Dropout is left out;
+ * shape (batch, per-sample output shape): for a cross-entropy loss the probabilities
+ * (dtrain's models give logits and the loss applies the softmax or sigmoid, whether the
+ * config ends with that layer or not; the file applies it), as predict gives them, and
+ * otherwise the model's output as it is. Dropout is left out;
  * batch norm is exported in its inference form (moving statistics). docs/onnx.md lists
  * the operators each layer type becomes. */
 #ifndef DTRAIN_ONNX_EXPORT_H
