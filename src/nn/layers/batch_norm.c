@@ -20,6 +20,7 @@
 #include <stdlib.h>
 
 #include "dtrain/layer.h"
+#include "dtrain/layer_info.h"
 #include "info_parts.h"
 
 typedef struct {

@@ -6,6 +6,7 @@
  * inner layer's keys (units, return_sequences, initializers, ...). */
 #include <stdlib.h>
 
+#include "dtrain/layer_info.h"
 #include "info_parts.h"
 #include "recurrent.h"
 

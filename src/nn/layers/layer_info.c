@@ -1,6 +1,8 @@
 /* dt_layer_info: a built layer's settings from its private state, by layer type. */
 #include <string.h>
 
+#include "dtrain/layer_info.h"
+
 #include "conv.h"
 #include "info_parts.h"
 #include "recurrent.h"

@@ -10,7 +10,7 @@
 #include "dtrain/device.h"
 #include "dtrain/layer.h"
 
-typedef struct {
+typedef struct dt_layer_info {
   /* conv1d, conv2d, conv2d_transpose, max_pool2d, avg_pool2d: the geometry (a conv1d is
    * a (1, T) image; a transposed convolution's geometry is that of the convolution it
    * is the adjoint of, from its output to its input) */
