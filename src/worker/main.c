@@ -19,6 +19,7 @@
 #include "dtrain/fpenv.h"
 #include "dtrain/log.h"
 #include "dtrain/test_hooks.h"
+#include "gan_trainer.h"
 #include "inspect.h"
 #include "preempt.h"
 #include "trainer.h"
@@ -308,6 +309,18 @@ int main(int argc, char **argv) {
   trainer_flags_t flags = {
       .progress = cli.no_progress ? PROGRESS_OFF : progress_auto(stdout, launched),
       .progress_every_s = cli.progress_every_s, .resume = cli.resume, .hooks = hooks};
+  /* A run with a [gan] section trains two models (gan_trainer.h). */
+  if (gan_is_run(cfg)) {
+    gan_cli_t gcli = {cli.config_path, &flags, cli.resume_dir, cli.save_params_path};
+    rc = gan_main(cfg, &gcli, &comm, dev, log, &err);
+    if (rc) dt_log_error(&log, "%s", err.msg);
+    dt_device_destroy(dev);
+    dt_config_free(cfg);
+    int code = rc ? exit_code_for(rc) : 0;
+    if (rc && rc != DT_ERR_MISMATCH && comm.world > 1) dt_comm_abort(&comm, code);
+    dt_comm_finalize(&comm);
+    return code;
+  }
   rc = trainer_setup(&t, cfg, cli.config_path, &comm, dev, log, &flags, &err);
   if (rc == 0) {
     char summary[8192];
