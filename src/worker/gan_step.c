@@ -91,9 +91,11 @@ int gan_build(gan_t *gan, dt_config_t *cfg, dt_device_t *dev, dt_shape_t image,
 int gan_check_unused(gan_t *gan, dt_error_t *err) {
   int rc;
   if ((rc = dt_config_check_unused(gan->gcfg, err)))
-    return dt_error_prefix(err, "the generator: ");
+    return dt_error_prefix(err, "the generator ([generator.*], named without the prefix "
+                           "below): ");
   if ((rc = dt_config_check_unused(gan->dcfg, err)))
-    return dt_error_prefix(err, "the discriminator: ");
+    return dt_error_prefix(err, "the discriminator ([discriminator.*], named without the "
+                           "prefix below): ");
   return 0;
 }
 
