@@ -205,7 +205,12 @@ static int print_config(dt_config_t *cfg, const cli_t *cli, const dt_test_hooks_
   dt_log_t quiet = *log;
   quiet.quiet = true;
   int rc = dt_device_create(&(dt_device_options_t){0}, &dev, &err);
-  if (!rc) rc = trainer_setup(&t, cfg, cli->config_path, &comm, dev, quiet, &flags, &err);
+  if (!rc && gan_is_run(cfg)) {
+    gan_cli_t gcli = {cli->config_path, &flags, NULL, NULL};
+    rc = gan_main(cfg, &gcli, &comm, dev, quiet, &err);
+  } else if (!rc) {
+    rc = trainer_setup(&t, cfg, cli->config_path, &comm, dev, quiet, &flags, &err);
+  }
   size_t need = rc ? dt_config_to_string(cfg, NULL, 0) : dt_config_to_string_all(cfg, NULL, 0);
   char *text = malloc(need + 1);
   if (text) {

@@ -1,6 +1,6 @@
 # GAN runs ([gan], src/worker/gan_trainer.c) through dtrain-worker:
 #  - config errors exit 2 and name the place: no discriminator sections, sync.mode = ps,
-#    a misspelt key in a generator layer (its file and line);
+#    a misspelt key in a generator layer (its file and line); --print-config works;
 #  - a short run prints its epoch lines with d_loss, g_loss, D(x), D(G(z)) and writes
 #    them and a grid of generated images to TensorBoard (read by the real reader);
 #  - SIGKILL at a random step after the first checkpoint, then --resume: the final
@@ -77,6 +77,10 @@ line=$(($(grep -n '^units = 32' "$TMP/gan.ini" | cut -d: -f1) + 1))
 sed "s/^units = 32/units = 32\nunitz = 32/" "$TMP/gan.ini" >"$TMP/typo.ini"
 expect_exit 2 "typo.ini:$line: unknown key 'unitz'" "misspelt generator key" -- \
   "$WORKER" --config "$TMP/typo.ini" $(data_args "$G") --no-progress
+
+# --print-config reads a GAN config and shows the [gan] defaults.
+out=$("$WORKER" "${ARGS[@]}" --print-config 2>&1) && grep -qF "# d_steps = 1  (default)" <<<"$out" &&
+  pass || fail "--print-config of a GAN run: $out"
 
 # A short run: epoch lines and TensorBoard.
 out=$("$WORKER" "${ARGS[@]}" --set train.epochs=2 --set tensorboard.enabled=true \
