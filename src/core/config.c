@@ -538,6 +538,37 @@ int dt_config_override(dt_config_t *cfg, const char *assignment, dt_error_t *err
 
 /* ---- lookups ---- */
 
+int dt_config_extract(dt_config_t *dst, dt_config_t *src, const char *prefix, int *count,
+                      dt_error_t *err) {
+  size_t plen = strlen(prefix);
+  *count = 0;
+  if (!dst->first_origin && src->first_origin && !(dst->first_origin = strdup(src->first_origin)))
+    return nomem(err);
+  for (size_t i = 0; i < src->n_sections; i++) {
+    section_t *s = &src->sections[i];
+    if (strncmp(s->name, prefix, plen) != 0 || s->name[plen] != '.' || !s->name[plen + 1])
+      continue;
+    size_t d;
+    int rc = get_or_add_section(dst, s->name + plen + 1, "", s->header_where, &d, err);
+    if (rc) return rc;
+    /* The copy answers dt_config_where with the original section's place. */
+    char *where = strdup(s->where);
+    if (!where) return nomem(err);
+    free(dst->sections[d].where);
+    dst->sections[d].where = where;
+    s->used = true;
+    for (size_t k = 0; k < s->n_entries; k++) {
+      entry_t *e = &src->entries[s->entries[k]];
+      char *ew = strdup(e->where);
+      if (!ew) return nomem(err);
+      if ((rc = add_entry(dst, d, e->key, e->value, ew, err))) return rc;
+      e->used = true;
+    }
+    (*count)++;
+  }
+  return 0;
+}
+
 /* Lookups on a const config still record that a section was asked about: the flags
  * live in the separately allocated section array, bookkeeping for check_unused that
  * does not change what the config says. */

@@ -20,8 +20,9 @@
 #include "dtrain/log.h"
 #include "dtrain/test_hooks.h"
 #include "cmd_evaluate.h"
-#include "cmd_predict.h"
 #include "cmd_export.h"
+#include "cmd_predict.h"
+#include "gan_trainer.h"
 #include "inspect.h"
 #include "preempt.h"
 #include "trainer.h"
@@ -231,7 +232,12 @@ static int print_config(dt_config_t *cfg, const cli_t *cli, const dt_test_hooks_
   dt_log_t quiet = *log;
   quiet.quiet = true;
   int rc = dt_device_create(&(dt_device_options_t){0}, &dev, &err);
-  if (!rc) rc = trainer_setup(&t, cfg, cli->config_path, &comm, dev, quiet, &flags, &err);
+  if (!rc && gan_is_run(cfg)) {
+    gan_cli_t gcli = {cli->config_path, &flags, NULL, NULL};
+    rc = gan_main(cfg, &gcli, &comm, dev, quiet, &err);
+  } else if (!rc) {
+    rc = trainer_setup(&t, cfg, cli->config_path, &comm, dev, quiet, &flags, &err);
+  }
   size_t need = rc ? dt_config_to_string(cfg, NULL, 0) : dt_config_to_string_all(cfg, NULL, 0);
   char *text = malloc(need + 1);
   if (text) {
@@ -347,6 +353,18 @@ static int train_main(int argc, char **argv) {
   trainer_flags_t flags = {
       .progress = cli.no_progress ? PROGRESS_OFF : progress_auto(stdout, launched),
       .progress_every_s = cli.progress_every_s, .resume = cli.resume, .hooks = hooks};
+  /* A run with a [gan] section trains two models (gan_trainer.h). */
+  if (gan_is_run(cfg)) {
+    gan_cli_t gcli = {cli.config_path, &flags, cli.resume_dir, cli.save_params_path};
+    rc = gan_main(cfg, &gcli, &comm, dev, log, &err);
+    if (rc) dt_log_error(&log, "%s", err.msg);
+    dt_device_destroy(dev);
+    dt_config_free(cfg);
+    int code = rc ? exit_code_for(rc) : 0;
+    if (rc && rc != DT_ERR_MISMATCH && comm.world > 1) dt_comm_abort(&comm, code);
+    dt_comm_finalize(&comm);
+    return code;
+  }
   rc = trainer_setup(&t, cfg, cli.config_path, &comm, dev, log, &flags, &err);
   if (rc == 0) {
     char summary[8192];

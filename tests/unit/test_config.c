@@ -856,6 +856,36 @@ static void test_to_string_all(void) {
   dt_config_free(cfg);
 }
 
+/* dt_config_extract: a prefix's sections copied under their short names, with their
+ * locations; used in the source, checked in the copy. */
+static void test_extract(void) {
+  dt_config_t *cfg = load("[gen.layer.1]\nunits = 4\n[gen.optimizer]\nlr = 0.5\n"
+                          "[general]\nx = 1\n[gen]\ny = 2\n[layer.1]\nunits = 9\n");
+  dt_config_t *sub = dt_config_new();
+  dt_error_t err = {0};
+  int count = -1;
+  CHECK_INT_EQ(dt_config_extract(sub, cfg, "gen", &count, &err), 0);
+  CHECK_INT_EQ(count, 2);
+  long units = 0;
+  double lr = 0;
+  CHECK_INT_EQ(dt_config_get_int(sub, "layer.1", "units", 0, 0, 100, &units, &err), 0);
+  CHECK_INT_EQ(units, 4);
+  CHECK_INT_EQ(dt_config_get_double(sub, "optimizer", "lr", 0, 0, 1, &lr, &err), 0);
+  CHECK(lr == 0.5);
+  CHECK(!dt_config_has_section(sub, "general") && !dt_config_has_section(sub, ""));
+  CHECK(strcmp(dt_config_where(sub, "layer.1", "units"), "x.ini:2") == 0);
+  CHECK(strcmp(dt_config_where(sub, "optimizer", NULL), "x.ini [gen.optimizer]") == 0);
+  /* A bad value names the original line. */
+  CHECK_INT_EQ(dt_config_get_int(sub, "layer.1", "units", 0, 5, 100, &units, &err),
+               DT_ERR_CONFIG);
+  CHECK_STR_CONTAINS(err.msg, "x.ini:2:");
+  /* The copied keys are used in the source; the others are not. */
+  CHECK_INT_EQ(dt_config_check_unused(cfg, &err), DT_ERR_CONFIG);
+  CHECK_STR_CONTAINS(err.msg, "x.ini:6: unknown section [general]");
+  dt_config_free(sub);
+  dt_config_free(cfg);
+}
+
 int main(void) {
   test_syntax();
   test_getters();
@@ -870,5 +900,6 @@ int main(void) {
   test_override_errors();
   test_numbered_errors();
   test_files();
+  test_extract();
   return test_summary("test_config");
 }

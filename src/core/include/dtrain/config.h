@@ -42,6 +42,14 @@ bool dt_config_has_key(const dt_config_t *cfg, const char *section, const char *
 int dt_config_numbered_sections(const dt_config_t *cfg, const char *prefix, const char **names,
                                 int max, int *count, dt_error_t *err);
 
+/* Copies every section of src named PREFIX.REST (e.g. "generator.layer.2" for prefix
+ * "generator") into dst as [REST] ("layer.2"), each entry with its value and its
+ * location in src, so that messages about dst still name the user's file and line.
+ * The copied entries count as used in src: whoever reads dst checks them there (with
+ * dt_config_check_unused on dst). *count gets the number of sections copied. */
+int dt_config_extract(dt_config_t *dst, dt_config_t *src, const char *prefix, int *count,
+                      dt_error_t *err);
+
 /* Typed getters. A missing key gives the default (def) without error; a present key
  * with a bad value is an error naming location, section, key and value. */
 int dt_config_get_string(dt_config_t *cfg, const char *section, const char *key, const char *def,
