@@ -1,6 +1,6 @@
 /* Reading the model's graph from the [layer.N] sections: names (given, or Keras-style
- * generated ones: dense_1, relu_1, ... counted by type in config order, so a stack keeps
- * the names it always had), inputs (given, or the previous section), and the checks of
+ * generated ones: dense_1, relu_1, ... counted by type in config order over all layers,
+ * named or not, so a stack keeps the names it always had), inputs (given, or the previous section), and the checks of
  * a DAG, in the order a user would fix them. Then a topological order that keeps config
  * order wherever the graph allows (a stack stays as written). */
 #include "graph.h"
@@ -85,6 +85,9 @@ static int read_nodes(dt_graph_t *g, dt_config_t *cfg, const char *const *sectio
     if (dt_config_has_key(cfg, sec, "name") &&
         (rc = dt_config_get_string(cfg, sec, "name", "", &name, err)))
       return rc;
+    /* Every layer counts for its type, named or not: dense_K is the K-th dense layer in
+     * config order, so writing a stack's generated names out changes nothing. */
+    generate_name(&tc, nd->ops, nd->name, sizeof nd->name);
     if (dt_config_has_key(cfg, sec, "name")) {
       if (!valid_name(name) || strcmp(name, model_input_name) == 0)
         return dt_error_set(err, DT_ERR_CONFIG,
@@ -94,8 +97,6 @@ static int read_nodes(dt_graph_t *g, dt_config_t *cfg, const char *const *sectio
                             model_input_name);
       snprintf(nd->name, sizeof nd->name, "%s", name);
       g->is_graph = true;
-    } else {
-      generate_name(&tc, nd->ops, nd->name, sizeof nd->name);
     }
     if ((rc = dt_config_get_string(cfg, sec, "activation", "", &activation, err))) return rc;
     if (activation[0] && strcmp(activation, "linear") != 0) {
