@@ -13,6 +13,10 @@
 static const char *const activation_layers[] = {"relu", "leaky_relu", "sigmoid", "tanh", "softmax",
                                                 NULL};
 
+/* At most this many sections (the model allows DT_MAX_LAYERS / 2) and so at most this
+ * many layer types or sections on a cycle. */
+enum { MAX_SECTIONS = 128 };
+
 /* The name that stands for the model's input in `inputs`. */
 static const char model_input_name[] = "input";
 
@@ -24,8 +28,8 @@ void dt_graph_free(dt_graph_t *g) {
 
 /* The next generated name of a layer type: type_K, K counted over the layers so far. */
 typedef struct {
-  const dt_layer_ops_t *ops[DT_MAX_LAYER_INPUTS * 16];
-  int count[DT_MAX_LAYER_INPUTS * 16];
+  const dt_layer_ops_t *ops[MAX_SECTIONS];
+  int count[MAX_SECTIONS];
   int n;
 } type_counter_t;
 
@@ -237,7 +241,7 @@ static int sort(dt_graph_t *g, dt_config_t *cfg, dt_error_t *err) {
     char path[512];
     size_t used = 0;
     int start = s, cur = s;
-    int members[DT_MAX_LAYER_INPUTS * 32], nm = 0;
+    int members[MAX_SECTIONS], nm = 0;
     do {
       members[nm++] = cur;
       const dt_graph_node_t *nd = &g->nodes[cur];
