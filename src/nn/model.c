@@ -194,7 +194,7 @@ static int fwd_step(int i) { return i; }
 static int bwd_step(const dt_model_t *m, int i) { return 2 * m->nrun - 1 - i; }
 
 /* Plans the arena: buffer a (0..nlayers) is acts[a], buffer nlayers + 1 + a the gradient
- * of acts[a], then dout, one part buffer per (layer, input) and one scratch per layer.
+ * of acts[a] (of the input only with input_grad), then dout, one part buffer per (layer, input) and one scratch per layer.
  * Fills *bufs (to be freed) and returns their count. */
 static int plan(dt_model_t *m, int capacity, dt_arena_buf_t **out) {
   const int nl = m->nlayers, nrun = m->nrun, end = 2 * nrun;
@@ -236,11 +236,12 @@ static int plan(dt_model_t *m, int capacity, dt_arena_buf_t **out) {
     const dt_layer_t *l = &m->layers[c];
     for (int k = 0; k < l->ninputs; k++) {
       const int p = l->inputs[k];
-      if (p < 0) continue;
-      const size_t size = cap * dt_shape_size(&m->layers[p].out_shape);
+      if (p < 0 && !m->input_grad) continue;
+      /* The input's gradient (input_grad) lives to the end: the caller reads it. */
+      const size_t size = cap * dt_shape_size(p < 0 ? &m->in_shape : &m->layers[p].out_shape);
       if (!begun[p + 1]) {
         begun[p + 1] = true;
-        b[nacts + p + 1] = (dt_arena_buf_t){size, bwd_step(m, c), bwd_step(m, p), 0};
+        b[nacts + p + 1] = (dt_arena_buf_t){size, bwd_step(m, c), p < 0 ? end : bwd_step(m, p), 0};
       } else {
         b[ipart + c * DT_MAX_LAYER_INPUTS + k] =
             (dt_arena_buf_t){size, bwd_step(m, c), bwd_step(m, c), 0};
@@ -402,7 +403,7 @@ const float *dt_model_forward(dt_model_t *m, int batch, bool training, dt_rng_t 
 static float *grad_target(dt_model_t *m, int i, int k, bool *part) {
   const int p = m->layers[i].inputs[k];
   *part = false;
-  if (p < 0) return NULL;
+  if (p < 0 && !m->input_grad) return NULL;
   if (!m->dwritten[p + 1]) {
     m->dwritten[p + 1] = true;
     return m->dacts[p + 1];
@@ -442,6 +443,10 @@ void dt_model_backward(dt_model_t *m, int batch) {
       m->on_grads_ready(m->grads_ready_ctx, begin, end, m->grads_ready[i]);
     }
   }
+}
+
+const float *dt_model_input_grad(const dt_model_t *m) {
+  return m->input_grad && m->dacts ? m->dacts[0] : NULL;
 }
 
 size_t dt_model_input_size(const dt_model_t *m) { return dt_shape_size(&m->in_shape); }

@@ -102,7 +102,9 @@ int gan_check_unused(gan_t *gan, dt_error_t *err) {
 int gan_prepare(gan_t *gan, int batch, dt_error_t *err) {
   gan->batch = batch;
   int rc;
-  /* D sees the real and the generated images as one batch. */
+  /* D sees the real and the generated images as one batch; the generator step needs
+   * the gradient of D's loss with respect to D's input. */
+  gan->d.input_grad = true;
   if ((rc = dt_model_prepare(&gan->g, batch, err)) ||
       (rc = dt_model_prepare(&gan->d, 2 * batch, err)) ||
       (rc = dt_optim_init(&gan->g_opt, &gan->g_ocfg, gan->g.num_params, err)) ||
@@ -171,16 +173,10 @@ int gan_d_step(gan_t *gan, const float *real, const float *z, float lr, dt_rng_t
 }
 
 void gan_backward_to_input(dt_model_t *m, int batch, float *dx_in) {
-  /* The model's own backward never computes its first layer's input gradient (a
-   * classifier has no use for it); this walk is the same but hands that layer dx_in. */
-  const dt_exec_ctx_t ctx = dt_model_exec_ctx(m, m->training, NULL);
-  const float *dy = m->dout;
-  for (int i = m->nrun - 1; i >= 0; i--) {
-    dt_layer_t *l = &m->layers[i];
-    float *dx = i > 0 ? m->dbuf[i & 1] : dx_in;
-    l->ops->backward(l, &ctx, batch, m->acts[i], m->acts[i + 1], dy, dx);
-    dy = dx;
-  }
+  /* D is prepared with input_grad (gan_prepare): its backward also gives dL/d(input). */
+  dt_model_backward(m, batch);
+  dt_device_copy(m->stream, dx_in, dt_model_input_grad(m),
+                 sizeof(float) * (size_t)batch * dt_model_input_size(m), DT_COPY_D2D);
 }
 
 int gan_g_step(gan_t *gan, const float *z, float lr, dt_rng_t *rng, gan_stats_t *stats,

@@ -91,7 +91,8 @@ int gan_g_step(gan_t *gan, const float *z, float lr, dt_rng_t *rng, gan_stats_t 
                dt_error_t *err);
 
 /* D's backward that also writes dL/d(input) (batch, D's input size) into dx_in: what
- * the generator step needs. No on_grads_ready hook runs. */
+ * the generator step needs. m must have been prepared with input_grad set (gan_prepare
+ * does that for D). */
 void gan_backward_to_input(dt_model_t *m, int batch, float *dx_in);
 
 void gan_free(gan_t *gan);

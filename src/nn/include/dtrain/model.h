@@ -83,6 +83,10 @@ typedef struct {
   void *arena;
   size_t arena_floats; /* the arena's size in floats (activations, gradients, scratch) */
   bool training;    /* the mode of the last forward, which backward differentiates */
+  /* Set before dt_model_prepare when the caller needs dL/d(input) (a GAN's generator
+   * step differentiates through the discriminator): backward then also writes it, and
+   * dt_model_input_grad returns it; otherwise nothing computes it. */
+  bool input_grad;
 
   dt_grads_ready_fn on_grads_ready;
   void *grads_ready_ctx;
@@ -129,6 +133,9 @@ void dt_model_backward(dt_model_t *m, int batch);
 static inline float *dt_model_input_of(const dt_model_t *m, int i, int k) {
   return m->acts[m->layers[i].inputs[k] + 1];
 }
+
+/* dL/d(input) (batch, in) of the last backward, with input_grad set; else NULL. */
+const float *dt_model_input_grad(const dt_model_t *m);
 
 size_t dt_model_input_size(const dt_model_t *m);
 size_t dt_model_output_size(const dt_model_t *m);
