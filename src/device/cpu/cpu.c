@@ -53,8 +53,9 @@ static int set_threads(dt_device_t *dev, int threads, dt_error_t *err) {
   return 0;
 }
 
-/* auto is oneDNN (bench/bench_cnn.sh measured it faster than im2col on this project's
- * CNNs; docs/configuration.md has the numbers); bf16 runs only on oneDNN. */
+/* auto is oneDNN (bench/bench_bf16.sh measured it faster than im2col on this project's
+ * CNN; docs/configuration.md has the numbers), or im2col on OpenBLAS where the conv_blas
+ * test switch is set (the tests of that path); bf16 runs only on oneDNN. */
 static int set_math(dt_device_t *dev, const dt_device_math_t *m, dt_error_t *err) {
   dt_cpu_state_t *st = dev->state;
   const bool bf16 = m->precision == DT_PRECISION_BF16;
@@ -68,7 +69,7 @@ static int set_math(dt_device_t *dev, const dt_device_math_t *m, dt_error_t *err
     return dt_error_set(err, DT_ERR_CONFIG,
                         "bf16 convolutions run on oneDNN only: set train.conv = auto or onednn");
   st->bf16 = bf16;
-  st->conv_onednn = m->conv != DT_CONV_IM2COL;
+  st->conv_onednn = m->conv == DT_CONV_ONEDNN || (m->conv == DT_CONV_AUTO && !st->conv_blas);
   return 0;
 }
 
@@ -199,7 +200,8 @@ int dt_cpu_device_init(dt_device_t *dev, const dt_device_options_t *opt, dt_erro
   if (!st) return dt_error_set(err, DT_ERR_NOMEM, "out of memory creating the CPU device");
   st->conv_kernels = !opt->cpu.conv_blas && has_avx512f();
   st->no_bf16 = opt->cpu.no_bf16;
-  st->conv_onednn = true; /* train.conv = auto until set_math says otherwise */
+  st->conv_blas = opt->cpu.conv_blas;
+  st->conv_onednn = !st->conv_blas; /* train.conv = auto until set_math says otherwise */
   int rc = dt_cpu_pool_create(1, &st->pool, err);
   if (!rc && (rc = dt_cpu_dnnl_create(&st->dnnl, err))) dt_cpu_pool_destroy(st->pool);
   if (rc) {

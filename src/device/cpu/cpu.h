@@ -53,6 +53,7 @@ typedef struct {
   bool conv_onednn;         /* convolutions on oneDNN (train.conv) */
   bool bf16;                /* GEMM and convolution inputs in bfloat16 (train.precision) */
   bool no_bf16;             /* the test switch: pretend the CPU has no bf16 */
+  bool conv_blas;           /* the conv_blas option: train.conv = auto means im2col */
 } dt_cpu_state_t;
 
 /* The pool of the device a stream belongs to. */

@@ -152,9 +152,10 @@ void dt_cpu_dnnl_set_threads(dt_cpu_dnnl_t *d, int threads) {
   d->threads = threads < 1 ? 1 : threads;
   omp_set_num_threads(d->threads);
   /* Start OpenMP's threads now and set their floating-point mode: they keep it for
-   * their whole life (libgomp reuses them for every later parallel region). */
+   * their whole life (libgomp reuses them for every later parallel region). Thread 0
+   * is the caller, whose mode is the caller's business. */
 #pragma omp parallel num_threads(d->threads)
-  dt_fp_flush_denormals();
+  if (omp_get_thread_num() != 0) dt_fp_flush_denormals();
 }
 
 bool dt_cpu_dnnl_has_bf16(void) {
@@ -249,6 +250,7 @@ static bool conv_key_equal(const conv_entry_t *e, const dt_conv_desc_t *c, int b
 static bool conv_make(dt_cpu_dnnl_t *d, conv_entry_t *e) {
   const dt_conv_geom_t *g = &e->g;
   const dnnl_data_type_t in_t = e->bf16 ? dnnl_bf16 : dnnl_f32;
+  dnnl_primitive_desc_t fpd = NULL, bpd = NULL, wpd = NULL; /* before any goto fail */
   const dnnl_dims_t big = {e->batch, g->ic, g->ih, g->iw};
   const dnnl_dims_t small = {e->batch, g->oc, g->oh, g->ow};
   const dnnl_dims_t wdims = {g->oc, g->ic, g->kh, g->kw};
@@ -278,7 +280,6 @@ static bool conv_make(dt_cpu_dnnl_t *d, conv_entry_t *e) {
                                                  dnnl_convolution_direct, &big_in, &wei_any_in,
                                                  e->transpose ? NULL : &bias_md, &small_f,
                                                  strides, dil, pad_l, pad_r));
-  dnnl_primitive_desc_t fpd = NULL, bpd = NULL, wpd = NULL;
   TRY(dnnl_primitive_desc_create(&fpd, &fd, NULL, d->engine, NULL));
   TRY(dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &big_f,
                                                        &wei_any_in, &small_in, strides, dil,

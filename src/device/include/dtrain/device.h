@@ -45,7 +45,8 @@ typedef struct {
   dt_device_kind kind;
   struct {
     /* Convolutions on OpenBLAS even where the AVX-512 kernels could run (the test
-     * switch DT_CONV_BLAS; also a way to compare the two by hand). */
+     * switch DT_CONV_BLAS; also a way to compare the two by hand); it also makes
+     * train.conv = auto mean im2col rather than oneDNN. */
     bool conv_blas;
     /* Behave as if the CPU had no bfloat16 instructions (the test switch
      * DT_TEST_NO_BF16), so that the error for train.precision = bf16 can be tested on
