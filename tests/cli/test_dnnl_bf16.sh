@@ -1,6 +1,6 @@
 # train.conv and train.precision (issue 16): oneDNN convolutions and bf16 in training.
-#  - A short CNN run (1,200 Fashion-MNIST samples, 2 epochs) with train.conv = onednn
-#    reaches the same test-accuracy bar (0.70 on 1,200 test samples) as with im2col, and
+#  - A short CNN run (1,000 Fashion-MNIST samples, 2 epochs) with train.conv = onednn
+#    reaches the same test-accuracy bar (0.65 on 1,000 test samples) as with im2col, and
 #    both are bit-identical run to run at 2 threads;
 #  - with train.precision = bf16 the same run reaches the same bar, is bit-identical run
 #    to run, and differs from fp32 (the bf16 path is really taken); skipped, with the
@@ -11,10 +11,10 @@
 source "$(dirname "$0")/lib.sh"
 
 D="$TMP/data"
-make_subset "$D" 1200
+make_subset "$D" 1000
 # shellcheck disable=SC2046
-common=($(data_args "$D") --set train.epochs=2 --no-progress --set layer.1.filters=16
-  --set layer.3.filters=32 --set layer.6.units=64 --set train.batch_size=32
+common=($(data_args "$D") --set train.epochs=2 --no-progress --set layer.1.filters=8
+  --set layer.3.filters=16 --set layer.6.units=32 --set train.batch_size=32
 )
 
 # run NAME ARGS...: trains the CNN and saves the parameters as $TMP/NAME.bin.
@@ -40,14 +40,14 @@ above() {
 run im2col --set train.conv=im2col --set train.threads=2
 run onednn-a --set train.conv=onednn --set train.threads=2
 run onednn-b --set train.conv=onednn --set train.threads=2
-above "im2col" im2col 0.70
-above "onednn" onednn-a 0.70
+above "im2col" im2col 0.65
+above "onednn" onednn-a 0.65
 same "onednn fp32 at 2 threads, run to run" onednn-a onednn-b
 
 if grep -qE '\b(avx512_bf16|amx_bf16)\b' /proc/cpuinfo; then
   run bf16-a --set train.precision=bf16 --set train.threads=2
   run bf16-b --set train.precision=bf16 --set train.threads=2
-  above "bf16" bf16-a 0.70
+  above "bf16" bf16-a 0.65
   same "bf16 at 2 threads, run to run" bf16-a bf16-b
   if cmp -s "$TMP/bf16-a.bin" "$TMP/onednn-a.bin"; then fail "bf16 gave the fp32 parameters"; else pass; fi
 else
