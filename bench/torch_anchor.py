@@ -8,7 +8,12 @@ The flag sets flush-to-zero and denormals-are-zero in the calling thread's MXCSR
 with --threads 1 PyTorch runs every forward, backward and optimizer kernel in that
 thread, so it covers the whole training loop.
 
-usage: VENV/bin/python bench/torch_anchor.py [--flush-denormal] ANCHOR.py [ANCHOR ARGS...]
+With --bf16 the anchor's training and evaluation run under PyTorch's CPU autocast to
+bfloat16 (torch.autocast("cpu", dtype=torch.bfloat16), entered here for the whole script:
+convolutions and linear layers take bf16 inputs, the weights and the optimizer stay
+float32), what a PyTorch user would write to train in bf16 on a CPU with AMX.
+
+usage: VENV/bin/python bench/torch_anchor.py [--flush-denormal] [--bf16] ANCHOR.py [ANCHOR ARGS...]
 """
 import runpy
 import sys
@@ -16,8 +21,10 @@ import sys
 
 def main():
     args = sys.argv[1:]
-    flush = bool(args) and args[0] == "--flush-denormal"
-    if flush:
+    flush = bf16 = False
+    while args and args[0] in ("--flush-denormal", "--bf16"):
+        flush |= args[0] == "--flush-denormal"
+        bf16 |= args[0] == "--bf16"
         args = args[1:]
     if not args:
         sys.exit(__doc__)
@@ -28,7 +35,12 @@ def main():
     print(f"torch_anchor: torch {torch.__version__}, flush_denormal {'on' if flush else 'off (as installed)'}",
           file=sys.stderr, flush=True)
     sys.argv = args
-    runpy.run_path(args[0], run_name="__main__")
+    if bf16:
+        print("torch_anchor: autocast to bfloat16 on the CPU", file=sys.stderr, flush=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            runpy.run_path(args[0], run_name="__main__")
+    else:
+        runpy.run_path(args[0], run_name="__main__")
 
 
 if __name__ == "__main__":

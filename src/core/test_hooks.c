@@ -11,7 +11,7 @@ static const char *env(const char *name) {
 
 dt_test_hooks_t dt_test_hooks_none(void) {
   return (dt_test_hooks_t){.stall_rank = -1, .stall_at_step = 0, .ps_delay_ms = 0.0,
-                           .conv_blas = false};
+                           .conv_blas = false, .no_bf16 = false};
 }
 
 dt_test_hooks_t dt_test_hooks_read(void) {
@@ -25,5 +25,7 @@ dt_test_hooks_t dt_test_hooks_read(void) {
   if (delay && atof(delay) > 0) h.ps_delay_ms = atof(delay);
   const char *conv = env("DT_CONV_BLAS");
   h.conv_blas = conv && strcmp(conv, "0") != 0;
+  const char *no_bf16 = env("DT_TEST_NO_BF16");
+  h.no_bf16 = no_bf16 && strcmp(no_bf16, "0") != 0;
   return h;
 }

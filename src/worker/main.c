@@ -336,9 +336,12 @@ static int train_main(int argc, char **argv) {
    * path. */
   if (hooks.conv_blas)
     dt_log_warn(&log, "DT_CONV_BLAS: convolutions run on OpenBLAS only (a test switch)");
+  if (hooks.no_bf16)
+    dt_log_warn(&log, "DT_TEST_NO_BF16: the CPU counts as having no bf16 (a test switch)");
   dt_device_t *dev;
-  if ((rc = dt_device_create(&(dt_device_options_t){.cpu.conv_blas = hooks.conv_blas}, &dev,
-                             &err))) {
+  if ((rc = dt_device_create(
+           &(dt_device_options_t){.cpu.conv_blas = hooks.conv_blas, .cpu.no_bf16 = hooks.no_bf16},
+           &dev, &err))) {
     dt_log_error(&log, "%s", err.msg);
     dt_config_free(cfg);
     if (comm.world > 1) dt_comm_abort(&comm, EXIT_RUN_FAILED);

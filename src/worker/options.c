@@ -14,6 +14,9 @@
 #define DEFAULT_BUCKET_MB 1.0
 
 static const char *const sync_modes[] = {"allreduce", "ps", NULL};
+/* In the order of dt_conv_impl and dt_precision. */
+static const char *const conv_impls[] = {"auto", "im2col", "onednn", NULL};
+static const char *const precisions[] = {"fp32", "bf16", NULL};
 
 int run_options_read(dt_config_t *cfg, run_options_t *o, dt_error_t *err) {
   memset(o, 0, sizeof *o);
@@ -25,6 +28,9 @@ int run_options_read(dt_config_t *cfg, run_options_t *o, dt_error_t *err) {
       (rc = dt_config_get_double(cfg, "train", "lr", 0.01, 0.0, 1e6, &o->lr, err)) ||
       (rc = dt_config_get_int(cfg, "train", "seed", 1, 0, (1L << 62), &seed, err)) ||
       (rc = dt_config_get_int(cfg, "train", "threads", 0, 0, 1024, &o->threads, err)) ||
+      (rc = dt_config_get_choice(cfg, "train", "conv", "auto", conv_impls, &o->conv, err)) ||
+      (rc = dt_config_get_choice(cfg, "train", "precision", "fp32", precisions, &o->precision,
+                                 err)) ||
       (rc = dt_config_get_bool(cfg, "train", "scale_lr", false, &o->scale_lr, err)) ||
       (rc = dt_config_get_double(cfg, "train", "clipnorm", 0.0, 0.0, 1e30, &o->clipnorm, err)) ||
       (rc = dt_config_get_double(cfg, "sync", "bucket_mb", DEFAULT_BUCKET_MB, 0.0, 4096.0,

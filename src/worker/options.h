@@ -20,6 +20,8 @@ typedef struct {
   uint64_t seed;
   long threads;            /* compute threads per process (0 in the config: automatic,
                             * resolved by run_options_threads) */
+  int conv;                /* train.conv: a dt_conv_impl */
+  int precision;           /* train.precision: a dt_precision */
   bool scale_lr;           /* linear scaling rule: lr *= number of ranks */
   double clipnorm;         /* clip the global gradient norm to this (0: off) */
 

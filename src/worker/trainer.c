@@ -230,8 +230,17 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   int capacity = (int)t->opt.batch_size;
   /* The threads first: the convolutions' workspaces are sized for them. */
   t->opt.threads = run_options_threads(&t->opt, dt_comm_mpi_launched());
-  if ((rc = dt_device_set_threads(t->device, (int)t->opt.threads, err)) ||
-      (rc = dt_model_prepare(&t->model, capacity, err)) ||
+  if ((rc = dt_device_set_threads(t->device, (int)t->opt.threads, err))) return rc;
+  const dt_device_math_t math = {.conv = (dt_conv_impl)t->opt.conv,
+                                 .precision = (dt_precision)t->opt.precision};
+  if ((rc = dt_device_set_math(t->device, &math, err)))
+    return dt_error_prefix(err, "%s: [train] precision = %s, conv = %s: ",
+                           dt_config_where(cfg, "train", "precision"),
+                           math.precision == DT_PRECISION_BF16 ? "bf16" : "fp32",
+                           math.conv == DT_CONV_IM2COL   ? "im2col"
+                           : math.conv == DT_CONV_ONEDNN ? "onednn"
+                                                         : "auto");
+  if ((rc = dt_model_prepare(&t->model, capacity, err)) ||
       (rc = dt_optim_init(&t->optim, &ocfg, t->model.num_params, err)))
     return rc;
   t->optim.parallel = dt_device_parallel(t->device);

@@ -23,7 +23,10 @@ static enum CBLAS_TRANSPOSE trans(dt_trans t) { return t == DT_TRANS ? CblasTran
 
 void dt_cpu_gemm(dt_stream_t *s, dt_trans ta, dt_trans tb, int m, int n, int k, float alpha,
                  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-  (void)s;
+  const dt_cpu_state_t *st = s->dev->state;
+  if (st->bf16 && dt_cpu_dnnl_gemm_bf16(st->dnnl, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta,
+                                        c, ldc))
+    return;
   cblas_sgemm(CblasRowMajor, trans(ta), trans(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 

@@ -351,7 +351,11 @@ static size_t workspace(const plan_t *p, int batch) {
          (needs_wt(p) ? kc * p->g->oc : 0);
 }
 
+/* With oneDNN the primitives are made here, before the steps; the im2col workspace is
+ * still sized, so that a shape oneDNN cannot run falls back to im2col. */
 size_t dt_cpu_conv_workspace(const dt_device_t *dev, const dt_conv_desc_t *c, int batch) {
+  const dt_cpu_state_t *st = dev->state;
+  if (st->conv_onednn) dt_cpu_dnnl_conv_prepare(st->dnnl, c, batch, st->bf16);
   const plan_t p = plan_of(dev, c);
   return workspace(&p, batch);
 }
@@ -444,6 +448,9 @@ static void forward_part(void *arg, int part, int parts) {
 
 void dt_cpu_conv_forward(dt_stream_t *s, const dt_conv_desc_t *c, int batch, const float *x,
                          const float *w, const float *b, float *y, float *work) {
+  const dt_cpu_state_t *st = s->dev->state;
+  if (st->conv_onednn && dt_cpu_dnnl_conv_forward(st->dnnl, c, batch, st->bf16, x, w, b, y))
+    return;
   const plan_t p = plan_of(s->dev, c);
   const bool fast = use_kernels(&p);
   if (c->transpose) {
@@ -549,6 +556,10 @@ void dt_cpu_conv_backward(dt_stream_t *s, const dt_conv_desc_t *c, int batch, co
     const size_t pos = c->transpose ? (size_t)g->ih * g->iw : (size_t)g->oh * g->ow;
     dt_cpu_col_sums(s, (size_t)batch * pos, c->transpose ? g->ic : g->oc, dy, db);
   }
+  const dt_cpu_state_t *st = s->dev->state;
+  if (st->conv_onednn &&
+      dt_cpu_dnnl_conv_backward(st->dnnl, c, batch, st->bf16, x, w, dy, dw, dx))
+    return;
   const bool fast = use_kernels(&p);
   if (c->transpose) {
     transpose_backward(&p, fast, w, dw, work, batch, x, dy, dx);

@@ -12,7 +12,10 @@ enum { ALIGN_BYTES = 64 };
 
 static void destroy(dt_device_t *dev) {
   dt_cpu_state_t *st = dev->state;
-  if (st) dt_cpu_pool_destroy(st->pool);
+  if (st) {
+    dt_cpu_pool_destroy(st->pool);
+    dt_cpu_dnnl_destroy(st->dnnl);
+  }
   free(dev->state);
   dev->state = NULL;
 }
@@ -40,12 +43,33 @@ static int set_threads(dt_device_t *dev, int threads, dt_error_t *err) {
   dt_cpu_state_t *st = dev->state;
   if (threads < 1) threads = 1;
   openblas_set_num_threads(threads);
+  dt_cpu_dnnl_set_threads(st->dnnl, threads);
   if (dt_cpu_pool_threads(st->pool) == threads) return 0;
   dt_cpu_pool_t *pool;
   int rc = dt_cpu_pool_create(threads, &pool, err);
   if (rc) return rc;
   dt_cpu_pool_destroy(st->pool);
   st->pool = pool;
+  return 0;
+}
+
+/* auto is oneDNN (bench/bench_bf16.sh measured it faster than im2col on this project's
+ * CNN; docs/configuration.md has the numbers), or im2col on OpenBLAS where the conv_blas
+ * test switch is set (the tests of that path); bf16 runs only on oneDNN. */
+static int set_math(dt_device_t *dev, const dt_device_math_t *m, dt_error_t *err) {
+  dt_cpu_state_t *st = dev->state;
+  const bool bf16 = m->precision == DT_PRECISION_BF16;
+  if (bf16 && (st->no_bf16 || !dt_cpu_dnnl_has_bf16()))
+    return dt_error_set(err, DT_ERR_CONFIG,
+                        "bf16 needs a CPU with bfloat16 arithmetic (AVX-512 BF16 or AMX), "
+                        "and this one has none (oneDNN's instruction set here: %s%s)",
+                        st->no_bf16 ? "pretended off by DT_TEST_NO_BF16, really " : "",
+                        dt_cpu_dnnl_isa_name());
+  if (bf16 && m->conv == DT_CONV_IM2COL)
+    return dt_error_set(err, DT_ERR_CONFIG,
+                        "bf16 convolutions run on oneDNN only: set train.conv = auto or onednn");
+  st->bf16 = bf16;
+  st->conv_onednn = m->conv == DT_CONV_ONEDNN || (m->conv == DT_CONV_AUTO && !st->conv_blas);
   return 0;
 }
 
@@ -165,6 +189,7 @@ static const dt_device_ops_t cpu_ops = {
     .upsample2d_backward = dt_cpu_upsample2d_backward,
     .pad2d_forward = dt_cpu_pad2d_forward,
     .pad2d_backward = dt_cpu_pad2d_backward,
+    .set_math = set_math,
 };
 
 /* Whether this CPU runs AVX-512F code (the convolution kernels' instruction set). */
@@ -181,11 +206,16 @@ int dt_cpu_device_init(dt_device_t *dev, const dt_device_options_t *opt, dt_erro
   dt_cpu_state_t *st = calloc(1, sizeof *st);
   if (!st) return dt_error_set(err, DT_ERR_NOMEM, "out of memory creating the CPU device");
   st->conv_kernels = !opt->cpu.conv_blas && has_avx512f();
+  st->no_bf16 = opt->cpu.no_bf16;
+  st->conv_blas = opt->cpu.conv_blas;
+  st->conv_onednn = !st->conv_blas; /* train.conv = auto until set_math says otherwise */
   int rc = dt_cpu_pool_create(1, &st->pool, err);
+  if (!rc && (rc = dt_cpu_dnnl_create(&st->dnnl, err))) dt_cpu_pool_destroy(st->pool);
   if (rc) {
     free(st);
     return rc;
   }
+  dt_cpu_dnnl_set_threads(st->dnnl, 1);
   dev->ops = &cpu_ops;
   dev->kind = DT_DEVICE_CPU;
   dev->host_memory = true;

@@ -49,6 +49,11 @@ typedef struct {
    * conv_blas option is off. They run only while OpenBLAS is single-threaded. */
   bool conv_kernels;
   dt_cpu_pool_t *pool; /* the compute threads (set_threads; 1 at creation) */
+  struct dt_cpu_dnnl *dnnl; /* oneDNN's engine and primitive cache (dnnl.c) */
+  bool conv_onednn;         /* convolutions on oneDNN (train.conv) */
+  bool bf16;                /* GEMM and convolution inputs in bfloat16 (train.precision) */
+  bool no_bf16;             /* the test switch: pretend the CPU has no bf16 */
+  bool conv_blas;           /* the conv_blas option: train.conv = auto means im2col */
 } dt_cpu_state_t;
 
 /* The pool of the device a stream belongs to. */
@@ -58,6 +63,29 @@ static inline dt_cpu_pool_t *dt_cpu_pool_of(const dt_stream_t *s) {
 static inline int dt_cpu_threads_of(const dt_device_t *dev) {
   return dt_cpu_pool_threads(((const dt_cpu_state_t *)dev->state)->pool);
 }
+
+/* dnnl.c: oneDNN. The functions that run something return false where oneDNN cannot
+ * (a shape it has no primitive for): the caller then runs its own code. */
+typedef struct dt_cpu_dnnl dt_cpu_dnnl_t;
+int dt_cpu_dnnl_create(dt_cpu_dnnl_t **out, dt_error_t *err);
+void dt_cpu_dnnl_destroy(dt_cpu_dnnl_t *d); /* NULL is a no-op */
+/* The threads oneDNN's OpenMP runtime uses from now on. */
+void dt_cpu_dnnl_set_threads(dt_cpu_dnnl_t *d, int threads);
+/* Whether oneDNN runs bfloat16 arithmetic here (AVX-512 BF16 or AMX). */
+bool dt_cpu_dnnl_has_bf16(void);
+/* oneDNN's name of the instruction set it uses on this CPU. */
+const char *dt_cpu_dnnl_isa_name(void);
+/* Makes the primitives of a convolution for `batch` samples ahead of the steps. */
+bool dt_cpu_dnnl_conv_prepare(dt_cpu_dnnl_t *d, const dt_conv_desc_t *c, int batch, bool bf16);
+bool dt_cpu_dnnl_conv_forward(dt_cpu_dnnl_t *d, const dt_conv_desc_t *c, int batch, bool bf16,
+                              const float *x, const float *w, const float *b, float *y);
+bool dt_cpu_dnnl_conv_backward(dt_cpu_dnnl_t *d, const dt_conv_desc_t *c, int batch, bool bf16,
+                               const float *x, const float *w, const float *dy, float *dw,
+                               float *dx);
+/* As cblas_sgemm (row-major) with A and B rounded to bfloat16, accumulating in float. */
+bool dt_cpu_dnnl_gemm_bf16(dt_cpu_dnnl_t *d, dt_trans ta, dt_trans tb, int m, int n, int k,
+                           float alpha, const float *a, int lda, const float *b, int ldb,
+                           float beta, float *c, int ldc);
 
 /* Fills dev with the CPU backend's table and state. */
 int dt_cpu_device_init(dt_device_t *dev, const dt_device_options_t *opt, dt_error_t *err);

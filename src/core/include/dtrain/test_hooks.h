@@ -11,6 +11,9 @@
  *   DT_CONV_BLAS                               convolutions on OpenBLAS even where the
  *                                              AVX-512 kernels could run (also a way to
  *                                              compare the two by hand)
+ *   DT_TEST_NO_BF16                            the CPU backend behaves as if the CPU had
+ *                                              no bfloat16 arithmetic (tests the error of
+ *                                              train.precision = bf16 on such a CPU)
  *
  * Each one that is set is announced with a warning by whoever acts on it, so a log
  * shows when a run was not a normal one. */
@@ -24,6 +27,7 @@ typedef struct {
   long stall_at_step;  /* 0: never */
   double ps_delay_ms;  /* 0: none */
   bool conv_blas;      /* force the OpenBLAS convolution path */
+  bool no_bf16;        /* pretend the CPU has no bf16 */
 } dt_test_hooks_t;
 
 /* No switch set. */

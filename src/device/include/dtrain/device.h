@@ -45,10 +45,24 @@ typedef struct {
   dt_device_kind kind;
   struct {
     /* Convolutions on OpenBLAS even where the AVX-512 kernels could run (the test
-     * switch DT_CONV_BLAS; also a way to compare the two by hand). */
+     * switch DT_CONV_BLAS; also a way to compare the two by hand); it also makes
+     * train.conv = auto mean im2col rather than oneDNN. */
     bool conv_blas;
+    /* Behave as if the CPU had no bfloat16 instructions (the test switch
+     * DT_TEST_NO_BF16), so that the error for train.precision = bf16 can be tested on
+     * a CPU that has them. */
+    bool no_bf16;
   } cpu;
 } dt_device_options_t;
+
+/* How the backend computes: which convolution implementation (train.conv) and the
+ * precision of the GEMM and convolution inputs (train.precision). */
+typedef enum { DT_CONV_AUTO, DT_CONV_IM2COL, DT_CONV_ONEDNN } dt_conv_impl;
+typedef enum { DT_PRECISION_FP32, DT_PRECISION_BF16 } dt_precision;
+typedef struct {
+  dt_conv_impl conv;
+  dt_precision precision;
+} dt_device_math_t;
 
 int dt_device_create(const dt_device_options_t *opt, dt_device_t **out, dt_error_t *err);
 /* Destroys the default stream too; every other stream, event and allocation must be
@@ -242,6 +256,8 @@ typedef struct {
                         float *y);
   void (*pad2d_backward)(dt_stream_t *s, const dt_resize2d_t *r, int batch, const float *dy,
                          float *dx);
+
+  int (*set_math)(dt_device_t *dev, const dt_device_math_t *m, dt_error_t *err);
 } dt_device_ops_t;
 
 struct dt_device {
@@ -279,6 +295,17 @@ static inline void dt_device_free(dt_device_t *dev, void *p) { dev->ops->free(de
  * the count) and while no kernel runs. */
 static inline int dt_device_set_threads(dt_device_t *dev, int threads, dt_error_t *err) {
   return dev->ops->set_threads(dev, threads, err);
+}
+
+/* Picks the convolution implementation and the precision (zero-initialized: auto and
+ * fp32, what a device starts with). Call it after set_threads and before sizing
+ * workspaces, while no kernel runs. DT_ERR_CONFIG for bf16 on a device that has no
+ * bfloat16 arithmetic (the message says why; the caller names the config key). With
+ * bf16, dt_device_gemm and the convolutions take their inputs in bfloat16 (rounded to
+ * nearest even) and accumulate and write float32; the other kernels stay float32. */
+static inline int dt_device_set_math(dt_device_t *dev, const dt_device_math_t *m,
+                                     dt_error_t *err) {
+  return dev->ops->set_math(dev, m, err);
 }
 
 /* The backend's host threads as a parallel-for, for host-side loops outside the device
