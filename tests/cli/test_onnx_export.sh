@@ -297,6 +297,192 @@ merge_mode = sum
 INI
 parity bidirectional_last "$TMP/bidirectional_last.ini"
 
+# Graph models: every merge and resizing layer, skip connections, fan-out.
+# A residual block: conv, bn, relu, conv, add to the block's input, relu.
+model residual <<'INI'
+[model]
+loss = sparse_categorical_crossentropy
+input = 8,8,3
+[layer.1]
+type = conv2d
+filters = 4
+kernel_size = 3
+padding = same
+activation = relu
+name = stem
+[layer.2]
+type = conv2d
+filters = 4
+kernel_size = 3
+padding = same
+use_bias = false
+[layer.3]
+type = batch_norm
+[layer.4]
+type = relu
+[layer.5]
+type = conv2d
+filters = 4
+kernel_size = 3
+padding = same
+name = branch
+[layer.6]
+type = add
+inputs = stem, branch
+activation = relu
+[layer.7]
+type = global_avg_pool
+[layer.8]
+type = dense
+units = 3
+INI
+parity residual "$TMP/residual.ini" -s
+
+# Concatenation of images along the channels (after convolutions, and of the model's
+# input itself), along the columns, and of flat vectors; the model's input feeds 3
+# layers, `channels` 3.
+model concat <<'INI'
+[model]
+loss = mse
+input = 6,5,2
+[layer.1]
+type = conv2d
+filters = 3
+kernel_size = 3
+padding = same
+inputs = input
+name = a
+[layer.2]
+type = conv2d
+filters = 2
+kernel_size = 1
+inputs = input
+name = b
+[layer.3]
+type = concatenate
+inputs = a, input, b
+name = channels
+[layer.4]
+type = conv2d
+filters = 7
+kernel_size = 1,2
+inputs = channels
+name = e
+[layer.5]
+type = concatenate
+axis = 2
+inputs = channels, e
+[layer.6]
+type = max_pool2d
+pool_size = 2
+[layer.7]
+type = flatten
+name = flat
+[layer.8]
+type = dense
+units = 5
+inputs = channels
+name = d
+[layer.9]
+type = concatenate
+inputs = flat, d
+[layer.10]
+type = dense
+units = 4
+INI
+parity concat "$TMP/concat.ini"
+
+# The element-wise merges of dense branches: subtract, multiply (3 inputs), average,
+# maximum (3 inputs), add (4 inputs).
+model merges <<'INI'
+[model]
+loss = binary_crossentropy
+input = 7
+[layer.1]
+type = dense
+units = 6
+name = p
+[layer.2]
+type = dense
+units = 6
+activation = tanh
+inputs = input
+name = q
+[layer.3]
+type = dense
+units = 6
+inputs = input
+name = r
+[layer.4]
+type = subtract
+inputs = p, q
+name = sub
+[layer.5]
+type = multiply
+inputs = p, q, r
+name = mul
+[layer.6]
+type = average
+inputs = sub, r
+name = avg
+[layer.7]
+type = maximum
+inputs = mul, avg, q
+name = max
+[layer.8]
+type = add
+inputs = max, sub, mul, p
+[layer.9]
+type = dense
+units = 2
+INI
+parity merges "$TMP/merges.ini" -b 5
+
+# upsampling2d and zero_padding2d in a conv model (a small U-Net-like skip).
+model resize <<'INI'
+[model]
+loss = mse
+input = 8,6,2
+[layer.1]
+type = conv2d
+filters = 3
+kernel_size = 3
+padding = same
+[layer.2]
+type = max_pool2d
+pool_size = 2
+[layer.3]
+type = upsampling2d
+size = 1,2
+[layer.4]
+type = zero_padding2d
+padding = 3,1,0,0
+name = up
+[layer.5]
+type = conv2d
+filters = 3
+kernel_size = 1
+inputs = input
+name = side
+[layer.6]
+type = concatenate
+inputs = up, side
+[layer.7]
+type = upsampling2d
+[layer.8]
+type = zero_padding2d
+padding = 1
+[layer.9]
+type = conv2d
+filters = 2
+kernel_size = 3
+strides = 2
+[layer.10]
+type = zero_padding2d
+padding = 2,1
+INI
+parity resize "$TMP/resize.ini"
+
 # Every example, randomly initialized, on a few random samples of its input shape
 # (pixels scaled to [0, 1) as the examples' data are).
 for cfg in "$SRC"/examples/*.ini; do
@@ -308,6 +494,13 @@ for cfg in "$SRC"/examples/*.ini; do
   example-fortunes-language) parity "$name" "$cfg" -i 200 -d 100 ;;
   example-fmnist-cnn-bn) parity "$name" "$cfg" -s -u ;;
   example-binary-addition) parity "$name" "$cfg" ;;
+  example-fmnist-resnet) parity "$name" "$cfg" -s -u ;;
+  example-fmnist-dcgan)
+    # A GAN's two models, each as a run builds it: G from latent_dim noise, D on images.
+    parity "$name-generator" "$cfg" -m generator -i 64 -s -S model.loss=mse
+    parity "$name-discriminator" "$cfg" -m discriminator -i 28,28,1 -u \
+      -S model.loss=binary_crossentropy
+    ;;
   *)
     if grep -qE '^input *=' "$cfg"; then
       parity "$name" "$cfg" -u
