@@ -550,6 +550,82 @@ PY
 )
 [ $? -eq 0 ] && echo "$out" && pass || fail "the exported checkpoint: $out"
 
+# A graph model trained for one short epoch: ONNX Runtime on the exported file gives
+# what `dtrain-worker predict` gives for the same (test) images, pixels scaled to [0, 1]
+# as the model's preprocessing does.
+model trained_graph <<'INI'
+[model]
+loss = sparse_categorical_crossentropy
+input = 28,28,1
+[layer.1]
+type = conv2d
+filters = 4
+kernel_size = 3
+strides = 2
+padding = same
+activation = relu
+name = stem
+[layer.2]
+type = batch_norm
+[layer.3]
+type = conv2d
+filters = 4
+kernel_size = 3
+padding = same
+name = branch
+[layer.4]
+type = add
+inputs = stem, branch
+[layer.5]
+type = max_pool2d
+name = pooled
+[layer.6]
+type = upsampling2d
+[layer.7]
+type = zero_padding2d
+padding = 1
+[layer.8]
+type = conv2d
+filters = 4
+kernel_size = 4
+strides = 2
+name = down
+[layer.9]
+type = concatenate
+inputs = pooled, down
+[layer.10]
+type = dense
+units = 10
+[train]
+epochs = 1
+batch_size = 32
+threads = 1
+INI
+# shellcheck disable=SC2046
+out=$("$WORKER" --config "$TMP/trained_graph.ini" $(data_args "$D") --no-progress -q \
+  --set data.validation_split=0 --set tensorboard.enabled=false \
+  --set tensorboard.logdir="$TMP/runs" --set tensorboard.run=g 2>&1) ||
+  fail "training the graph model: $out"
+out=$("$WORKER" export --model "$TMP/runs/g/model" -o "$TMP/g.onnx" 2>&1) || fail "export: $out"
+out=$("$WORKER" predict --model "$TMP/runs/g/model" --input "$D/test-images" \
+  --output "$TMP/g-predict.npy" --kind probabilities -q 2>&1) || fail "predict: $out"
+out=$("$PY" - "$TMP/g.onnx" "$D/test-images" "$TMP/g-predict.npy" <<'PY' 2>&1
+import sys
+import numpy as np, onnx, onnxruntime as ort
+path, images, predicted = sys.argv[1:]
+onnx.checker.check_model(onnx.load(path), full_check=True)
+raw = open(images, "rb").read()
+n, h, w = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
+x = (np.frombuffer(raw, np.uint8, offset=16).reshape(n, h, w, 1) / np.float32(255)).astype(np.float32)
+want = np.load(predicted)
+(got,) = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x})
+d = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
+print(f"trained graph model, predict vs ONNX Runtime on {n} test images: max abs diff {d:.3g}")
+sys.exit(0 if d <= 1e-5 else 1)
+PY
+)
+[ $? -eq 0 ] && echo "$out" && pass || fail "predict and ONNX Runtime disagree: $out"
+
 # Bad input.
 mkdir -p "$TMP/not-a-model"
 echo hello >"$TMP/not-a-model/notes.txt"
