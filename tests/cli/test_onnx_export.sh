@@ -16,19 +16,33 @@ TOOL="$BUILD/tests/onnx_parity"
 CHECK="$SRC/tests/python/check_onnx.py"
 TOL=1e-5
 
-# parity NAME CONFIG [onnx_parity options...]: build, run, export, compare.
+# parity NAME CONFIG [onnx_parity options...]: build, run and export the model into
+# $TMP/NAME; check_all then compares every such model in one Python process.
+CHECKS=()
 parity() {
   local name=$1 cfg=$2 out
   shift 2
   mkdir -p "$TMP/$name"
-  if ! out=$("$TOOL" "$cfg" "$TMP/$name" "$@" 2>&1); then
-    fail "$name: onnx_parity: $out"
-  elif out=$("$PY" "$CHECK" "$name" "$TMP/$name" "$TOL" 2>&1); then
-    echo "$out"
-    pass
+  if out=$("$TOOL" "$cfg" "$TMP/$name" "$@" 2>&1); then
+    CHECKS+=("$name" "$TMP/$name")
   else
-    fail "$name: $out"
+    fail "$name: onnx_parity: $out"
   fi
+}
+
+# check_all: onnx.checker and ONNX Runtime against dtrain for every model of parity,
+# one pass or fail each (a model with no line, if Python dies, fails too).
+check_all() {
+  local out line name seen=0
+  out=$("$PY" "$CHECK" "$TOL" "${CHECKS[@]}" 2>&1)
+  while IFS= read -r line; do
+    case $line in
+    "ok "*) echo "${line#ok }" && pass && seen=$((seen + 1)) ;;
+    "FAIL "*) fail "${line#FAIL }" && seen=$((seen + 1)) ;;
+    *) echo "$line" ;;
+    esac
+  done <<<"$out"
+  [ "$seen" -eq $((${#CHECKS[@]} / 2)) ] || fail "check_onnx.py checked $seen of $((${#CHECKS[@]} / 2)) models: $out"
 }
 
 # model NAME: the config on stdin becomes $TMP/NAME.ini.
@@ -511,11 +525,14 @@ for cfg in "$SRC"/examples/*.ini; do
   esac
 done
 
+check_all
+
 # The comparison catches a difference of 1e-4 in one output.
 "$PY" -c "import numpy as np, sys; y = np.load(sys.argv[1]); y.flat[3] += 1e-4; np.save(sys.argv[1], y)" \
   "$TMP/cnn/y.npy"
-out=$("$PY" "$CHECK" cnn-changed "$TMP/cnn" "$TOL" 2>&1)
-[ $? -eq 1 ] && grep -q "above 1e-05" <<<"$out" && pass || fail "a changed output was not caught: $out"
+out=$("$PY" "$CHECK" "$TOL" cnn-changed "$TMP/cnn" 2>&1)
+[ $? -eq 1 ] && grep -q "^FAIL cnn-changed: .*above 1e-05" <<<"$out" && pass ||
+  fail "a changed output was not caught: $out"
 
 # dtrain-worker export of a checkpoint of a real (short) run; numpy computes the MLP
 # from the checkpoint's safetensors and ONNX Runtime must agree with it.
