@@ -16,12 +16,15 @@ typedef struct {
   const char **value; /* (nlayers) the name of each layer's output value */
 } walk_t;
 
-/* The names of the values layer i reads. A stack reads the previous layer's output (the
- * graph's input for the first layer); graph models (several inputs per layer) need only
- * this function to change. Returns the number of names written to names[]. */
+/* The names of the values layer i reads: for each of its inputs the producing layer's
+ * output, or the graph's input. A value read by several layers (a skip connection, the
+ * model's input fanned out) is simply named by each; layers[] is in topological order,
+ * so every producer's name is known by then. Returns the number of names written. */
 static int layer_inputs(const walk_t *wk, int i, const char **names) {
-  names[0] = i == 0 ? "input" : wk->value[i - 1];
-  return 1;
+  const dt_layer_t *l = &wk->m->layers[i];
+  for (int k = 0; k < l->ninputs; k++)
+    names[k] = l->inputs[k] == DT_LAYER_MODEL_INPUT ? "input" : wk->value[l->inputs[k]];
+  return l->ninputs;
 }
 
 static int write_file(const char *path, const uint8_t *buf, size_t len, dt_error_t *err) {
@@ -73,9 +76,9 @@ int dt_onnx_export(const dt_model_t *m, const float *params, const float *states
     const float *w[DT_MAX_LAYER_PARAMS] = {0}, *s[DT_MAX_LAYER_STATES] = {0};
     for (int p = 0; p < l->nparams; p++) w[p] = params + l->param_decl[p].offset;
     for (int p = 0; p < l->nstates; p++) s[p] = states + l->state_decl[p].offset;
-    const char *in[1];
+    const char *in[DT_MAX_LAYER_INPUTS];
     layer_inputs(&wk, i, in);
-    if ((rc = dt_onnx_add_layer(&g, l, w, s, in[0], &wk.value[i], err))) {
+    if ((rc = dt_onnx_add_layer(&g, l, w, s, in, &wk.value[i], err))) {
       dt_error_prefix(err, "'%s': ", path);
       goto done;
     }

@@ -236,6 +236,67 @@ static const char *softmax(ox_graph_t *g, const dt_layer_t *l, const char *in) {
   return reshape_to(g, y, &l->out_shape);
 }
 
+/* ---- merges and image resizing (graph models) ---- */
+
+/* add, subtract, multiply, average, maximum: element-wise over inputs of one shape, in
+ * dtrain's order (left to right; the average divides the sum by the count). */
+static const char *merge(ox_graph_t *g, const dt_layer_t *l, const char *const *in) {
+  const char *t = l->ops->type;
+  const int n = l->ninputs;
+  if (!strcmp(t, "subtract")) return ox_binary(g, "Sub", in[0], in[1], NULL);
+  if (!strcmp(t, "multiply")) {
+    /* Mul is binary: a chain, as dtrain multiplies. */
+    const char *y = in[0];
+    for (int k = 1; k < n; k++) y = ox_binary(g, "Mul", y, in[k], NULL);
+    return y;
+  }
+  /* Sum and Max take any number of inputs. */
+  const bool max = !strcmp(t, "maximum");
+  const char *y = ox_fresh(g, max ? "Max" : "Sum");
+  if (!y || !ox_node(g, max ? "Max" : "Sum", in, n, &y, 1)) return NULL;
+  if (strcmp(t, "average")) return y;
+  const float count = (float)n;
+  return ox_binary(g, "Div", y, ox_const_float(g, "count", NULL, 0, &count), NULL);
+}
+
+static const char *concatenate(ox_graph_t *g, const dt_layer_t *l, const char *const *in) {
+  dt_layer_info_t info;
+  dt_layer_info(l, &info);
+  /* Keras' axis (the batch axis is 0) is ONNX's, on the same channels-last values. */
+  const char *y = ox_fresh(g, "Concat");
+  ox_node_t *n;
+  if (!y || !(n = ox_node(g, "Concat", in, l->ninputs, &y, 1))) return NULL;
+  ox_attr_int(g, n, "axis", info.axis);
+  return y;
+}
+
+static const char *upsampling2d(ox_graph_t *g, const dt_layer_t *l, const char *in) {
+  dt_layer_info_t info;
+  dt_layer_info(l, &info);
+  /* Output pixel (i, j) is input pixel (floor(i / sh), floor(j / sw)): Resize's nearest
+   * mode with asymmetric coordinates and floor rounding is exactly that. Resize scales
+   * every axis; here the two spatial ones of (N, H, W, C). */
+  const float scales[4] = {1.0f, (float)info.resize.sh, (float)info.resize.sw, 1.0f};
+  const int64_t sd[1] = {4};
+  const char *ins[3] = {in, "", ox_const_float(g, "scales", sd, 1, scales)};
+  const char *y = ox_fresh(g, "Resize");
+  ox_node_t *n;
+  if (!ins[2] || !y || !(n = ox_node(g, "Resize", ins, 3, &y, 1))) return NULL;
+  ox_attr_string(g, n, "mode", "nearest");
+  ox_attr_string(g, n, "coordinate_transformation_mode", "asymmetric");
+  ox_attr_string(g, n, "nearest_mode", "floor");
+  return y;
+}
+
+static const char *zero_padding2d(ox_graph_t *g, const dt_layer_t *l, const char *in) {
+  dt_layer_info_t info;
+  dt_layer_info(l, &info);
+  const dt_resize2d_t *r = &info.resize;
+  /* Begins of N, H, W, C, then their ends; constant mode, value 0 (the defaults). */
+  const int64_t pads[8] = {0, r->top, r->left, 0, 0, r->bottom, r->right, 0};
+  return ox_binary(g, "Pad", in, ox_const_ints(g, "pads", pads, 8), NULL);
+}
+
 /* ---- recurrent layers ---- */
 
 /* Keras' gate (block of `units` columns) that each ONNX gate takes: ONNX orders the
@@ -321,11 +382,21 @@ done:
 }
 
 int dt_onnx_add_layer(ox_graph_t *g, const dt_layer_t *l, const float *const *w,
-                      const float *const *s, const char *in, const char **out, dt_error_t *err) {
+                      const float *const *s, const char *const *ins, const char **out,
+                      dt_error_t *err) {
   const char *t = l->ops->type;
-  const char *y = NULL;
+  const char *y = NULL, *in = ins[0];
   ox_node_t *n;
-  if (!strcmp(t, "dense")) {
+  if (!strcmp(t, "add") || !strcmp(t, "subtract") || !strcmp(t, "multiply") ||
+      !strcmp(t, "average") || !strcmp(t, "maximum")) {
+    y = merge(g, l, ins);
+  } else if (!strcmp(t, "concatenate")) {
+    y = concatenate(g, l, ins);
+  } else if (!strcmp(t, "upsampling2d")) {
+    y = upsampling2d(g, l, in);
+  } else if (!strcmp(t, "zero_padding2d")) {
+    y = zero_padding2d(g, l, in);
+  } else if (!strcmp(t, "dense")) {
     y = dense(g, l, w, in);
   } else if (!strcmp(t, "conv1d") || !strcmp(t, "conv2d")) {
     y = conv(g, l, w, in, false);

@@ -4,7 +4,10 @@
  * OUT/x.npy (the inputs) and OUT/y.npy (the model's outputs; for a cross-entropy loss
  * the probabilities, the loss's softmax or sigmoid applied to the logits).
  *
- * usage: onnx_parity CONFIG OUT [-i SHAPE] [-b BATCH] [-r SEED] [-d IDS] [-u] [-s] [-S KEY=VALUE]...
+ * usage: onnx_parity CONFIG OUT [-m NAME] [-i SHAPE] [-b BATCH] [-r SEED] [-d IDS] [-u] [-s]
+ *                    [-S KEY=VALUE]...
+ *   -m  the model of sections [NAME.layer.1], ... (a GAN's generator or discriminator),
+ *       as a config of its own; -i and -S then apply to that config
  *   -i  the per-sample input shape ("28,28,1"); default: the config's model.input
  *   -d  inputs are integer ids in [0, IDS) (for embeddings) instead of normal floats
  *   -u  inputs uniform in [0, 1) (scaled pixels) instead of normal
@@ -51,19 +54,22 @@ static int write_npy(const char *path, const float *v, int n, const dt_shape_t *
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: onnx_parity CONFIG OUT [-i SHAPE] [-b BATCH] [-r SEED] [-d IDS] "
-                    "[-s] [-S KEY=VALUE]...\n");
+    fprintf(stderr, "usage: onnx_parity CONFIG OUT [-m NAME] [-i SHAPE] [-b BATCH] [-r SEED] "
+                    "[-d IDS] [-u] [-s] [-S KEY=VALUE]...\n");
     return 2;
   }
-  const char *cfg_path = argv[1], *out = argv[2], *shape_arg = NULL;
+  const char *cfg_path = argv[1], *out = argv[2], *shape_arg = NULL, *sub = NULL;
+  const char *sets[32];
+  int nsets = 0;
   int batch = 4, ids = 0, random_states = 0, uniform = 0;
   unsigned long seed = 1;
   dt_error_t err = {0};
   dt_config_t *cfg = dt_config_new();
   if (!cfg || dt_config_load_file(cfg, cfg_path, &err)) goto fail;
   optind = 3;
-  for (int c; (c = getopt(argc, argv, "i:b:r:d:usS:")) != -1;) {
+  for (int c; (c = getopt(argc, argv, "m:i:b:r:d:usS:")) != -1;) {
     switch (c) {
+    case 'm': sub = optarg; break;
     case 'i': shape_arg = optarg; break;
     case 'b': batch = atoi(optarg); break;
     case 'r': seed = strtoul(optarg, NULL, 10); break;
@@ -71,11 +77,26 @@ int main(int argc, char **argv) {
     case 's': random_states = 1; break;
     case 'u': uniform = 1; break;
     case 'S':
-      if (dt_config_override(cfg, optarg, &err)) goto fail;
+      if (nsets == 32) return 2;
+      sets[nsets++] = optarg;
       break;
     default: return 2;
     }
   }
+  if (sub) {
+    /* The named model's sections as a config of their own, as a GAN run builds them. */
+    dt_config_t *part = dt_config_new();
+    int count = 0;
+    if (!part || dt_config_extract(part, cfg, sub, &count, &err)) goto fail;
+    dt_config_free(cfg);
+    cfg = part;
+    if (count == 0) {
+      fprintf(stderr, "error: %s: no [%s.*] sections\n", cfg_path, sub);
+      return 2;
+    }
+  }
+  for (int i = 0; i < nsets; i++)
+    if (dt_config_override(cfg, sets[i], &err)) goto fail;
   int dims[DT_MAX_DIMS] = {1, 1, 1, 1}, ndim = 0;
   if (shape_arg) {
     char assign[128];

@@ -7,12 +7,15 @@
 #include <stdlib.h>
 
 #include "dtrain/layer.h"
+#include "dtrain/layer_info.h"
+#include "info_parts.h"
 
 typedef struct {
   size_t outer_per_sample;               /* product of the per-sample dims before the axis */
   size_t width[DT_MAX_LAYER_INPUTS];     /* per-input row width: dims from the axis on */
   size_t offset[DT_MAX_LAYER_INPUTS];    /* its column offset in the output's rows */
   size_t out_width;
+  int axis; /* as Keras counts it: 1 is the sample's first axis */
 } concat_t;
 
 static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_t *err) {
@@ -45,6 +48,7 @@ static int build(dt_layer_t *l, dt_config_t *cfg, const char *section, dt_error_
   }
   concat_t *c = calloc(1, sizeof *c);
   if (!(l->priv = c)) return dt_error_set(err, DT_ERR_NOMEM, "out of memory building [%s]", section);
+  c->axis = a + 1;
   c->outer_per_sample = 1;
   for (int d = 0; d < a; d++) c->outer_per_sample *= (size_t)out.dims[d];
   for (int k = 0; k < l->ninputs; k++) {
@@ -76,6 +80,10 @@ static void backward_multi(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch,
     if (dxs[k])
       dt_device_copy_rows(ctx->stream, rows, c->width[k], dy + c->offset[k], c->out_width,
                           dxs[k], c->width[k]);
+}
+
+void dt_concatenate_info(const dt_layer_t *l, dt_layer_info_t *out) {
+  out->axis = ((const concat_t *)l->priv)->axis;
 }
 
 const dt_layer_ops_t dt_layer_concatenate = {.type = "concatenate",

@@ -10,5 +10,6 @@ struct dt_layer_info;
 
 void dt_batch_norm_info(const dt_layer_t *l, struct dt_layer_info *out);
 void dt_bidirectional_info(const dt_layer_t *l, struct dt_layer_info *out);
+void dt_concatenate_info(const dt_layer_t *l, struct dt_layer_info *out);
 
 #endif

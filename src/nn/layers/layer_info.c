@@ -28,11 +28,16 @@ bool dt_layer_info(const dt_layer_t *l, dt_layer_info_t *out) {
     dt_batch_norm_info(l, out);
   } else if (!strcmp(t, "leaky_relu")) {
     out->alpha = *(const float *)l->priv;
+  } else if (!strcmp(t, "concatenate")) {
+    dt_concatenate_info(l, out);
+  } else if (!strcmp(t, "upsampling2d") || !strcmp(t, "zero_padding2d")) {
+    out->resize = *(const dt_resize2d_t *)l->priv;
   } else {
-    static const char *const plain[] = {"dense",   "dropout",         "embedding",
-                                        "flatten", "reshape",         "global_avg_pool",
-                                        "relu",    "global_max_pool", "sigmoid",
-                                        "tanh",    "softmax",         NULL};
+    static const char *const plain[] = {
+        "dense", "dropout", "embedding", "flatten", "reshape", "global_avg_pool",
+        "global_max_pool", "relu", "sigmoid", "tanh", "softmax",
+        /* the element-wise merges: their type says it all */
+        "add", "subtract", "multiply", "average", "maximum", NULL};
     for (int i = 0; plain[i]; i++)
       if (!strcmp(t, plain[i])) return true;
     return false;

@@ -26,6 +26,11 @@ typedef struct dt_layer_info {
   int gamma, beta;
   /* leaky_relu */
   float alpha;
+  /* concatenate: the axis joined, counted as Keras does (the batch axis is 0), from 1 */
+  int axis;
+  /* upsampling2d (sh, sw) and zero_padding2d (top, bottom, left, right), with the input
+   * image's extent */
+  dt_resize2d_t resize;
 } dt_layer_info_t;
 
 /* Fills *out for l (fields of other layer types are zero). Returns false for a layer
