@@ -23,11 +23,13 @@ ALLOWED = {
     "tb": {"core"},
     "comm": {"core", "device"},
     "psproto": {"core", "train"},
-    "worker": {"core", "device", "nn", "train", "io", "tb", "comm", "psproto"},
+    "onnx": {"core", "device", "nn"},
+    "worker": {"core", "device", "nn", "train", "io", "tb", "comm", "psproto", "onnx"},
     "paramserver": {"core", "train", "io", "tb", "psproto"},
 }
 # Headers protoc-c generates into the build tree, by the library that owns the schema.
-GENERATED = {"ps.pb-c.h": "psproto", "tensorboard_event.pb-c.h": "tb"}
+GENERATED = {"ps.pb-c.h": "psproto", "tensorboard_event.pb-c.h": "tb",
+             "onnx.pb-c.h": "onnx"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 

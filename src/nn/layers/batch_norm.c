@@ -20,6 +20,8 @@
 #include <stdlib.h>
 
 #include "dtrain/layer.h"
+#include "dtrain/layer_info.h"
+#include "info_parts.h"
 
 typedef struct {
   dt_batch_norm_desc_t desc;
@@ -91,3 +93,10 @@ const dt_layer_ops_t dt_layer_batch_norm = {.type = "batch_norm",
                                             .scratch_floats = scratch_floats,
                                             .forward = forward,
                                             .backward = backward};
+
+void dt_batch_norm_info(const dt_layer_t *l, dt_layer_info_t *out) {
+  const batch_norm_t *bn = l->priv;
+  out->epsilon = bn->desc.epsilon;
+  out->gamma = bn->gamma;
+  out->beta = bn->beta;
+}

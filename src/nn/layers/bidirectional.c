@@ -6,6 +6,8 @@
  * inner layer's keys (units, return_sequences, initializers, ...). */
 #include <stdlib.h>
 
+#include "dtrain/layer_info.h"
+#include "info_parts.h"
 #include "recurrent.h"
 
 typedef struct {
@@ -89,3 +91,11 @@ const dt_layer_ops_t dt_layer_bidirectional = {.type = "bidirectional",
                                                .forward = forward,
                                                .backward = backward,
                                                .init_params = init_params};
+
+void dt_bidirectional_info(const dt_layer_t *l, dt_layer_info_t *out) {
+  const bidirectional_t *p = l->priv;
+  out->rnn_kind = p->cell[0].kind;
+  out->units = p->cell[0].units;
+  out->return_sequences = p->cell[0].return_sequences;
+  out->merge_sum = p->sum;
+}
