@@ -165,6 +165,8 @@ static const dt_device_ops_t cpu_ops = {
     .upsample2d_backward = dt_cpu_upsample2d_backward,
     .pad2d_forward = dt_cpu_pad2d_forward,
     .pad2d_backward = dt_cpu_pad2d_backward,
+    .gaussian_sample_forward = dt_cpu_gaussian_sample_forward,
+    .gaussian_sample_backward = dt_cpu_gaussian_sample_backward,
 };
 
 /* Whether this CPU runs AVX-512F code (the convolution kernels' instruction set). */
