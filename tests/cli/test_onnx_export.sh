@@ -308,6 +308,8 @@ for cfg in "$SRC"/examples/*.ini; do
   example-fortunes-language) parity "$name" "$cfg" -i 200 -d 100 ;;
   example-fmnist-cnn-bn) parity "$name" "$cfg" -s -u ;;
   example-binary-addition) parity "$name" "$cfg" ;;
+  # The VAE's sampling layer draws noise: not exported (yet); issue 17.
+  example-fmnist-vae) ;;
   *)
     if grep -qE '^input *=' "$cfg"; then
       parity "$name" "$cfg" -u
