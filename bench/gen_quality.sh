@@ -13,6 +13,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 worker=${DTRAIN_WORKER:-$root/build/src/worker/dtrain-worker}
 python=${PYTHON:-$root/.venv/bin/python}
+"$python" -c 'import numpy' 2>/dev/null ||
+  { echo "gen_quality.sh: $python has no numpy (set PYTHON=...; scripts/setup-python-venv.sh)" >&2; exit 2; }
 gen="" cls="" count=1000 seed=1 work="" grid=""
 while [ $# -gt 0 ]; do
   case "$1" in
