@@ -14,6 +14,7 @@ extern const dt_layer_ops_t dt_layer_embedding, dt_layer_simple_rnn, dt_layer_ls
     dt_layer_bidirectional;
 extern const dt_layer_ops_t dt_layer_add, dt_layer_subtract, dt_layer_multiply, dt_layer_average,
     dt_layer_maximum, dt_layer_concatenate, dt_layer_upsampling2d, dt_layer_zero_padding2d;
+extern const dt_layer_ops_t dt_layer_sampling;
 
 /* Adding a layer type: write layers/<type>.c defining its ops, and list it here. */
 static const dt_layer_ops_t *const registry[] = {
@@ -27,6 +28,7 @@ static const dt_layer_ops_t *const registry[] = {
     &dt_layer_bidirectional,
     &dt_layer_add, &dt_layer_subtract, &dt_layer_multiply, &dt_layer_average, &dt_layer_maximum,
     &dt_layer_concatenate, &dt_layer_upsampling2d, &dt_layer_zero_padding2d,
+    &dt_layer_sampling,
 };
 
 void dt_layer_declare_param(dt_layer_t *l, const char *suffix, dt_shape_t shape,

@@ -265,6 +265,8 @@ int dt_model_prepare(dt_model_t *m, int capacity, dt_error_t *err) {
   free(m->dpart);
   free(m->dwritten);
   m->arena = NULL;
+  free(m->aux_host);
+  m->aux_host = NULL;
   m->capacity = capacity;
   const int nl = m->nlayers, nacts = nl + 1;
   m->acts = calloc((size_t)nacts, sizeof *m->acts);
@@ -319,6 +321,7 @@ void dt_model_free(dt_model_t *m) {
   free(m->dpart);
   free(m->dwritten);
   for (int i = 0; i < 3; i++) free(m->host[i]);
+  free(m->aux_host);
   /* A model whose build never started has no device (and nothing on one). */
   if (m->dev) {
     dt_device_free(m->dev, m->param_buf);
@@ -382,9 +385,14 @@ dt_exec_ctx_t dt_model_exec_ctx(const dt_model_t *m, bool training, dt_rng_t *rn
 }
 
 const float *dt_model_forward(dt_model_t *m, int batch, bool training, dt_rng_t *rng) {
+  return dt_model_forward_from(m, DT_LAYER_MODEL_INPUT, batch, training, rng);
+}
+
+const float *dt_model_forward_from(dt_model_t *m, int from, int batch, bool training,
+                                   dt_rng_t *rng) {
   const dt_exec_ctx_t ctx = dt_model_exec_ctx(m, training, rng);
   m->training = training;
-  for (int i = 0; i < m->nrun; i++) {
+  for (int i = from + 1; i < m->nrun; i++) {
     dt_layer_t *l = &m->layers[i];
     if (l->ops->max_inputs > 1) {
       const float *xs[DT_MAX_LAYER_INPUTS];
@@ -447,6 +455,57 @@ void dt_model_backward(dt_model_t *m, int batch) {
 
 const float *dt_model_input_grad(const dt_model_t *m) {
   return m->input_grad && m->dacts ? m->dacts[0] : NULL;
+}
+
+int dt_model_check_tail(const dt_model_t *m, int from, dt_error_t *err) {
+  if (from < DT_LAYER_MODEL_INPUT || from >= m->nrun)
+    return dt_error_set(err, DT_ERR_ARG, "layer index %d is not a layer the model runs", from);
+  /* fed[a]: acts[a] is computed from layer from's output alone (or is that output). */
+  bool fed[DT_MAX_LAYERS + 1] = {false};
+  fed[from + 1] = true;
+  for (int i = from + 1; i < m->nrun; i++) {
+    const dt_layer_t *l = &m->layers[i];
+    for (int k = 0; k < l->ninputs; k++)
+      if (!fed[l->inputs[k] + 1])
+        return dt_error_set(err, DT_ERR_CONFIG,
+                            "[%s] layer '%s' takes '%s', which does not come from %s%s%s: "
+                            "the layers after it cannot run on latent vectors alone",
+                            l->section, l->name, l->input_names[k],
+                            from < 0 ? "the model's input" : "layer '",
+                            from < 0 ? "" : m->layers[from].name, from < 0 ? "" : "'");
+    fed[i + 1] = true;
+  }
+  return 0;
+}
+
+bool dt_model_has_aux_loss(const dt_model_t *m) {
+  for (int i = 0; i < m->nrun; i++)
+    if (m->layers[i].ops->aux_loss) return true;
+  return false;
+}
+
+int dt_model_aux_loss(dt_model_t *m, int batch, double *weighted, double *raw, dt_error_t *err) {
+  *weighted = *raw = 0.0;
+  for (int i = 0; i < m->nrun; i++) {
+    const dt_layer_t *l = &m->layers[i];
+    if (!l->ops->aux_loss) continue;
+    float weight = 1.0f;
+    const float *v = l->ops->aux_loss(l, batch, &weight);
+    const size_t bytes = sizeof(float) * (size_t)batch;
+    if (!m->dev->host_memory && !m->aux_host &&
+        !(m->aux_host = malloc(sizeof(float) * (size_t)(m->capacity > 0 ? m->capacity : 1))))
+      return dt_error_set(err, DT_ERR_NOMEM, "out of memory for the loss terms of '%s'", l->name);
+    void *view = NULL;
+    int rc = dt_device_to_host(m->stream, (void *)v, bytes, m->aux_host, &view, err);
+    if (rc) return dt_error_prefix(err, "the loss term of '%s': ", l->name);
+    const float *h = view;
+    double sum = 0.0;
+    for (int b = 0; b < batch; b++) sum += h[b];
+    const double mean = batch > 0 ? sum / batch : 0.0;
+    *raw += mean;
+    *weighted += weight * mean;
+  }
+  return 0;
 }
 
 size_t dt_model_input_size(const dt_model_t *m) { return dt_shape_size(&m->in_shape); }

@@ -46,7 +46,14 @@ static void usage(FILE *out) {
 }
 
 static void print_result(const char *label, const eval_result_t *r) {
-  if (!isnan(r->mae))
+  if (!isnan(r->neg_elbo))
+    printf("%s: loss: %.4f - reconstruction_loss: %.4f - kl_loss: %.4f - negative ELBO: %.2f "
+           "nats per sample (%zu samples)\n", label, r->loss, r->reconstruction, r->kl,
+           r->neg_elbo, r->samples);
+  else if (!isnan(r->reconstruction))
+    printf("%s: loss: %.4f - reconstruction_loss: %.4f - kl_loss: %.4f (%zu samples)\n", label,
+           r->loss, r->reconstruction, r->kl, r->samples);
+  else if (!isnan(r->mae))
     printf("%s: loss: %.4f - mae: %.4f (%zu samples)\n", label, r->loss, r->mae, r->samples);
   else if (isnan(r->accuracy))
     printf("%s: loss: %.4f (%zu samples)\n", label, r->loss, r->samples);

@@ -21,6 +21,7 @@
 #include "dtrain/test_hooks.h"
 #include "cmd_evaluate.h"
 #include "cmd_export.h"
+#include "cmd_generate.h"
 #include "cmd_predict.h"
 #include "gan_trainer.h"
 #include "inspect.h"
@@ -42,6 +43,7 @@ static const command_t commands[] = {
     {"predict", cmd_predict_main, "a saved model's outputs for an input file, to .npy or .csv"},
     {"evaluate", cmd_evaluate_main, "a saved model's loss and metrics on a dataset"},
     {"export", cmd_export, "a saved model as an ONNX file (-o FILE.onnx)"},
+    {"generate", cmd_generate_main, "samples from a VAE's prior or a generator, to .npy"},
     {NULL, NULL, NULL}};
 
 static void usage(FILE *out) {

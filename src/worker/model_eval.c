@@ -29,7 +29,9 @@ int model_evaluate(const model_eval_env_t *env, const dt_dataset_t *ds, eval_res
   size_t end = ds->n * (size_t)(rank + 1) / (size_t)world;
   /* loss * samples, correct, accuracy total, samples, samples with every output right,
    * absolute errors (regression) */
-  double sums[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  double sums[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  /* ... and the layers' loss terms * samples, weighted and raw. */
+  const bool aux = dt_model_has_aux_loss(m);
   bool regression = env->target == TARGET_VALUES &&
                     (m->loss == DT_LOSS_MSE || m->loss == DT_LOSS_MAE);
   uint32_t idx[1024];
@@ -45,6 +47,12 @@ int model_evaluate(const model_eval_env_t *env, const dt_dataset_t *ds, eval_res
     const float *y = dt_model_forward(m, chunk, false, env->rng);
     int dim = (int)dt_model_output_size(m);
     sums[0] += dt_loss_compute(m->loss, y, chunk, dim, env->labels, env->targets, NULL) * chunk;
+    if (aux) {
+      double weighted, raw;
+      if ((rc = dt_model_aux_loss(m, chunk, &weighted, &raw, err))) return rc;
+      sums[6] += weighted * chunk;
+      sums[7] += raw * chunk;
+    }
     if (env->target == TARGET_BITS)
       for (int b = 0; b < chunk; b++) {
         bool all = true;
@@ -60,9 +68,15 @@ int model_evaluate(const model_eval_env_t *env, const dt_dataset_t *ds, eval_res
     sums[3] += chunk;
     pos += (size_t)chunk;
   }
-  if ((rc = dt_comm_allreduce_sum_f64(env->comm, sums, 6, err))) return rc;
+  if ((rc = dt_comm_allreduce_sum_f64(env->comm, sums, 8, err))) return rc;
   out->samples = (size_t)sums[3];
-  out->loss = sums[3] > 0 ? sums[0] / sums[3] : NAN;
+  out->loss = sums[3] > 0 ? (sums[0] + sums[6]) / sums[3] : NAN;
+  out->reconstruction = aux && sums[3] > 0 ? sums[0] / sums[3] : NAN;
+  out->kl = aux && sums[3] > 0 ? sums[6] / sums[3] : NAN;
+  out->kl_raw = aux && sums[3] > 0 ? sums[7] / sums[3] : NAN;
+  out->neg_elbo = aux && m->loss == DT_LOSS_BCE_LOGITS && env->target == TARGET_INPUT
+                      ? out->reconstruction * (double)dt_model_output_size(m) + out->kl_raw
+                      : NAN;
   out->accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
   out->exact = env->target == TARGET_BITS && sums[3] > 0 ? sums[4] / sums[3] : NAN;
   out->mae = regression && sums[3] > 0 ? sums[5] / (sums[3] * (double)dt_model_output_size(m))

@@ -22,6 +22,13 @@ typedef struct {
   double loss, accuracy; /* accuracy is NaN for losses without one */
   double exact;          /* target = bits: the share of samples with every bit right */
   double mae;            /* regression (mse/mae on target values): mean absolute error, else NaN */
+  /* A model whose layers add loss terms (a VAE's KL): loss = reconstruction + kl, where
+   * reconstruction is the loss function's part and kl the layers' weighted terms, and
+   * kl_raw the same without their weights; all NaN for other models. */
+  double reconstruction, kl, kl_raw;
+  /* A VAE trained with binary_crossentropy on target = input: the negative ELBO in nats
+   * per sample, the reconstruction summed over the outputs plus kl_raw; else NaN. */
+  double neg_elbo;
   size_t samples;
 } eval_result_t;
 
@@ -36,7 +43,7 @@ typedef struct {
   dt_comm_t *comm;
   int32_t *labels;
   float *targets;
-  dt_rng_t *rng;
+  dt_rng_t *rng; /* the noise of stochastic layers (a VAE's sampling); NULL: none */
 } model_eval_env_t;
 
 /* Fills targets (batch, out) for a batch whose inputs are in the model's acts[0] and

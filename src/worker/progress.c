@@ -22,6 +22,7 @@ void progress_init(progress_t *p, FILE *out, progress_mode mode, double every_s)
   p->out = out;
   p->mode = mode;
   p->every_s = every_s;
+  p->reconstruction = p->kl = NAN;
 }
 
 void progress_begin(progress_t *p, long epoch, long epochs, long first, long total_steps) {
@@ -39,17 +40,25 @@ static int columns(FILE *out) {
   return DEFAULT_COLUMNS;
 }
 
-/* " - loss: 0.1234 - accuracy: 0.5678" into buf. */
-static void metrics(char *buf, size_t cap, double loss, double accuracy) {
+/* " - loss: 0.1234 - accuracy: 0.5678" (and a VAE's terms) into buf. */
+static void metrics(const progress_t *p, char *buf, size_t cap, double loss, double accuracy) {
   int n = snprintf(buf, cap, " - loss: %.4f", loss);
+  if (!isnan(p->reconstruction) && n > 0 && (size_t)n < cap)
+    n += snprintf(buf + n, cap - (size_t)n, " - reconstruction_loss: %.4f - kl_loss: %.4f",
+                  p->reconstruction, p->kl);
   if (!isnan(accuracy) && n > 0 && (size_t)n < cap)
     snprintf(buf + n, cap - (size_t)n, " - accuracy: %.4f", accuracy);
+}
+
+void progress_set_terms(progress_t *p, double reconstruction, double kl) {
+  p->reconstruction = reconstruction;
+  p->kl = kl;
 }
 
 static void draw_bar(progress_t *p, long done, double eta, const char *tail) {
   char head[64];
   int head_len = snprintf(head, sizeof head, "%6ld/%-6ld [", done, p->total);
-  char rest[128];
+  char rest[192];
   int rest_len = snprintf(rest, sizeof rest, "] - ETA: %4.0fs%s", eta, tail);
   /* The line must stay one column short of the width, or the terminal wraps it and
    * every redraw leaves a line behind. */
@@ -74,8 +83,8 @@ void progress_update(progress_t *p, long done, double loss, double accuracy) {
   double elapsed = now - p->start;
   long ran = done - p->first;
   double eta = ran > 0 ? elapsed * (double)(p->total - done) / (double)ran : 0.0;
-  char tail[96];
-  metrics(tail, sizeof tail, loss, accuracy);
+  char tail[160];
+  metrics(p, tail, sizeof tail, loss, accuracy);
   if (p->mode == PROGRESS_BAR) {
     if (done < p->total && now - p->last_draw < 0.1) return;
     p->last_draw = now;

@@ -23,6 +23,8 @@ typedef struct {
   double every_s; /* PROGRESS_LINES: seconds between lines (0: every step) */
   long epoch, epochs, first, total;
   double start, last_draw;
+  /* A loss with terms reported apart (a VAE: reconstruction and KL), NaN when not. */
+  double reconstruction, kl;
 } progress_t;
 
 /* The mode for `out`: the bar on a terminal unless `launched` (under mpirun the output
@@ -37,6 +39,9 @@ void progress_begin(progress_t *p, long epoch, long epochs, long first, long tot
 /* `done` steps of the epoch are done; loss and accuracy (NaN: none) so far. The bar
  * redraws at most ten times a second. */
 void progress_update(progress_t *p, long done, double loss, double accuracy);
+/* The running means of a VAE's two loss terms, shown after the loss from the next
+ * update on (NaN: not shown). */
+void progress_set_terms(progress_t *p, double reconstruction, double kl);
 /* Clears the bar so the epoch line can take its place. */
 void progress_end(progress_t *p);
 

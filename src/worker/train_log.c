@@ -206,6 +206,40 @@ void train_log_reconstructions(train_log_t *tl, long epoch, const float *inputs,
   free(px);
 }
 
+void train_log_terms(train_log_t *tl, long epoch, double reconstruction, double kl,
+                     double val_reconstruction, double val_kl) {
+  if (!tl->enabled) return;
+  dt_events_scalar(tl->train, "epoch_reconstruction_loss", epoch, reconstruction, NULL);
+  dt_events_scalar(tl->train, "epoch_kl_loss", epoch, kl, NULL);
+  if (!isnan(val_reconstruction)) {
+    dt_events_scalar(tl->val, "epoch_reconstruction_loss", epoch, val_reconstruction, NULL);
+    dt_events_scalar(tl->val, "epoch_kl_loss", epoch, val_kl, NULL);
+  }
+}
+
+enum { SAMPLES_PER_ROW = 8 };
+
+void train_log_samples(train_log_t *tl, long epoch, const float *images, int n, int h, int w) {
+  if (!tl->enabled || !tl->images || n <= 0) return;
+  /* Tiles with a one-pixel black border around each. */
+  const int cols = n < SAMPLES_PER_ROW ? n : SAMPLES_PER_ROW, rows = (n + cols - 1) / cols;
+  const int ih = rows * (h + 1) + 1, iw = cols * (w + 1) + 1;
+  uint8_t *px = calloc((size_t)ih * (size_t)iw, 1);
+  if (!px) return;
+  for (int k = 0; k < n; k++) {
+    const float *src = images + (size_t)k * (size_t)(h * w);
+    const int top = 1 + (k / cols) * (h + 1), left = 1 + (k % cols) * (w + 1);
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++) {
+        float v = src[y * w + x];
+        v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+        px[(size_t)(top + y) * (size_t)iw + (size_t)(left + x)] = (uint8_t)(v * 255.0f + 0.5f);
+      }
+  }
+  dt_events_image(tl->train, "samples", epoch, ih, iw, 1, px, NULL);
+  free(px);
+}
+
 void train_log_flush(train_log_t *tl) {
   if (!tl->enabled) return;
   dt_error_t e = {0};

@@ -60,6 +60,15 @@ void train_log_epoch(train_log_t *tl, long epoch, double loss, double accuracy, 
 void train_log_reconstructions(train_log_t *tl, long epoch, const float *inputs,
                                const float *outputs, int n, int h, int w);
 
+/* A VAE's loss terms for the epoch: scalars epoch_reconstruction_loss and epoch_kl_loss
+ * in the training run and (when not NaN) the validation run. */
+void train_log_terms(train_log_t *tl, long epoch, double reconstruction, double kl,
+                     double val_reconstruction, double val_kl);
+
+/* Generated images (n, h*w) in [0,1], a grid of 8 per row, as image "samples" of the
+ * training run at this epoch (a VAE's decoder on draws from the prior). */
+void train_log_samples(train_log_t *tl, long epoch, const float *images, int n, int h, int w);
+
 /* Flushes everything written so far (the writer thread does it every few seconds anyway). */
 void train_log_flush(train_log_t *tl);
 

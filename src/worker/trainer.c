@@ -265,6 +265,11 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   if ((rc = dt_model_init_params(&t->model, &init_rng, err))) return rc;
   if ((rc = broadcast_initial_params(t, err))) return rc;
   dt_rng_seed(&t->run.rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xd20b), (uint64_t)comm->rank));
+  /* A VAE: its loss terms are reported apart, and its prior samples pictured. */
+  t->has_aux = dt_model_has_aux_loss(&t->model);
+  dt_error_t lerr = {0};
+  t->has_latent = t->has_aux && latent_find(&t->model, NULL, &t->latent, &lerr) == 0 &&
+                  t->latent.from >= 0;
   progress_init(&t->progress, log.out, dt_log_enabled(&log) ? flags->progress : PROGRESS_OFF,
                 flags->progress_every_s);
   return 0;
@@ -276,8 +281,12 @@ static void fill_targets(trainer_t *t, int batch) {
 }
 
 int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, dt_error_t *err) {
+  /* Evaluation's noise (a VAE's sampling) is a stream of its own, the same for every
+   * evaluation: evaluating never moves the training stream, and epochs compare alike. */
+  dt_rng_t rng;
+  dt_rng_seed(&rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xe7a1), (uint64_t)t->comm->rank));
   model_eval_env_t env = {&t->model, t->target, &t->data.scaling, t->comm,
-                          t->labels, t->targets, &t->run.rng};
+                          t->labels, t->targets, &rng};
   return model_evaluate(&env, ds, out, err);
 }
 
@@ -332,6 +341,15 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   const float *y = dt_model_forward(m, batch, true, &t->run.rng);
   int dim = (int)dt_model_output_size(m);
   *loss = dt_loss_compute(m->loss, y, batch, dim, t->labels, t->targets, m->dout);
+  if (t->has_aux) {
+    /* The layers' terms (a VAE's KL) join the loss; their backward adds their gradient. */
+    double kl, kl_raw;
+    if ((rc = dt_model_aux_loss(m, batch, &kl, &kl_raw, err))) return rc;
+    t->epoch_recon_sum += *loss;
+    t->epoch_kl_sum += kl;
+    t->aux_batches++;
+    *loss += kl;
+  }
   size_t n;
   *correct += (double)dt_loss_count_correct(m->loss, y, batch, dim, t->labels, t->targets, &n);
   *total += (double)n;
@@ -368,16 +386,23 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
 
 /* batches: those this process ran in the epoch (fewer than an epoch after a resume). */
 static void print_epoch(trainer_t *t, long epoch, long batches, double seconds, double loss,
-                        double acc, const eval_result_t *val) {
+                        double acc, const eval_result_t *val, const double terms[2]) {
   char line[512], steps[48];
   /* After a resume in the middle of an epoch, say how much of it this run did. */
   if (batches == t->steps_per_epoch) snprintf(steps, sizeof steps, "%ld steps", batches);
   else snprintf(steps, sizeof steps, "%ld of %ld steps", batches, t->steps_per_epoch);
   size_t used = (size_t)snprintf(line, sizeof line, "Epoch %ld/%ld - %s - %.1fs - loss: %.4f",
                                  epoch, t->opt.epochs, steps, seconds, loss);
+  if (!isnan(terms[0]))
+    used += (size_t)snprintf(line + used, sizeof line - used,
+                             " - reconstruction_loss: %.4f - kl_loss: %.4f", terms[0], terms[1]);
   if (!isnan(acc)) used += (size_t)snprintf(line + used, sizeof line - used, " - accuracy: %.4f", acc);
   if (val && val->samples) {
     used += (size_t)snprintf(line + used, sizeof line - used, " - val_loss: %.4f", val->loss);
+    if (!isnan(val->reconstruction))
+      used += (size_t)snprintf(line + used, sizeof line - used,
+                               " - val_reconstruction_loss: %.4f - val_kl_loss: %.4f",
+                               val->reconstruction, val->kl);
     if (!isnan(val->accuracy))
       used += (size_t)snprintf(line + used, sizeof line - used, " - val_accuracy: %.4f",
                                val->accuracy);
@@ -458,12 +483,40 @@ static void log_reconstructions(trainer_t *t, long epoch) {
   if (!inputs) return;
   float *out = inputs + (size_t)n * dim;
   memcpy(inputs, m->acts[0], sizeof(float) * (size_t)n * dim);
-  const float *y = dt_model_forward(m, n, false, &t->run.rng);
+  /* No noise: a VAE reconstructs from the mean of its code (sampling.c). */
+  const float *y = dt_model_forward(m, n, false, NULL);
   /* Logits of BCE go through the sigmoid that the loss fuses. */
   for (size_t i = 0; i < (size_t)n * dim; i++)
     out[i] = m->loss == DT_LOSS_BCE_LOGITS ? 1.0f / (1.0f + expf(-y[i])) : y[i];
   train_log_reconstructions(&t->tlog, epoch, inputs, out, n, ds->shape[0], ds->shape[1]);
   free(inputs);
+}
+
+/* How many prior samples the VAE's picture shows. */
+enum { PRIOR_SAMPLES = 32 };
+
+/* A VAE's decoder run on latent vectors drawn from the prior N(0, 1), to TensorBoard:
+ * the same vectors every epoch (a stream of their own), so the pictures show one set of
+ * samples as training shapes them. Logging rank only; reuses the training arena. */
+static void log_prior_samples(trainer_t *t, long epoch) {
+  dt_model_t *m = &t->model;
+  const dt_dataset_t *ds = &t->data.train;
+  int n = m->capacity < PRIOR_SAMPLES ? m->capacity : PRIOR_SAMPLES;
+  size_t dim = dt_model_output_size(m);
+  if (!t->tlog.enabled || !t->tlog.images || !t->has_latent || ds->ndim < 2 || n <= 0 ||
+      dim != (size_t)ds->shape[0] * (size_t)ds->shape[1])
+    return;
+  float *z = malloc(sizeof(float) * (size_t)n * (t->latent.dim + dim));
+  if (!z) return;
+  float *out = z + (size_t)n * t->latent.dim;
+  dt_rng_t rng;
+  dt_rng_seed(&rng, dt_rng_mix(t->opt.seed, 0x5a3b));
+  dt_error_t err = {0};
+  if (latent_generate(m, &t->latent, n, &rng, z, out, &err) == 0)
+    train_log_samples(&t->tlog, epoch, out, n, ds->shape[0], ds->shape[1]);
+  else
+    dt_log_warn(&t->log, "TensorBoard logging: no prior samples for epoch %ld: %s", epoch, err.msg);
+  free(z);
 }
 
 /* Copies the model's weights and state into the run state's best weights (from) or
@@ -522,9 +575,11 @@ static int finish_epoch(trainer_t *t, long batches, double seconds, dt_error_t *
   run_state_t *rs = &t->run;
   long epoch = rs->epoch;
   /* Training metrics are the mean over this rank's batches, averaged across ranks. */
-  double sums[3] = {rs->epoch_batches ? rs->epoch_loss_sum / (double)rs->epoch_batches : NAN,
-                    rs->epoch_correct, rs->epoch_total};
-  int rc = dt_comm_allreduce_sum_f64(t->comm, sums, 3, err);
+  double sums[5] = {rs->epoch_batches ? rs->epoch_loss_sum / (double)rs->epoch_batches : NAN,
+                    rs->epoch_correct, rs->epoch_total,
+                    t->aux_batches ? t->epoch_recon_sum / (double)t->aux_batches : NAN,
+                    t->aux_batches ? t->epoch_kl_sum / (double)t->aux_batches : NAN};
+  int rc = dt_comm_allreduce_sum_f64(t->comm, sums, 5, err);
   if (rc) return dt_error_prefix(err, "epoch %ld metrics: ", epoch + 1);
   /* Every replica evaluates, and saves, the same layer state. */
   if ((rc = exchange_sync_state(&t->exchange, err)))
@@ -533,9 +588,15 @@ static int finish_epoch(trainer_t *t, long batches, double seconds, dt_error_t *
   if (t->data.val.n && (rc = trainer_evaluate(t, &t->data.val, &val, err))) return rc;
   double train_acc = sums[2] > 0 ? sums[1] / sums[2] : NAN;
   double loss = sums[0] / t->comm->world;
-  print_epoch(t, epoch + 1, batches, seconds, loss, train_acc, &val);
+  const double terms[2] = {sums[3] / t->comm->world, sums[4] / t->comm->world};
+  print_epoch(t, epoch + 1, batches, seconds, loss, train_acc, &val, terms);
   train_log_epoch(&t->tlog, epoch + 1, loss, train_acc, val.samples ? val.loss : NAN,
                   val.samples ? val.accuracy : NAN, &t->model);
+  if (t->has_aux) {
+    train_log_terms(&t->tlog, epoch + 1, terms[0], terms[1],
+                    val.samples ? val.reconstruction : NAN, val.samples ? val.kl : NAN);
+    log_prior_samples(t, epoch + 1);
+  }
 
   if (t->target == TARGET_INPUT) log_reconstructions(t, epoch + 1);
   if ((rc = run_callbacks(t, epoch, loss, train_acc, &val, err))) return rc;
@@ -601,6 +662,8 @@ static int run_epoch(trainer_t *t, bool *stopped, dt_error_t *err) {
   int rc;
   *stopped = false;
   dt_epoch_permutation(t->opt.seed, (uint64_t)rs->epoch, t->perm, t->data.train.n);
+  t->epoch_recon_sum = t->epoch_kl_sum = 0.0;
+  t->aux_batches = 0;
   submit_batch(t, (size_t)rs->batch_in_epoch);
   double start = dt_now_s();
   long first = rs->batch_in_epoch;
@@ -613,6 +676,9 @@ static int run_epoch(trainer_t *t, bool *stopped, dt_error_t *err) {
     rs->epoch_loss_sum += loss;
     rs->epoch_batches++;
     rs->batch_in_epoch = g + 1;
+    if (t->has_aux)
+      progress_set_terms(&t->progress, t->epoch_recon_sum / (double)t->aux_batches,
+                         t->epoch_kl_sum / (double)t->aux_batches);
     progress_update(&t->progress, g + 1, rs->epoch_loss_sum / (double)rs->epoch_batches,
                     rs->epoch_total > 0 ? rs->epoch_correct / rs->epoch_total : NAN);
     bool stop;
@@ -635,7 +701,15 @@ static int run_epoch(trainer_t *t, bool *stopped, dt_error_t *err) {
 
 static void print_test_result(trainer_t *t) {
   const eval_result_t *r = &t->test_result;
-  if (!isnan(r->mae))
+  if (!isnan(r->neg_elbo))
+    dt_log_result(&t->log, "Test: loss: %.4f - reconstruction_loss: %.4f - kl_loss: %.4f - "
+                  "negative ELBO: %.2f nats per sample (binary cross-entropy summed over the "
+                  "%zu outputs + KL) (%zu samples)", r->loss, r->reconstruction, r->kl,
+                  r->neg_elbo, dt_model_output_size(&t->model), r->samples);
+  else if (!isnan(r->reconstruction))
+    dt_log_result(&t->log, "Test: loss: %.4f - reconstruction_loss: %.4f - kl_loss: %.4f "
+                  "(%zu samples)", r->loss, r->reconstruction, r->kl, r->samples);
+  else if (!isnan(r->mae))
     dt_log_result(&t->log, "Test: loss: %.4f - mae: %.4f (%zu samples)", r->loss, r->mae,
                   r->samples);
   else if (isnan(r->accuracy))

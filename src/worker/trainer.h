@@ -25,6 +25,7 @@
 #include "dtrain/test_hooks.h"
 #include "checkpointing.h"
 #include "exchange.h"
+#include "latent.h"
 #include "final_model.h"
 #include "model_eval.h"
 #include "options.h"
@@ -82,6 +83,14 @@ typedef struct trainer {
   int ckpt_failures;   /* checkpoints that could not be written (reported, not fatal) */
   bool preempted;      /* stopped by SIGTERM/SIGINT after writing a checkpoint */
   eval_result_t test_result;
+  /* A model whose layers add loss terms (a VAE): this process's sums of the epoch's
+   * reconstruction and (weighted) KL terms over aux_batches batches, for the epoch line;
+   * and where the prior samples of the TensorBoard picture come from. */
+  bool has_aux;
+  double epoch_recon_sum, epoch_kl_sum;
+  long aux_batches;
+  latent_t latent;
+  bool has_latent;
 } trainer_t;
 
 /* Reads the whole config (errors are DT_ERR_CONFIG/DT_ERR_SHAPE), loads the data and

@@ -190,6 +190,8 @@ static const dt_device_ops_t cpu_ops = {
     .pad2d_forward = dt_cpu_pad2d_forward,
     .pad2d_backward = dt_cpu_pad2d_backward,
     .set_math = set_math,
+    .gaussian_sample_forward = dt_cpu_gaussian_sample_forward,
+    .gaussian_sample_backward = dt_cpu_gaussian_sample_backward,
 };
 
 /* Whether this CPU runs AVX-512F code (the convolution kernels' instruction set). */

@@ -171,4 +171,12 @@ void dt_cpu_pad2d_forward(dt_stream_t *s, const dt_resize2d_t *r, int batch, con
 void dt_cpu_pad2d_backward(dt_stream_t *s, const dt_resize2d_t *r, int batch, const float *dy,
                            float *dx);
 
+/* sampling.c */
+void dt_cpu_gaussian_sample_forward(dt_stream_t *s, int rows, size_t n, dt_rng_t *rng,
+                                    const float *mean, const float *log_var, float *eps, float *z,
+                                    float *kl);
+void dt_cpu_gaussian_sample_backward(dt_stream_t *s, int rows, size_t n, float kl_scale,
+                                     const float *mean, const float *log_var, const float *eps,
+                                     const float *dz, float *dmean, float *dlog_var);
+
 #endif

@@ -258,6 +258,12 @@ typedef struct {
                          float *dx);
 
   int (*set_math)(dt_device_t *dev, const dt_device_math_t *m, dt_error_t *err);
+  void (*gaussian_sample_forward)(dt_stream_t *s, int rows, size_t n, dt_rng_t *rng,
+                                  const float *mean, const float *log_var, float *eps, float *z,
+                                  float *kl);
+  void (*gaussian_sample_backward)(dt_stream_t *s, int rows, size_t n, float kl_scale,
+                                   const float *mean, const float *log_var, const float *eps,
+                                   const float *dz, float *dmean, float *dlog_var);
 } dt_device_ops_t;
 
 struct dt_device {
@@ -562,6 +568,29 @@ static inline void dt_device_pad2d_forward(dt_stream_t *s, const dt_resize2d_t *
 static inline void dt_device_pad2d_backward(dt_stream_t *s, const dt_resize2d_t *r, int batch,
                                             const float *dy, float *dx) {
   s->dev->ops->pad2d_backward(s, r, batch, dy, dx);
+}
+
+/* The reparameterization of a VAE's sampling layer over rows (samples) of n latent
+ * values: eps (rows, n) drawn from rng in order (standard normal), or zeros where rng is
+ * NULL; z = mean + exp(log_var / 2) eps; kl (rows) gets each row's KL divergence of
+ * N(mean, exp(log_var)) from N(0, 1): -0.5 sum(1 + log_var - mean^2 - exp(log_var)). */
+static inline void dt_device_gaussian_sample_forward(dt_stream_t *s, int rows, size_t n,
+                                                     dt_rng_t *rng, const float *mean,
+                                                     const float *log_var, float *eps, float *z,
+                                                     float *kl) {
+  s->dev->ops->gaussian_sample_forward(s, rows, n, rng, mean, log_var, eps, z, kl);
+}
+/* Its backward with kl_scale times the KL terms added to the loss (the KL weight over the
+ * batch size, for a loss that is the batch mean): dmean = dz + kl_scale mean, dlog_var =
+ * dz eps exp(log_var / 2) / 2 + kl_scale (exp(log_var) - 1) / 2 (both overwritten; either
+ * may be NULL). */
+static inline void dt_device_gaussian_sample_backward(dt_stream_t *s, int rows, size_t n,
+                                                      float kl_scale, const float *mean,
+                                                      const float *log_var, const float *eps,
+                                                      const float *dz, float *dmean,
+                                                      float *dlog_var) {
+  s->dev->ops->gaussian_sample_backward(s, rows, n, kl_scale, mean, log_var, eps, dz, dmean,
+                                        dlog_var);
 }
 
 #endif

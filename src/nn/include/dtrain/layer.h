@@ -85,6 +85,14 @@ typedef struct {
    * reuse their memory sooner (its arena plan). Both false (the safe default): backward
    * may read both. */
   bool backward_ignores_x, backward_ignores_y;
+  /* A term the layer adds to the model's loss (Keras' add_loss), e.g. the KL divergence
+   * of a VAE's sampling layer; optional. After a forward pass of `batch` samples it
+   * returns device memory holding the term's value for each sample (batch floats, left by
+   * that forward) and sets *weight, the factor the loss takes the batch mean with. The
+   * layer's own backward adds the gradient of weight * mean(term) to the gradients it
+   * writes, so the model's backward needs nothing more; dt_model_aux_loss reads the
+   * values for the trainer to add to the loss and report. */
+  const float *(*aux_loss)(const dt_layer_t *l, int batch, float *weight);
 } dt_layer_ops_t;
 
 struct dt_layer {

@@ -93,6 +93,7 @@ typedef struct {
   /* (nlayers) per layer with parameters: recorded when its gradients are final */
   dt_device_event_t **grads_ready;
   float *host[3];           /* host copies for dt_model_to_host where the device needs them */
+  float *aux_host;          /* (capacity) host copy of a layer's aux_loss values, if needed */
 } dt_model_t;
 
 /* Builds the layers from [model] (loss, outputs) and [layer.1], [layer.2], ... for
@@ -136,6 +137,25 @@ static inline float *dt_model_input_of(const dt_model_t *m, int i, int k) {
 
 /* dL/d(input) (batch, in) of the last backward, with input_grad set; else NULL. */
 const float *dt_model_input_grad(const dt_model_t *m);
+
+/* Loss terms that layers add (ops->aux_loss, e.g. a VAE's KL divergence). Whether the
+ * model has any, and after a forward pass of `batch` samples their sum over the layers:
+ * *weighted of the batch means times each layer's weight (what the loss adds, and what
+ * backward differentiates), *raw of the batch means without the weights (0 and 0 when
+ * no layer adds a term). Waits for the forward's work to read the values. */
+bool dt_model_has_aux_loss(const dt_model_t *m);
+int dt_model_aux_loss(dt_model_t *m, int batch, double *weighted, double *raw, dt_error_t *err);
+
+/* Running the part of a model after one layer: a VAE's decoder on latent vectors
+ * (after its sampling layer), or a whole generator on its input (from =
+ * DT_LAYER_MODEL_INPUT). dt_model_check_tail checks that every layer after `from` in the
+ * order depends on the model's input only through layer from's output (an error naming
+ * the layer that does not: a skip connection around it); dt_model_forward_from then runs
+ * them on acts[from + 1], which the caller has filled for `batch` samples, and returns
+ * the output as dt_model_forward does. */
+int dt_model_check_tail(const dt_model_t *m, int from, dt_error_t *err);
+const float *dt_model_forward_from(dt_model_t *m, int from, int batch, bool training,
+                                   dt_rng_t *rng);
 
 size_t dt_model_input_size(const dt_model_t *m);
 size_t dt_model_output_size(const dt_model_t *m);
