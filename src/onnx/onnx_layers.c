@@ -415,6 +415,8 @@ int dt_onnx_add_layer(ox_graph_t *g, const dt_layer_t *l, const float *const *w,
     y = batch_norm(g, l, w, s, in);
   } else if (!strcmp(t, "dropout")) {
     y = in; /* inference: the identity */
+  } else if (!strcmp(t, "sampling")) {
+    y = ins[0]; /* z = z_mean: a VAE's deterministic form, which predict also runs */
   } else if (!strcmp(t, "embedding")) {
     y = embedding(g, l, w, in);
   } else if (!strcmp(t, "simple_rnn") || !strcmp(t, "lstm") || !strcmp(t, "gru") ||

@@ -242,15 +242,16 @@ static int predict(const cmd_opts_t *o, const char *output, int kind_arg, dt_err
     rc = dt_error_set(err, DT_ERR_NOMEM, "out of memory");
     goto out;
   }
-  dt_rng_t rng;
-  dt_rng_seed(&rng, 1);
+  /* No stream of numbers: nothing is drawn in inference, and a VAE's sampling layer
+   * gives z = z_mean (sampling.c), the deterministic reconstruction an exported model
+   * computes too. */
   double start = dt_now_s(), last = start;
   for (size_t pos = 0; pos < ds.n && !rc;) {
     int chunk = (int)(ds.n - pos < (size_t)m->capacity ? ds.n - pos : (size_t)m->capacity);
     for (int i = 0; i < chunk; i++) idx[i] = (uint32_t)(pos + (size_t)i);
     if ((rc = dt_dataset_gather(&ds, &scaling, idx, (size_t)chunk, m->acts[0], NULL, NULL, err)))
       break;
-    const float *y = dt_model_forward(m, chunk, false, &rng);
+    const float *y = dt_model_forward(m, chunk, false, NULL);
     writer_rows(&w, &sm, y, chunk, dim, names, nnames, row);
     pos += (size_t)chunk;
     double now = dt_now_s();

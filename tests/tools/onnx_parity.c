@@ -153,7 +153,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "error: cannot write %s\n", path);
     return 1;
   }
-  float *y = (float *)dt_model_forward(&m, batch, false, &rng);
+  /* As predict runs it: no stream of numbers (a VAE's sampling layer gives z_mean). */
+  float *y = (float *)dt_model_forward(&m, batch, false, NULL);
   if (dt_device_synchronize(dev, &err)) goto fail;
   /* The loss's softmax or sigmoid on the logits (in double): the ONNX file gives
    * probabilities. */

@@ -35,7 +35,7 @@ bool dt_layer_info(const dt_layer_t *l, dt_layer_info_t *out) {
   } else {
     static const char *const plain[] = {
         "dense", "dropout", "embedding", "flatten", "reshape", "global_avg_pool",
-        "global_max_pool", "relu", "sigmoid", "tanh", "softmax",
+        "global_max_pool", "relu", "sigmoid", "tanh", "softmax", "sampling",
         /* the element-wise merges: their type says it all */
         "add", "subtract", "multiply", "average", "maximum", NULL};
     for (int i = 0; plain[i]; i++)
