@@ -23,8 +23,9 @@ ALLOWED = {
     "tb": {"core"},
     "comm": {"core", "device"},
     "psproto": {"core", "train"},
-    "worker": {"core", "device", "nn", "train", "io", "tb", "comm", "psproto"},
+    "worker": {"core", "device", "nn", "train", "io", "tb", "comm", "psproto", "keras"},
     "paramserver": {"core", "train", "io", "tb", "psproto"},
+    "keras": {"core", "device", "nn", "io"},
 }
 # Headers protoc-c generates into the build tree, by the library that owns the schema.
 GENERATED = {"ps.pb-c.h": "psproto", "tensorboard_event.pb-c.h": "tb"}
