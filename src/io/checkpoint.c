@@ -28,6 +28,7 @@ static const char SELF_CRC_KEY[] = "\"self_crc32c\": \"";
 struct dt_ckpt_writer {
   char root[DT_CKPT_PATH_MAX], name[FILE_NAME_MAX];
   char tmp[DT_CKPT_PATH_MAX], final[DT_CKPT_PATH_MAX];
+  bool standalone; /* dt_ckpt_begin_dir: no `latest`, no pruning */
   int nfiles;
   struct {
     char name[FILE_NAME_MAX];
@@ -184,6 +185,57 @@ int dt_ckpt_begin(const char *root, const char *name, dt_ckpt_writer_t **out, dt
     return dt_error_prefix(err, "checkpoint directory: ");
   }
   /* A temporary directory of the same name is what a crash mid-write left behind. */
+  if (exists(w->tmp)) remove_dir(w->tmp);
+  if (mkdir(w->tmp, 0755) != 0) {
+    rc = dt_error_set(err, DT_ERR_IO, "cannot create %s: %s", w->tmp, strerror(errno));
+    free(w);
+    return rc;
+  }
+  *out = w;
+  return 0;
+}
+
+static dt_json_t *own_manifest(const char *dir);
+
+int dt_ckpt_begin_dir(const char *dir, dt_ckpt_writer_t **out, dt_error_t *err) {
+  size_t len = strlen(dir);
+  while (len > 1 && dir[len - 1] == '/') len--;
+  const char *slash = memrchr(dir, '/', len);
+  const char *base = slash ? slash + 1 : dir;
+  size_t blen = len - (size_t)(base - dir);
+  if (blen == 0 || blen >= FILE_NAME_MAX || (blen == 1 && base[0] == '.') ||
+      (blen == 2 && base[0] == '.' && base[1] == '.'))
+    return dt_error_set(err, DT_ERR_ARG, "cannot write a directory named '%s'", dir);
+  dt_ckpt_writer_t *w = calloc(1, sizeof *w);
+  if (!w) return dt_error_set(err, DT_ERR_NOMEM, "out of memory starting to write %s", dir);
+  w->standalone = true;
+  snprintf(w->name, sizeof w->name, "%.*s", (int)blen, base);
+  int n = slash ? snprintf(w->root, sizeof w->root, "%.*s", (int)(slash == dir ? 1 : slash - dir),
+                           dir)
+                : snprintf(w->root, sizeof w->root, ".");
+  char tmpname[FILE_NAME_MAX + 8];
+  snprintf(tmpname, sizeof tmpname, ".tmp-%s", w->name);
+  int rc;
+  if (n < 0 || n >= (int)sizeof w->root || (rc = path_join(w->tmp, w->root, tmpname, err)) ||
+      (rc = path_join(w->final, w->root, w->name, err))) {
+    free(w);
+    return dt_error_set(err, DT_ERR_ARG, "path too long: %s", dir);
+  }
+  /* Commit replaces DIR: only one of ours (a manifest we wrote), never the user's. */
+  if (exists(w->final)) {
+    dt_json_t *m = own_manifest(w->final);
+    dt_json_free(m);
+    if (!m) {
+      rc = dt_error_set(err, DT_ERR_IO, "%s exists and was not written by dtrain (no dtrain "
+                        "manifest.json): not replaced", w->final);
+      free(w);
+      return rc;
+    }
+  }
+  if ((rc = mkdir_p(w->root, err))) {
+    free(w);
+    return rc;
+  }
   if (exists(w->tmp)) remove_dir(w->tmp);
   if (mkdir(w->tmp, 0755) != 0) {
     rc = dt_error_set(err, DT_ERR_IO, "cannot create %s: %s", w->tmp, strerror(errno));
@@ -414,6 +466,11 @@ int dt_ckpt_commit(dt_ckpt_writer_t *w, const char *info, int keep_last, dt_erro
     return rc;
   }
   if (trash[0]) remove_dir(trash);
+  if (w->standalone) {
+    rc = fsync_dir(w->root, err);
+    free(w);
+    return rc;
+  }
   if ((rc = fsync_dir(w->root, err)) || (rc = write_pointer(w->root, "latest", w->name, err))) {
     free(w);
     return rc;

@@ -19,18 +19,41 @@
 #include "dtrain/fpenv.h"
 #include "dtrain/log.h"
 #include "dtrain/test_hooks.h"
+#include "cmd_evaluate.h"
+#include "cmd_predict.h"
 #include "inspect.h"
 #include "preempt.h"
 #include "trainer.h"
 
 enum { EXIT_RUN_FAILED = 1, EXIT_USAGE = 2 };
 
+/* Subcommands: the first argument names one; without one, dtrain-worker trains (every
+ * command line from before the subcommands means what it meant). Each entry's main takes
+ * the arguments after the command's name (argv[0] is the command's name). */
+typedef struct {
+  const char *name;
+  int (*main)(int argc, char **argv);
+  const char *summary;
+} command_t;
+
+static const command_t commands[] = {
+    {"predict", cmd_predict_main, "a saved model's outputs for an input file, to .npy or .csv"},
+    {"evaluate", cmd_evaluate_main, "a saved model's loss and metrics on a dataset"},
+    {NULL, NULL, NULL}};
+
 static void usage(FILE *out) {
   fputs(
       "Usage: dtrain-worker --config FILE [--set SECTION.KEY=VALUE]... [options]\n"
+      "       dtrain-worker COMMAND [options]   (COMMAND --help for its options)\n"
       "\n"
       "Trains the model described by an INI run config (data, [layer.N] stack, optimizer,\n"
-      "schedule, epochs, batch size, seed) and evaluates it on the test set.\n"
+      "schedule, epochs, batch size, seed), writes it to <tensorboard.logdir>/<run>/model/\n"
+      "(a saved model) and evaluates it on the test set.\n"
+      "\n"
+      "Commands on a trained model (a saved model or a checkpoint directory):\n",
+      out);
+  for (const command_t *c = commands; c->name; c++) fprintf(out, "  %-25s %s\n", c->name, c->summary);
+  fputs(
       "\n"
       "Options:\n"
       "  -c, --config FILE         the run config, e.g. examples/fmnist-mlp.ini\n"
@@ -66,9 +89,11 @@ static void usage(FILE *out) {
       "servers assign each worker its id, or --set ps.worker_id=I; README, \"Parameter\n"
       "server\").\n"
       "SIGTERM, SIGINT or SIGUSR1: finish the current step, write a checkpoint\n"
-      "(checkpoint.dir), exit 0; a second signal exits at once. Under mpirun send SIGUSR1\n"
+      "(checkpoint.dir) and the model so far, exit 0; a second signal exits at once. Under\n"
+      "mpirun send SIGUSR1\n"
       "to mpirun (it forwards it; a SIGTERM makes mpirun abort the job).\n"
-      "Exit status: 0 success (or stopped by a signal after a checkpoint), 1 the run failed\n"
+      "Exit status: 0 success (or stopped by a signal after a checkpoint or the model), 1 the\n"
+      "run failed\n"
       "(data, I/O, numerics), 2 bad usage or config.\n",
       out);
 }
@@ -224,7 +249,19 @@ static int print_config(dt_config_t *cfg, const cli_t *cli, const dt_test_hooks_
   return text ? 0 : EXIT_RUN_FAILED;
 }
 
+static int train_main(int argc, char **argv);
+
 int main(int argc, char **argv) {
+  if (argc > 1)
+    for (const command_t *c = commands; c->name; c++)
+      if (strcmp(argv[1], c->name) == 0) {
+        dt_fp_flush_denormals();
+        return c->main(argc - 1, argv + 1);
+      }
+  return train_main(argc, argv);
+}
+
+static int train_main(int argc, char **argv) {
   /* Training runs in this thread: denormal floats (momentum of weights that never get a
    * gradient decays into them) cost microcode assists on every operation, and the loss
    * of values below FLT_MIN changes no result that matters (dtrain/fpenv.h). Threads
@@ -325,9 +362,14 @@ int main(int argc, char **argv) {
       rc = trainer_run(&t, &err);
     }
   }
-  if (rc == 0 && t.preempted)
+  if (rc == 0 && t.preempted && t.ckpt.dir[0])
     dt_log_info(&log, "Stopped by a signal after checkpoint step %ld; continue with --resume",
                 t.run.step);
+  else if (rc == 0 && t.preempted)
+    dt_log_warn(&log, "Stopped by a signal at step %ld without a checkpoint (checkpoint.dir is "
+                "not set): %s%s, but the run cannot be resumed", t.run.step,
+                t.final_model.written[0] ? "the model so far is in " : "no model was kept",
+                t.final_model.written);
   if (rc == 0 && t.ckpt_failures)
     dt_log_warn(&log, "%d checkpoint(s) could not be written (see the errors above)",
                 t.ckpt_failures);

@@ -457,6 +457,10 @@ char *run_data_preprocess_json(const run_data_t *d) {
     put(&t, ", \"std\": ");
     if (sd) put_floats(&t, sd, d->scaling.dim);
     free(sd);
+    /* The factors themselves too: 1/(1/x) is not always x in float, and prediction must
+     * scale exactly as training did. */
+    put(&t, ", \"inv_std\": ");
+    put_floats(&t, d->scaling.inv_std, d->scaling.dim);
   }
   if (f->ykind == DT_Y_CLASSES) put(&t, ", \"num_classes\": %d", f->num_classes);
   if (f->ykind == DT_Y_VALUES) put(&t, ", \"num_targets\": %zu", f->y.row);

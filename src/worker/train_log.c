@@ -33,8 +33,8 @@ int train_log_read(train_log_t *tl, dt_config_t *cfg, const char *config_path, b
       (rc = dt_config_get_bool(cfg, "tensorboard", "images", true, &tl->images, err)))
     return rc;
   tl->enabled = enabled && writer;
-  if (!tl->enabled) return 0;
-  /* Default run name: the config's file name and the start time, so runs of the same
+  /* The run folder is named even without event files: the final model goes there
+   * (final_model.h). Default run name: the config's file name and the start time, so runs of the same
    * config sit side by side in TensorBoard. */
   char name[256];
   if (!run[0]) {
@@ -108,15 +108,16 @@ static void report(train_log_t *tl, dt_events_t *ev) {
 
 int train_log_open(train_log_t *tl, const dt_config_t *cfg, const dt_model_t *m, const char *sub,
                    dt_error_t *err) {
-  if (!tl->enabled) return 0;
   char path[OPT_PATH_MAX + 16];
   int rc;
+  /* Also without event files: the final model goes into the same folder. */
   if (sub) {
     size_t len = strlen(tl->dir);
     int n = snprintf(tl->dir + len, sizeof tl->dir - len, "/%s", sub);
     if (n < 0 || (size_t)n >= sizeof tl->dir - len)
       return dt_error_set(err, DT_ERR_CONFIG, "[tensorboard] logdir/run/%s is too long", sub);
   }
+  if (!tl->enabled) return 0;
   snprintf(path, sizeof path, "%s/train", tl->dir);
   /* dt_events_open creates the folders, parents included. */
   if ((rc = dt_events_open_opts(&tl->train, path, &event_options, err))) return rc;

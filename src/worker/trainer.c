@@ -174,7 +174,8 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   t->hooks = flags->hooks;
   run_state_init(&t->run);
   int rc;
-  if ((rc = run_options_read(cfg, &t->opt, err)) || (rc = ckpt_options_read(cfg, &t->ckpt, err)))
+  if ((rc = run_options_read(cfg, &t->opt, err)) || (rc = ckpt_options_read(cfg, &t->ckpt, err)) ||
+      (rc = final_model_read(cfg, &t->final_model, err)))
     return rc;
   t->opt.resume = flags->resume;
   comm->timeout_s = t->opt.timeout_s;
@@ -262,65 +263,13 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
 
 /* Fills t->targets for a batch whose inputs are in acts[0] and labels in t->labels. */
 static void fill_targets(trainer_t *t, int batch) {
-  size_t out = dt_model_output_size(&t->model);
-  if (t->target == TARGET_ONE_HOT) {
-    memset(t->targets, 0, sizeof(float) * out * (size_t)batch);
-    for (int b = 0; b < batch; b++) t->targets[(size_t)b * out + (size_t)t->labels[b]] = 1.0f;
-  } else if (t->target == TARGET_BITS) {
-    for (int b = 0; b < batch; b++)
-      for (size_t i = 0; i < out; i++)
-        t->targets[(size_t)b * out + i] = (float)((t->labels[b] >> i) & 1);
-  } else if (t->target == TARGET_INPUT) {
-    memcpy(t->targets, t->model.acts[0], sizeof(float) * out * (size_t)batch);
-  }
+  model_fill_targets(&t->model, t->target, t->labels, t->targets, batch);
 }
 
 int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, dt_error_t *err) {
-  dt_model_t *m = &t->model;
-  int world = t->comm->world, rank = t->comm->rank;
-  /* Each rank evaluates a contiguous share; the sums are added up across ranks. */
-  size_t begin = ds->n * (size_t)rank / (size_t)world;
-  size_t end = ds->n * (size_t)(rank + 1) / (size_t)world;
-  /* loss * samples, correct, accuracy total, samples, samples with every output right,
-   * absolute errors (regression) */
-  double sums[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-  bool regression = t->target == TARGET_VALUES &&
-                    (m->loss == DT_LOSS_MSE || m->loss == DT_LOSS_MAE);
-  uint32_t idx[1024];
-  int rc;
-  for (size_t pos = begin; pos < end;) {
-    int chunk = (int)(end - pos < (size_t)m->capacity ? end - pos : (size_t)m->capacity);
-    if (chunk > 1024) chunk = 1024;
-    for (int i = 0; i < chunk; i++) idx[i] = (uint32_t)(pos + (size_t)i);
-    if ((rc = dt_dataset_gather(ds, &t->data.scaling, idx, (size_t)chunk, m->acts[0], t->labels,
-                                t->target == TARGET_VALUES ? t->targets : NULL, err)))
-      return rc;
-    fill_targets(t, chunk);
-    const float *y = dt_model_forward(m, chunk, false, &t->run.rng);
-    int dim = (int)dt_model_output_size(m);
-    sums[0] += dt_loss_compute(m->loss, y, chunk, dim, t->labels, t->targets, NULL) * chunk;
-    if (t->target == TARGET_BITS)
-      for (int b = 0; b < chunk; b++) {
-        bool all = true;
-        for (int i = 0; i < dim; i++)
-          all &= (y[b * dim + i] > 0.0f) == (t->targets[b * dim + i] > 0.5f);
-        sums[4] += all;
-      }
-    for (int i = 0; regression && i < chunk * dim; i++) sums[5] += fabs(y[i] - t->targets[i]);
-    size_t total;
-    sums[1] += (double)dt_loss_count_correct(m->loss, y, chunk, dim, t->labels, t->targets, &total);
-    sums[2] += (double)total;
-    sums[3] += chunk;
-    pos += (size_t)chunk;
-  }
-  if ((rc = dt_comm_allreduce_sum_f64(t->comm, sums, 6, err))) return rc;
-  out->samples = (size_t)sums[3];
-  out->loss = sums[3] > 0 ? sums[0] / sums[3] : NAN;
-  out->accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
-  out->exact = t->target == TARGET_BITS && sums[3] > 0 ? sums[4] / sums[3] : NAN;
-  out->mae = regression && sums[3] > 0 ? sums[5] / (sums[3] * (double)dt_model_output_size(m))
-                                       : NAN;
-  return 0;
+  model_eval_env_t env = {&t->model, t->target, &t->data.scaling, t->comm,
+                          t->labels, t->targets, &t->run.rng};
+  return model_evaluate(&env, ds, out, err);
 }
 
 /* The schedule's lr for the current step, scaled down by ReduceLROnPlateau. */
@@ -617,10 +566,13 @@ static int stop_for_signal(trainer_t *t, dt_error_t *err) {
               rs->step, rs->epoch + 1, rs->batch_in_epoch);
   int rc = exchange_leave(&t->exchange, err);
   if (rc) return rc;
-  if (!t->ckpt.dir[0])
-    return dt_error_set(err, DT_ERR_STATE, "stopped by a signal at step %ld without a "
-                        "checkpoint: set checkpoint.dir to keep the progress", rs->step);
-  if ((rc = save(t, "preempted", err))) return rc;
+  /* The checkpoint first: it keeps each rank's own layer state, which the final model
+   * then replaces by the ranks' average. Without checkpoint.dir the model is all that
+   * is kept. */
+  if (t->ckpt.dir[0] && (rc = save(t, "preempted", err))) return rc;
+  char why[96];
+  snprintf(why, sizeof why, "step %ld (stopped by a signal)", rs->step);
+  if ((rc = final_model_save(t, why, true, err))) return rc;
   train_log_flush(&t->tlog);
   t->preempted = true;
   return 0;
@@ -727,12 +679,18 @@ int trainer_run(trainer_t *t, dt_error_t *err) {
     if ((rc = run_epoch(t, &stopped, err)) || stopped) return rc;
   }
   const dt_early_stopping_t *es = &rs->early_stopping;
+  char why[96];
+  snprintf(why, sizeof why, "final, epoch %ld", rs->epoch);
   if (rs->best_weights && es->st.has_best) {
     if ((rc = copy_best_weights(t, false, err))) return rc;
     dt_log_info(&t->log, "Restored the weights of epoch %ld (best %s %.4f)",
                 (long)es->st.best_epoch + 1, dt_metric_names[es->opt.monitor], es->st.best);
+    snprintf(why, sizeof why, "best, epoch %ld (restore_best_weights)",
+             (long)es->st.best_epoch + 1);
   }
   if ((rc = exchange_finish(&t->exchange, err))) return rc;
+  /* The layers' state was averaged over the ranks at the end of the last epoch. */
+  if ((rc = final_model_save(t, why, false, err))) return rc;
   exchange_report(&t->exchange, &t->stats);
   report_reads(t);
   dt_loader_destroy(t->loader);

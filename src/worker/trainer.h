@@ -25,23 +25,15 @@
 #include "dtrain/test_hooks.h"
 #include "checkpointing.h"
 #include "exchange.h"
+#include "final_model.h"
+#include "model_eval.h"
 #include "options.h"
 #include "progress.h"
 #include "run_data.h"
 #include "run_state.h"
 #include "train_log.h"
 
-/* What a loss with float targets is trained against. */
-/* bits: output i is trained on bit i of the label (the binary-addition task). */
-/* values: the data's own target values (regression, or 0/1 for one sigmoid unit). */
-typedef enum { TARGET_LABELS, TARGET_ONE_HOT, TARGET_INPUT, TARGET_BITS, TARGET_VALUES } target_kind;
-
-typedef struct {
-  double loss, accuracy; /* accuracy is NaN for losses without one */
-  double exact;          /* target = bits: the share of samples with every bit right */
-  double mae;            /* regression (mse/mae on target values): mean absolute error, else NaN */
-  size_t samples;
-} eval_result_t;
+/* target_kind and eval_result_t are in model_eval.h. */
 
 /* What the command line (main.c) decides about a run, beside its config. */
 typedef struct {
@@ -57,6 +49,7 @@ typedef struct trainer {
   dt_config_t *cfg;
   run_options_t opt;
   ckpt_options_t ckpt;
+  final_model_opts_t final_model; /* the model written at the end (final_model.h) */
   dt_test_hooks_t hooks; /* test-only fault switches (test_hooks.h) */
   dt_log_t log;
   dt_comm_t *comm;
@@ -101,8 +94,9 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
  * when there is none. Collective. */
 int trainer_resume(trainer_t *t, const char *from, bool *found, dt_error_t *err);
 
-/* Trains for the configured epochs, then evaluates on the test set (t->test_result).
- * A SIGTERM or SIGINT ends it early after a checkpoint, with t->preempted set. */
+/* Trains for the configured epochs, writes the final model (final_model.h), then
+ * evaluates on the test set (t->test_result). A SIGTERM or SIGINT ends it early after a
+ * checkpoint (when checkpoint.dir is set) and the final model, with t->preempted set. */
 int trainer_run(trainer_t *t, dt_error_t *err);
 
 /* Loss and accuracy of the model on ds, with this rank's share reduced across ranks. */

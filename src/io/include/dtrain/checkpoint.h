@@ -44,6 +44,13 @@ typedef struct dt_ckpt_writer dt_ckpt_writer_t;
  * missing): makes ROOT/.tmp-NAME, replacing a stale one left by a crash. */
 int dt_ckpt_begin(const char *root, const char *name, dt_ckpt_writer_t **out, dt_error_t *err);
 
+/* Starts one standalone directory DIR written the same way (a saved model): its files
+ * go into .tmp-BASE beside it, and commit writes the manifest (so dt_ckpt_verify and
+ * dt_ckpt_find check it as a checkpoint) and renames it to DIR, replacing a DIR that is
+ * there; no `latest` is written and nothing is pruned (keep_last is ignored). DIR's
+ * parent is created if missing. */
+int dt_ckpt_begin_dir(const char *dir, dt_ckpt_writer_t **out, dt_error_t *err);
+
 /* The temporary directory, for other processes (ranks) that write their own files
  * into it with dt_ckpt_write_file and report them with dt_ckpt_add_record. */
 const char *dt_ckpt_tmp_dir(const dt_ckpt_writer_t *w);

@@ -1,0 +1,71 @@
+/* Evaluating a model on a dataset (see model_eval.h). */
+#include "model_eval.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+void model_fill_targets(dt_model_t *m, target_kind target, const int32_t *labels, float *targets,
+                        int batch) {
+  size_t out = dt_model_output_size(m);
+  if (target == TARGET_ONE_HOT) {
+    memset(targets, 0, sizeof(float) * out * (size_t)batch);
+    for (int b = 0; b < batch; b++) targets[(size_t)b * out + (size_t)labels[b]] = 1.0f;
+  } else if (target == TARGET_BITS) {
+    for (int b = 0; b < batch; b++)
+      for (size_t i = 0; i < out; i++)
+        targets[(size_t)b * out + i] = (float)((labels[b] >> i) & 1);
+  } else if (target == TARGET_INPUT) {
+    memcpy(targets, m->acts[0], sizeof(float) * out * (size_t)batch);
+  }
+}
+
+int model_evaluate(const model_eval_env_t *env, const dt_dataset_t *ds, eval_result_t *out,
+                   dt_error_t *err) {
+  dt_model_t *m = env->model;
+  int world = env->comm->world, rank = env->comm->rank;
+  /* Each rank evaluates a contiguous share; the sums are added up across ranks. */
+  size_t begin = ds->n * (size_t)rank / (size_t)world;
+  size_t end = ds->n * (size_t)(rank + 1) / (size_t)world;
+  /* loss * samples, correct, accuracy total, samples, samples with every output right,
+   * absolute errors (regression) */
+  double sums[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  bool regression = env->target == TARGET_VALUES &&
+                    (m->loss == DT_LOSS_MSE || m->loss == DT_LOSS_MAE);
+  uint32_t idx[1024];
+  int rc;
+  for (size_t pos = begin; pos < end;) {
+    int chunk = (int)(end - pos < (size_t)m->capacity ? end - pos : (size_t)m->capacity);
+    if (chunk > 1024) chunk = 1024;
+    for (int i = 0; i < chunk; i++) idx[i] = (uint32_t)(pos + (size_t)i);
+    if ((rc = dt_dataset_gather(ds, env->scaling, idx, (size_t)chunk, m->acts[0], env->labels,
+                                env->target == TARGET_VALUES ? env->targets : NULL, err)))
+      return rc;
+    model_fill_targets(m, env->target, env->labels, env->targets, chunk);
+    const float *y = dt_model_forward(m, chunk, false, env->rng);
+    int dim = (int)dt_model_output_size(m);
+    sums[0] += dt_loss_compute(m->loss, y, chunk, dim, env->labels, env->targets, NULL) * chunk;
+    if (env->target == TARGET_BITS)
+      for (int b = 0; b < chunk; b++) {
+        bool all = true;
+        for (int i = 0; i < dim; i++)
+          all &= (y[b * dim + i] > 0.0f) == (env->targets[b * dim + i] > 0.5f);
+        sums[4] += all;
+      }
+    for (int i = 0; regression && i < chunk * dim; i++) sums[5] += fabs(y[i] - env->targets[i]);
+    size_t total;
+    sums[1] += (double)dt_loss_count_correct(m->loss, y, chunk, dim, env->labels, env->targets,
+                                             &total);
+    sums[2] += (double)total;
+    sums[3] += chunk;
+    pos += (size_t)chunk;
+  }
+  if ((rc = dt_comm_allreduce_sum_f64(env->comm, sums, 6, err))) return rc;
+  out->samples = (size_t)sums[3];
+  out->loss = sums[3] > 0 ? sums[0] / sums[3] : NAN;
+  out->accuracy = sums[2] > 0 ? sums[1] / sums[2] : NAN;
+  out->exact = env->target == TARGET_BITS && sums[3] > 0 ? sums[4] / sums[3] : NAN;
+  out->mae = regression && sums[3] > 0 ? sums[5] / (sums[3] * (double)dt_model_output_size(m))
+                                       : NAN;
+  return 0;
+}
