@@ -180,6 +180,13 @@ static const char *activation_name(const dt_json_t *c) {
   return "?";
 }
 
+/* The shortest of 15 or 17 digits that reads back as v (0.1, not 0.10000000000000001). */
+static const char *num(double v, char buf[40]) {
+  snprintf(buf, 40, "%.15g", v);
+  if (strtod(buf, NULL) != v) snprintf(buf, 40, "%.17g", v);
+  return buf;
+}
+
 static void section(imp_t *x, const char *type, const char *kname, const char *cls) {
   x->nsec++;
   dt_text_printf(&x->ini, "\n# Keras layer '%s' (%s)\n[layer.%d]\ntype = %s\n", kname, cls,
@@ -276,7 +283,7 @@ static int import_layer(imp_t *x, const dt_json_t *layer, dt_error_t *err) {
   const char *kname = str(c, "name");
   if (!kname) kname = "?";
   snprintf(x->label, sizeof x->label, "layer '%.60s' (%.60s)", kname, cls);
-  char group[96];
+  char group[96], nb[40];
   int rc, v[4], n;
   if ((rc = group_name(x, cls, group, sizeof group, err))) return rc;
   if (strcmp(cls, "InputLayer") != 0 && (rc = require(x, c, "data_format", "channels_last", err)))
@@ -355,8 +362,8 @@ static int import_layer(imp_t *x, const dt_json_t *layer, dt_error_t *err) {
       return rc;
     bool center = boolean(c, "center", true), scale = boolean(c, "scale", true);
     section(x, "batch_norm", kname, cls);
-    dt_text_printf(&x->ini, "momentum = %.17g\nepsilon = %.17g\n", number(c, "momentum", 0.99),
-                   number(c, "epsilon", 1e-3));
+    dt_text_printf(&x->ini, "momentum = %s\n", num(number(c, "momentum", 0.99), nb));
+    dt_text_printf(&x->ini, "epsilon = %s\n", num(number(c, "epsilon", 1e-3), nb));
     if (!center) dt_text_printf(&x->ini, "center = false\n");
     if (!scale) dt_text_printf(&x->ini, "scale = false\n");
     /* Keras' variables: gamma, beta (those present), moving_mean, moving_variance. */
@@ -373,7 +380,7 @@ static int import_layer(imp_t *x, const dt_json_t *layer, dt_error_t *err) {
   } else if (!strcmp(cls, "Dropout")) {
     if ((rc = require(x, c, "noise_shape", "null", err))) return rc;
     section(x, "dropout", kname, cls);
-    dt_text_printf(&x->ini, "rate = %.17g\n", number(c, "rate", 0.5));
+    dt_text_printf(&x->ini, "rate = %s\n", num(number(c, "rate", 0.5), nb));
   } else if (!strcmp(cls, "Embedding")) {
     if ((rc = require(x, c, "mask_zero", "false", err))) return rc;
     const dt_json_t *a = dt_json_get_typed(c, "input_dim", DT_JSON_NUMBER),
@@ -428,7 +435,7 @@ static int import_layer(imp_t *x, const dt_json_t *layer, dt_error_t *err) {
   } else if (!strcmp(cls, "LeakyReLU")) {
     section(x, "leaky_relu", kname, cls);
     double a = number(c, "negative_slope", number(c, "alpha", 0.3));
-    dt_text_printf(&x->ini, "alpha = %.17g\n", a);
+    dt_text_printf(&x->ini, "alpha = %s\n", num(a, nb));
     x->last_activation = "leaky_relu";
   } else if (!strcmp(cls, "Softmax")) {
     if ((rc = require(x, c, "axis", "-1", err))) return rc;

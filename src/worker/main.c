@@ -21,6 +21,7 @@
 #include "dtrain/test_hooks.h"
 #include "cmd_evaluate.h"
 #include "cmd_predict.h"
+#include "cmd_import.h"
 #include "inspect.h"
 #include "preempt.h"
 #include "trainer.h"
@@ -39,6 +40,7 @@ typedef struct {
 static const command_t commands[] = {
     {"predict", cmd_predict_main, "a saved model's outputs for an input file, to .npy or .csv"},
     {"evaluate", cmd_evaluate_main, "a saved model's loss and metrics on a dataset"},
+    {"import", cmd_import_main, "a Keras model (.keras or .json) as a dtrain model config"},
     {NULL, NULL, NULL}};
 
 static void usage(FILE *out) {
