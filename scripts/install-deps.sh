@@ -11,7 +11,9 @@ packages=(build-essential cmake pkg-config libopenblas-dev zlib1g-dev
           libpng-dev libjpeg-dev
           # deploy/ tests: `docker-compose config` (no engine needed; brings
           # python3-yaml), network namespaces and tc for the netns cluster.
-          docker-compose iproute2)
+          docker-compose iproute2
+          # .keras export and import: model.weights.h5 through libhdf5
+          libhdf5-dev)
 if [ "${1:-}" = "--bench" ]; then
   packages+=(python3-torch)
 fi

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Creates <source>/.venv with the real clients our tests check files against:
 # tensorboard (event files), safetensors (checkpoints), numpy, and Pillow (the PNG and
-# JPEG files of the image-folder tests). The product never
+# JPEG files of the image-folder tests), keras with jax[cpu] (the .keras export and
+# import tests: Keras 3 on its JAX CPU backend). The product never
 # needs Python; only the tests in tests/cli do. Re-running is cheap: an existing venv
 # that already imports every package is left alone.
 set -euo pipefail
 
 src_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${DT_VENV:-$src_dir/.venv}"
-packages=(tensorboard safetensors numpy pillow)
-modules="tensorboard, safetensors, numpy, PIL"
+packages=(tensorboard safetensors numpy pillow keras "jax[cpu]")
+modules="tensorboard, safetensors, numpy, PIL, keras, jax"
 
 if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c "import $modules" 2>/dev/null; then
   echo "setup-python-venv: $venv is ready"

@@ -235,6 +235,9 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   if (t->opt.scale_lr && comm->world > 1)
     dt_log_info(&t->log, "train.scale_lr: lr %g x %d ranks = %g (warmup %ld steps)", t->opt.lr,
                 comm->world, lr, t->schedule.warmup_steps);
+  /* [model] init_weights is loaded after initialization (load_init_weights). */
+  const char *init_weights;
+  if ((rc = dt_config_get_string(cfg, "model", "init_weights", "", &init_weights, err))) return rc;
   /* Everything has been read: anything left over is a typo or a misplaced key. */
   if ((rc = dt_config_check_unused(cfg, err)) || flags->config_only) return rc;
 
