@@ -4,11 +4,12 @@
  *     builds the model of MODEL.ini ([model] input gives the sample shape), loads the
  *     weights (dt_keras_weights_load), runs forward in inference mode through every
  *     layer (a final softmax included) and writes the outputs as float32 .npy.
- *   keras_tool export MODEL.ini SEED OUT.keras [IN.npy OUT.npy]
+ *   keras_tool export MODEL.ini SEED|WEIGHTS.safetensors OUT.keras [IN.npy OUT.npy]
  *     builds the model, fills every parameter with uniform values in [-0.5, 0.5] and
  *     batch norm's moving mean in [-0.5, 0.5] and moving variance in [0.5, 1.5] (so that
- *     inference-mode batch norm is not the identity), exports it with dt_keras_export,
- *     and with IN.npy writes dtrain's outputs on it.
+ *     inference-mode batch norm is not the identity), or loads the weights of a
+ *     safetensors file (a saved model's model.safetensors), exports it with
+ *     dt_keras_export, and with IN.npy writes dtrain's outputs on it.
  *   keras_tool import FILE OUTDIR
  *     dt_keras_import + dt_keras_import_write.
  * Exit 0 on success, 1 on a library error (printed), 2 on bad usage. */
@@ -146,7 +147,12 @@ int main(int argc, char **argv) {
   } else if ((argc == 5 || argc == 7) && !strcmp(argv[1], "export")) {
     float *params = NULL, *states = NULL;
     rc = build(&c, argv[2], &err);
-    if (!rc) rc = randomize(&c, strtoul(argv[3], NULL, 10), &params, &states, &err);
+    size_t n = strlen(argv[3]);
+    bool file = n > 12 && !strcmp(argv[3] + n - 12, ".safetensors");
+    if (!rc && file) rc = dt_keras_weights_load(&c.m, argv[3], &err);
+    if (!rc && file) rc = dt_model_to_host(&c.m, DT_MODEL_PARAMS, &params, &err);
+    if (!rc && file && c.m.nstates) rc = dt_model_to_host(&c.m, DT_MODEL_STATES, &states, &err);
+    if (!rc && !file) rc = randomize(&c, strtoul(argv[3], NULL, 10), &params, &states, &err);
     if (!rc) rc = dt_keras_export(&c.m, c.cfg, params, states, argv[4], &err);
     if (!rc && argc == 7) rc = forward(&c, argv[5], argv[6], &err);
   } else if (argc == 4 && !strcmp(argv[1], "import")) {
