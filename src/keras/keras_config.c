@@ -382,7 +382,7 @@ static int import_layer(imp_t *x, const dt_json_t *layer, dt_error_t *err) {
     if (!scale) dt_text_printf(&x->ini, "scale = false\n");
     /* Keras' variables: gamma, beta (those present), moving_mean, moving_variance. */
     int k = 0;
-    char sub[16];
+    char sub[24];
     for (int i = 0; i < (int)scale + (int)center; i++, k++) {
       snprintf(sub, sizeof sub, "vars/%d", k);
       if ((rc = add_src(x, false, group, sub, err))) return rc;
