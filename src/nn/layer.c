@@ -12,6 +12,8 @@ extern const dt_layer_ops_t dt_layer_conv1d, dt_layer_conv2d, dt_layer_conv2d_tr
     dt_layer_flatten, dt_layer_reshape;
 extern const dt_layer_ops_t dt_layer_embedding, dt_layer_simple_rnn, dt_layer_lstm, dt_layer_gru,
     dt_layer_bidirectional;
+extern const dt_layer_ops_t dt_layer_add, dt_layer_subtract, dt_layer_multiply, dt_layer_average,
+    dt_layer_maximum, dt_layer_concatenate, dt_layer_upsampling2d, dt_layer_zero_padding2d;
 
 /* Adding a layer type: write layers/<type>.c defining its ops, and list it here. */
 static const dt_layer_ops_t *const registry[] = {
@@ -23,6 +25,8 @@ static const dt_layer_ops_t *const registry[] = {
     &dt_layer_global_max_pool, &dt_layer_flatten,    &dt_layer_reshape,
     &dt_layer_embedding, &dt_layer_simple_rnn, &dt_layer_lstm, &dt_layer_gru,
     &dt_layer_bidirectional,
+    &dt_layer_add, &dt_layer_subtract, &dt_layer_multiply, &dt_layer_average, &dt_layer_maximum,
+    &dt_layer_concatenate, &dt_layer_upsampling2d, &dt_layer_zero_padding2d,
 };
 
 void dt_layer_declare_param(dt_layer_t *l, const char *suffix, dt_shape_t shape,

@@ -1,6 +1,6 @@
-/* Building a sequential model from its config, placing its parameters in the flat
- * buffers on the device, and running forward and backward over the layer stack on the
- * device's stream. */
+/* Building a model (a stack or a graph) from its config, placing its parameters in the
+ * flat buffers on the device, planning its activation arena, and running forward and
+ * backward over the layers in topological order on the device's stream. */
 #include "dtrain/model.h"
 
 #include <math.h>
@@ -9,44 +9,65 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena_plan.h"
+#include "graph.h"
+
 /* Activations and scratch start on 64-byte boundaries (the device's allocations are
  * aligned so), so that vector loads on them are whole lines. */
 enum { ARENA_ALIGN_FLOATS = 16 };
 
-static size_t round_up(size_t n) {
-  return (n + ARENA_ALIGN_FLOATS - 1) / ARENA_ALIGN_FLOATS * ARENA_ALIGN_FLOATS;
-}
 
-/* Layer types that `activation = ...` may name. */
-static const char *const activation_layers[] = {"relu", "leaky_relu", "sigmoid", "tanh", "softmax",
-                                                NULL};
-
-static int add_layer(dt_model_t *m, dt_config_t *cfg, const char *section, const char *type,
-                     dt_shape_t in, dt_error_t *err) {
-  const dt_layer_ops_t *ops = dt_layer_find(type);
-  if (!ops) {
-    char list[512];
-    return dt_error_set(err, DT_ERR_CONFIG, "%s: [%s] unknown layer type '%s' (known: %s)",
-                        dt_config_where(cfg, section, "type"), section, type,
-                        dt_layer_type_list(list, sizeof list));
-  }
+/* Adds layer m->nlayers of type ops for section s of the graph, with inputs from the
+ * layers (or the model's input) that `producers` names, and builds it. */
+static int add_layer(dt_model_t *m, dt_config_t *cfg, const dt_graph_node_t *nd,
+                     const dt_layer_ops_t *ops, const char *name, int ninputs,
+                     const int *producers, const char *const *input_names, dt_error_t *err) {
   if (m->nlayers >= DT_MAX_LAYERS)
     return dt_error_set(err, DT_ERR_CONFIG, "%s: more than %d layers",
-                        dt_config_where(cfg, section, NULL), DT_MAX_LAYERS);
+                        dt_config_where(cfg, nd->section, NULL), DT_MAX_LAYERS);
   dt_layer_t *l = &m->layers[m->nlayers];
   memset(l, 0, sizeof *l);
   l->ops = ops;
-  l->section = section;
-  l->in_shape = in;
-  /* Keras-style names: dense_1, dense_2, relu_1... */
-  int idx = 0;
-  for (int i = 0; i < m->nlayers; i++) idx += m->layers[i].ops == ops;
-  snprintf(l->name, sizeof l->name, "%s_%d", ops->type, idx + 1);
+  l->section = nd->section;
+  snprintf(l->name, sizeof l->name, "%s", name);
+  l->ninputs = ninputs;
+  for (int k = 0; k < ninputs; k++) {
+    l->inputs[k] = producers[k];
+    l->in_shapes[k] = producers[k] < 0 ? m->in_shape : m->layers[producers[k]].out_shape;
+    l->input_names[k] = input_names[k];
+  }
+  l->in_shape = l->in_shapes[0];
   /* Build errors already name their location (the getters and layers add it). */
-  int rc = ops->build(l, cfg, section, err);
+  int rc = ops->build(l, cfg, nd->section, err);
   if (rc) return rc;
   m->nlayers++;
   return 0;
+}
+
+/* Builds the layers of the graph's sections in its topological order. */
+static int build_layers(dt_model_t *m, dt_config_t *cfg, const dt_graph_t *g, dt_error_t *err) {
+  int *section_out = malloc(sizeof *section_out * (size_t)g->n); /* its last layer */
+  if (!section_out) return dt_error_set(err, DT_ERR_NOMEM, "out of memory building the model");
+  int rc = 0;
+  for (int o = 0; o < g->n && !rc; o++) {
+    const int s = g->order[o];
+    const dt_graph_node_t *nd = &g->nodes[s];
+    int producers[DT_MAX_LAYER_INPUTS];
+    const char *names[DT_MAX_LAYER_INPUTS];
+    for (int k = 0; k < nd->ninputs; k++) {
+      producers[k] = nd->inputs[k] < 0 ? DT_LAYER_MODEL_INPUT : section_out[nd->inputs[k]];
+      names[k] = nd->input_names[k]; /* the graph lives as long as the model */
+    }
+    rc = add_layer(m, cfg, nd, nd->ops, nd->name, nd->ninputs, producers, names, err);
+    if (!rc && nd->act_ops) {
+      const int main_layer = m->nlayers - 1;
+      const char *main_name = nd->name;
+      rc = add_layer(m, cfg, nd, nd->act_ops, nd->act_name, 1, &main_layer, &main_name, err);
+    }
+    section_out[s] = m->nlayers - 1;
+  }
+  free(section_out);
+  return rc;
 }
 
 /* Cross-entropy over classes needs a flat vector of logits; the element-wise losses
@@ -97,32 +118,13 @@ int dt_model_build(dt_model_t *m, dt_device_t *dev, dt_config_t *cfg, dt_shape_t
                         DT_MAX_LAYERS / 2);
   if (!(m->layers = calloc(DT_MAX_LAYERS, sizeof *m->layers)))
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory building the model");
-
-  dt_shape_t shape = in_shape;
-  for (int s = 0; s < nsections; s++) {
-    const char *type, *activation;
-    if (!dt_config_has_key(cfg, sections[s], "type"))
-      return dt_error_set(err, DT_ERR_CONFIG, "%s: the layer has no 'type'",
-                          dt_config_where(cfg, sections[s], NULL));
-    if ((rc = dt_config_get_string(cfg, sections[s], "type", "", &type, err)) ||
-        (rc = add_layer(m, cfg, sections[s], type, shape, err)))
-      return rc;
-    shape = m->layers[m->nlayers - 1].out_shape;
-    if ((rc = dt_config_get_string(cfg, sections[s], "activation", "", &activation, err)))
-      return rc;
-    if (activation[0] && strcmp(activation, "linear") != 0) {
-      bool known = false;
-      for (int a = 0; activation_layers[a]; a++) known |= strcmp(activation, activation_layers[a]) == 0;
-      if (!known)
-        return dt_error_set(err, DT_ERR_CONFIG,
-                            "%s: [%s] activation = '%s': expected one of linear, relu, "
-                            "leaky_relu, sigmoid, tanh, softmax",
-                            dt_config_where(cfg, sections[s], "activation"), sections[s],
-                            activation);
-      if ((rc = add_layer(m, cfg, sections[s], activation, shape, err))) return rc;
-      shape = m->layers[m->nlayers - 1].out_shape;
-    }
-  }
+  /* The graph (names, inputs, checks, order) first; the layers then in its order. */
+  if (!(m->graph = calloc(1, sizeof *m->graph)))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory building the model");
+  if ((rc = dt_graph_parse(m->graph, cfg, sections, nsections, err)) ||
+      (rc = build_layers(m, cfg, m->graph, err)))
+    return rc;
+  m->is_graph = m->graph->is_graph;
 
   /* A final softmax (or sigmoid) before a cross-entropy is folded into the loss. */
   m->nrun = m->nlayers;
@@ -186,49 +188,117 @@ int dt_model_build(dt_model_t *m, dt_device_t *dev, dt_config_t *cfg, dt_shape_t
   return 0;
 }
 
+/* Steps of a training pass, for the arena plan: forward of layer i at step i, backward
+ * of layer i at step 2 nrun - 1 - i; END is after both. */
+static int fwd_step(int i) { return i; }
+static int bwd_step(const dt_model_t *m, int i) { return 2 * m->nrun - 1 - i; }
+
+/* Plans the arena: buffer a (0..nlayers) is acts[a], buffer nlayers + 1 + a the gradient
+ * of acts[a], then dout, one part buffer per (layer, input) and one scratch per layer.
+ * Fills *bufs (to be freed) and returns their count. */
+static int plan(dt_model_t *m, int capacity, dt_arena_buf_t **out) {
+  const int nl = m->nlayers, nrun = m->nrun, end = 2 * nrun;
+  const int nacts = nl + 1, iout = 2 * nacts, ipart = iout + 1,
+            iscratch = ipart + nl * DT_MAX_LAYER_INPUTS, n = iscratch + nl;
+  dt_arena_buf_t *b = calloc((size_t)n, sizeof *b);
+  if (!(*out = b)) return -1;
+  const size_t cap = (size_t)capacity;
+  /* Activations: from the forward step that writes them to the last step that reads
+   * them. The input, the output and what is never run (a fused softmax) live
+   * throughout: the caller writes and reads them around the passes. */
+  b[0] = (dt_arena_buf_t){cap * dt_shape_size(&m->in_shape), 0, end, 0};
+  for (int i = 0; i < nl; i++) {
+    const dt_layer_t *l = &m->layers[i];
+    dt_arena_buf_t *a = &b[i + 1];
+    a->floats = cap * dt_shape_size(&l->out_shape);
+    if (i >= nrun - 1) {
+      a->first = 0, a->last = end;
+      continue;
+    }
+    a->first = a->last = fwd_step(i);
+    if (!l->ops->backward_ignores_y) a->last = bwd_step(m, i);
+  }
+  for (int c = 0; c < nrun; c++) {
+    const dt_layer_t *l = &m->layers[c];
+    for (int k = 0; k < l->ninputs; k++) {
+      dt_arena_buf_t *a = &b[l->inputs[k] + 1];
+      const int reads = l->ops->backward_ignores_x ? fwd_step(c) : bwd_step(m, c);
+      if (reads > a->last) a->last = reads;
+    }
+  }
+  /* Gradients of layer outputs (not the model's input, nor the output: that is dout):
+   * from the first backward step that writes a part, the latest consumer's, to the
+   * backward of the producer. A part after the first goes through a part buffer that
+   * lives for its consumer's step. Simulated in backward order to know which is first. */
+  bool *begun = calloc((size_t)nacts, sizeof *begun);
+  if (!begun) return -1;
+  for (int c = nrun - 1; c >= 0; c--) {
+    const dt_layer_t *l = &m->layers[c];
+    for (int k = 0; k < l->ninputs; k++) {
+      const int p = l->inputs[k];
+      if (p < 0) continue;
+      const size_t size = cap * dt_shape_size(&m->layers[p].out_shape);
+      if (!begun[p + 1]) {
+        begun[p + 1] = true;
+        b[nacts + p + 1] = (dt_arena_buf_t){size, bwd_step(m, c), bwd_step(m, p), 0};
+      } else {
+        b[ipart + c * DT_MAX_LAYER_INPUTS + k] =
+            (dt_arena_buf_t){size, bwd_step(m, c), bwd_step(m, c), 0};
+      }
+    }
+  }
+  free(begun);
+  b[iout] = (dt_arena_buf_t){cap * dt_shape_size(&m->out_shape), 0, end, 0};
+  /* Scratch keeps what a layer's forward leaves for its backward: kept throughout. */
+  for (int i = 0; i < nl; i++)
+    if (m->layers[i].ops->scratch_floats)
+      b[iscratch + i] = (dt_arena_buf_t){
+          m->layers[i].ops->scratch_floats(&m->layers[i], m->dev, capacity), 0, end, 0};
+  return n;
+}
+
 int dt_model_prepare(dt_model_t *m, int capacity, dt_error_t *err) {
   dt_device_free(m->dev, m->arena);
   free(m->acts);
+  free(m->dacts);
+  free(m->dpart);
+  free(m->dwritten);
   m->arena = NULL;
   m->capacity = capacity;
-  if (!(m->acts = calloc((size_t)m->nlayers + 1, sizeof *m->acts)))
+  const int nl = m->nlayers, nacts = nl + 1;
+  m->acts = calloc((size_t)nacts, sizeof *m->acts);
+  m->dacts = calloc((size_t)nacts, sizeof *m->dacts);
+  m->dpart = calloc((size_t)nl * DT_MAX_LAYER_INPUTS, sizeof *m->dpart);
+  m->dwritten = calloc((size_t)nacts, sizeof *m->dwritten);
+  dt_arena_buf_t *b = NULL;
+  int n = m->acts && m->dacts && m->dpart && m->dwritten ? plan(m, capacity, &b) : -1;
+  int oom = n < 0;
+  size_t total = oom ? 0 : dt_arena_plan(b, n, ARENA_ALIGN_FLOATS, &oom);
+  if (oom) {
+    free(b);
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory preparing the model");
-
-  /* One allocation: input, every layer output, dout, two backward buffers, scratch. */
-  /* The backward buffers hold dL/dx of layers 1..nrun-1, i.e. the outputs of layers
-   * 0..nrun-2; the first layer's input gradient is never computed. */
-  size_t cap = (size_t)capacity, max_act = 1;
-  size_t total = round_up(cap * dt_shape_size(&m->in_shape));
-  for (int i = 0; i < m->nlayers; i++) {
-    size_t out = dt_shape_size(&m->layers[i].out_shape);
-    if (i < m->nrun - 1) max_act = out > max_act ? out : max_act;
-    total += round_up(cap * out);
-    if (m->layers[i].ops->scratch_floats)
-      total += round_up(m->layers[i].ops->scratch_floats(&m->layers[i], m->dev, capacity));
   }
-  total += round_up(cap * dt_shape_size(&m->out_shape)) + 2 * round_up(cap * max_act);
   float *arena;
-  int rc = dt_device_alloc(m->dev, total * sizeof(float), (void **)&arena, err);
-  if (rc) return dt_error_prefix(err, "activations for a batch of %d: ", capacity);
+  int rc = dt_device_alloc(m->dev, (total ? total : 1) * sizeof(float), (void **)&arena, err);
+  if (rc) {
+    free(b);
+    return dt_error_prefix(err, "activations for a batch of %d: ", capacity);
+  }
   /* Zeroed so that a layer reading scratch before writing it is deterministic. */
   dt_device_fill(m->stream, arena, total, 0.0f);
   m->arena = arena;
-  float *p = arena;
-  m->acts[0] = p;
-  p += round_up(cap * dt_shape_size(&m->in_shape));
-  for (int i = 0; i < m->nlayers; i++) {
-    m->acts[i + 1] = p;
-    p += round_up(cap * dt_shape_size(&m->layers[i].out_shape));
-    if (m->layers[i].ops->scratch_floats) {
-      m->layers[i].scratch = p;
-      p += round_up(m->layers[i].ops->scratch_floats(&m->layers[i], m->dev, capacity));
-    }
+  m->arena_floats = total;
+  const int iout = 2 * nacts, ipart = iout + 1, iscratch = ipart + nl * DT_MAX_LAYER_INPUTS;
+  for (int a = 0; a < nacts; a++) {
+    m->acts[a] = arena + b[a].offset;
+    m->dacts[a] = b[nacts + a].floats ? arena + b[nacts + a].offset : NULL;
   }
-  m->dout = p;
-  p += round_up(cap * dt_shape_size(&m->out_shape));
-  m->dbuf[0] = p;
-  p += round_up(cap * max_act);
-  m->dbuf[1] = p;
+  for (int i = 0; i < nl * DT_MAX_LAYER_INPUTS; i++)
+    m->dpart[i] = b[ipart + i].floats ? arena + b[ipart + i].offset : NULL;
+  m->dout = arena + b[iout].offset;
+  for (int i = 0; i < nl; i++)
+    m->layers[i].scratch = b[iscratch + i].floats ? arena + b[iscratch + i].offset : NULL;
+  free(b);
   return 0;
 }
 
@@ -237,11 +307,16 @@ void dt_model_free(dt_model_t *m) {
     for (int i = 0; i < m->nlayers; i++) free(m->layers[i].priv);
   if (m->grads_ready)
     for (int i = 0; i < m->nlayers; i++) dt_device_event_destroy(m->grads_ready[i]);
+  if (m->graph) dt_graph_free(m->graph);
+  free(m->graph);
   free(m->grads_ready);
   free(m->layers);
   free(m->params);
   free(m->states);
   free(m->acts);
+  free(m->dacts);
+  free(m->dpart);
+  free(m->dwritten);
   for (int i = 0; i < 3; i++) free(m->host[i]);
   /* A model whose build never started has no device (and nothing on one). */
   if (m->dev) {
@@ -308,25 +383,64 @@ dt_exec_ctx_t dt_model_exec_ctx(const dt_model_t *m, bool training, dt_rng_t *rn
 const float *dt_model_forward(dt_model_t *m, int batch, bool training, dt_rng_t *rng) {
   const dt_exec_ctx_t ctx = dt_model_exec_ctx(m, training, rng);
   m->training = training;
-  for (int i = 0; i < m->nrun; i++)
-    m->layers[i].ops->forward(&m->layers[i], &ctx, batch, m->acts[i], m->acts[i + 1]);
+  for (int i = 0; i < m->nrun; i++) {
+    dt_layer_t *l = &m->layers[i];
+    if (l->ops->max_inputs > 1) {
+      const float *xs[DT_MAX_LAYER_INPUTS];
+      for (int k = 0; k < l->ninputs; k++) xs[k] = dt_model_input_of(m, i, k);
+      l->ops->forward_multi(l, &ctx, batch, xs, m->acts[i + 1]);
+    } else {
+      l->ops->forward(l, &ctx, batch, dt_model_input_of(m, i, 0), m->acts[i + 1]);
+    }
+  }
   return m->acts[m->nrun];
+}
+
+/* Where layer i's backward writes dL/d(input k): the producer's gradient buffer for the
+ * first part of it, a part buffer (added in after) for the others, NULL for the model's
+ * input. */
+static float *grad_target(dt_model_t *m, int i, int k, bool *part) {
+  const int p = m->layers[i].inputs[k];
+  *part = false;
+  if (p < 0) return NULL;
+  if (!m->dwritten[p + 1]) {
+    m->dwritten[p + 1] = true;
+    return m->dacts[p + 1];
+  }
+  *part = true;
+  return m->dpart[i * DT_MAX_LAYER_INPUTS + k];
 }
 
 void dt_model_backward(dt_model_t *m, int batch) {
   const dt_exec_ctx_t ctx = dt_model_exec_ctx(m, m->training, NULL);
-  const float *dy = m->dout;
+  memset(m->dwritten, 0, sizeof *m->dwritten * (size_t)(m->nlayers + 1));
   for (int i = m->nrun - 1; i >= 0; i--) {
     dt_layer_t *l = &m->layers[i];
-    float *dx = i > 0 ? m->dbuf[i & 1] : NULL;
-    l->ops->backward(l, &ctx, batch, m->acts[i], m->acts[i + 1], dy, dx);
+    const float *dy = i == m->nrun - 1 ? m->dout : m->dacts[i + 1];
+    float *dxs[DT_MAX_LAYER_INPUTS];
+    bool part[DT_MAX_LAYER_INPUTS];
+    for (int k = 0; k < l->ninputs; k++) dxs[k] = grad_target(m, i, k, &part[k]);
+    if (l->ops->max_inputs > 1) {
+      const float *xs[DT_MAX_LAYER_INPUTS];
+      for (int k = 0; k < l->ninputs; k++) xs[k] = dt_model_input_of(m, i, k);
+      l->ops->backward_multi(l, &ctx, batch, xs, m->acts[i + 1], dy, dxs);
+    } else {
+      l->ops->backward(l, &ctx, batch, dt_model_input_of(m, i, 0), m->acts[i + 1], dy, dxs[0]);
+    }
+    /* Fan-out: the parts after the first are added into the producer's gradient. */
+    for (int k = 0; k < l->ninputs; k++)
+      if (part[k]) {
+        float *g = m->dacts[l->inputs[k] + 1];
+        const float *sum[2] = {g, dxs[k]};
+        dt_device_merge_forward(m->stream, DT_MERGE_ADD,
+                                (size_t)batch * dt_shape_size(&l->in_shapes[k]), 2, sum, g);
+      }
     if (l->nparams && m->on_grads_ready) {
       size_t begin = l->param_decl[0].offset;
       size_t end = l->param_decl[l->nparams - 1].offset + l->param_decl[l->nparams - 1].count;
       dt_device_event_record(m->grads_ready[i], m->stream);
       m->on_grads_ready(m->grads_ready_ctx, begin, end, m->grads_ready[i]);
     }
-    dy = dx;
   }
 }
 
@@ -376,22 +490,36 @@ static void append(char *buf, size_t cap, size_t *used, const char *fmt, ...) {
   *used += n > 0 ? (size_t)n : 0;
 }
 
+/* "conv_2, block1_out" into buf: the names of layer l's inputs. */
+static const char *input_list(const dt_layer_t *l, char *buf, size_t cap) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int k = 0; k < l->ninputs && used < cap; k++)
+    used += (size_t)snprintf(buf + used, cap - used, k ? ", %s" : "%s", l->input_names[k]);
+  return buf;
+}
+
 size_t dt_model_summary(const dt_model_t *m, char *buf, size_t cap) {
   size_t used = 0;
-  char s[64];
-  append(buf, cap, &used, "%-20s %-16s %12s\n", "Layer", "Output shape", "Params");
+  char s[64], in[256];
+  append(buf, cap, &used, "%-20s %-16s %12s%s\n", "Layer", "Output shape", "Params",
+         m->is_graph ? "  Inputs" : "");
   append(buf, cap, &used, "%-20s %-16s %12s\n", "input", dt_shape_str(&m->in_shape, s, sizeof s), "");
   for (int i = 0; i < m->nlayers; i++) {
     const dt_layer_t *l = &m->layers[i];
     size_t n = 0;
     for (int p = 0; p < l->nparams; p++) n += l->param_decl[p].count;
-    append(buf, cap, &used, "%-20s %-16s %12zu%s\n", l->name,
-           dt_shape_str(&l->out_shape, s, sizeof s), n,
+    append(buf, cap, &used, "%-20s %-16s %12zu%s%s%s\n", l->name,
+           dt_shape_str(&l->out_shape, s, sizeof s), n, m->is_graph ? "  " : "",
+           m->is_graph ? input_list(l, in, sizeof in) : "",
            i >= m->nrun ? "  (fused into the loss)" : "");
   }
   append(buf, cap, &used, "Total params: %zu (%.2f MB)\n", m->num_params,
          m->num_params * 4.0 / (1 << 20));
   if (m->num_states)
     append(buf, cap, &used, "Non-trainable state: %zu values\n", m->num_states);
+  if (m->arena)
+    append(buf, cap, &used, "Activation arena: %zu values (%.2f MB) for batches of up to %d\n",
+           m->arena_floats, m->arena_floats * 4.0 / (1 << 20), m->capacity);
   return used;
 }

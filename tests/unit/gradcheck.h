@@ -176,8 +176,9 @@ static inline bool near_kink(net_t *n) {
     const char *t = n->m.layers[i].ops->type;
     if (strcmp(t, "relu") && strcmp(t, "leaky_relu")) continue;
     size_t cnt = (size_t)n->batch * dt_shape_size(&n->m.layers[i].in_shape);
+    const float *x = dt_model_input_of(&n->m, i, 0);
     for (size_t k = 0; k < cnt; k++)
-      if (fabsf(n->m.acts[i][k]) < KINK_MARGIN) return true;
+      if (fabsf(x[k]) < KINK_MARGIN) return true;
   }
   return false;
 }

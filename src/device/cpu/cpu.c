@@ -158,6 +158,13 @@ static const dt_device_ops_t cpu_ops = {
     .seq_scatter = dt_cpu_seq_scatter,
     .rnn_step_forward = dt_cpu_rnn_step_forward,
     .rnn_step_backward = dt_cpu_rnn_step_backward,
+    .merge_forward = dt_cpu_merge_forward,
+    .merge_backward = dt_cpu_merge_backward,
+    .copy_rows = dt_cpu_copy_rows,
+    .upsample2d_forward = dt_cpu_upsample2d_forward,
+    .upsample2d_backward = dt_cpu_upsample2d_backward,
+    .pad2d_forward = dt_cpu_pad2d_forward,
+    .pad2d_backward = dt_cpu_pad2d_backward,
 };
 
 /* Whether this CPU runs AVX-512F code (the convolution kernels' instruction set). */

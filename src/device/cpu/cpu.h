@@ -126,4 +126,21 @@ void dt_cpu_seq_scatter(dt_stream_t *s, int steps, int batch, int n, bool revers
 void dt_cpu_rnn_step_forward(dt_stream_t *s, const dt_rnn_step_t *p);
 void dt_cpu_rnn_step_backward(dt_stream_t *s, const dt_rnn_step_back_t *p);
 
+/* merge.c */
+void dt_cpu_merge_forward(dt_stream_t *s, dt_merge_kind kind, size_t n, int k,
+                          const float *const *xs, float *y);
+void dt_cpu_merge_backward(dt_stream_t *s, dt_merge_kind kind, size_t n, int k,
+                           const float *const *xs, const float *y, const float *dy,
+                           float *const *dxs);
+void dt_cpu_copy_rows(dt_stream_t *s, size_t rows, size_t width, const float *src, size_t src_ld,
+                      float *dst, size_t dst_ld);
+void dt_cpu_upsample2d_forward(dt_stream_t *s, const dt_resize2d_t *r, int batch, const float *x,
+                               float *y);
+void dt_cpu_upsample2d_backward(dt_stream_t *s, const dt_resize2d_t *r, int batch,
+                                const float *dy, float *dx);
+void dt_cpu_pad2d_forward(dt_stream_t *s, const dt_resize2d_t *r, int batch, const float *x,
+                          float *y);
+void dt_cpu_pad2d_backward(dt_stream_t *s, const dt_resize2d_t *r, int batch, const float *dy,
+                           float *dx);
+
 #endif

@@ -62,6 +62,24 @@ typedef enum { DT_COPY_H2D, DT_COPY_D2H, DT_COPY_D2D } dt_copy_kind;
 typedef enum { DT_ACT_RELU, DT_ACT_LEAKY_RELU, DT_ACT_SIGMOID, DT_ACT_TANH } dt_activation;
 typedef enum { DT_POOL_MAX, DT_POOL_AVG } dt_pool_kind;
 typedef enum { DT_RNN_SIMPLE, DT_RNN_LSTM, DT_RNN_GRU } dt_rnn_kind;
+/* The element-wise merges of several equally shaped inputs (Keras' merge layers). */
+typedef enum {
+  DT_MERGE_ADD,
+  DT_MERGE_SUBTRACT, /* two inputs: x0 - x1 */
+  DT_MERGE_MULTIPLY,
+  DT_MERGE_AVERAGE,
+  DT_MERGE_MAXIMUM /* ties: the gradient goes to the first input that attains it */
+} dt_merge_kind;
+/* A merge takes at most this many inputs (the pointer arrays are host arrays of device
+ * pointers, passed by value to a kernel where the backend needs). */
+enum { DT_MAX_MERGE_INPUTS = 8 };
+
+/* Nearest-neighbour upsampling and zero padding of (h, w, c) images, channels-last. */
+typedef struct {
+  int h, w, c;                    /* input image */
+  int sh, sw;                     /* upsampling: each pixel becomes sh x sw pixels */
+  int top, bottom, left, right;   /* padding: rows and columns of zeros added */
+} dt_resize2d_t;
 
 /* A 2-d convolution from (ih, iw, ic) images to (oh, ow, oc) images, channels-last.
  * A 1-d convolution is the case ih = kh = 1 (a (T, F) sample is a (1, T, F) image in
@@ -209,6 +227,21 @@ typedef struct {
                       const float *src, float *dst, int width, int offset, bool accumulate);
   void (*rnn_step_forward)(dt_stream_t *s, const dt_rnn_step_t *p);
   void (*rnn_step_backward)(dt_stream_t *s, const dt_rnn_step_back_t *p);
+  void (*merge_forward)(dt_stream_t *s, dt_merge_kind kind, size_t n, int k,
+                        const float *const *xs, float *y);
+  void (*merge_backward)(dt_stream_t *s, dt_merge_kind kind, size_t n, int k,
+                         const float *const *xs, const float *y, const float *dy,
+                         float *const *dxs);
+  void (*copy_rows)(dt_stream_t *s, size_t rows, size_t width, const float *src, size_t src_ld,
+                    float *dst, size_t dst_ld);
+  void (*upsample2d_forward)(dt_stream_t *s, const dt_resize2d_t *r, int batch, const float *x,
+                             float *y);
+  void (*upsample2d_backward)(dt_stream_t *s, const dt_resize2d_t *r, int batch,
+                              const float *dy, float *dx);
+  void (*pad2d_forward)(dt_stream_t *s, const dt_resize2d_t *r, int batch, const float *x,
+                        float *y);
+  void (*pad2d_backward)(dt_stream_t *s, const dt_resize2d_t *r, int batch, const float *dy,
+                         float *dx);
 } dt_device_ops_t;
 
 struct dt_device {
@@ -461,6 +494,47 @@ static inline void dt_device_rnn_step_forward(dt_stream_t *s, const dt_rnn_step_
 }
 static inline void dt_device_rnn_step_backward(dt_stream_t *s, const dt_rnn_step_back_t *p) {
   s->dev->ops->rnn_step_backward(s, p);
+}
+
+/* y = the merge of k inputs of n values each (xs: a host array of k device pointers);
+ * y may be xs[0] (the model adds gradient contributions so: ADD of {g, part} into g). */
+static inline void dt_device_merge_forward(dt_stream_t *s, dt_merge_kind kind, size_t n, int k,
+                                           const float *const *xs, float *y) {
+  s->dev->ops->merge_forward(s, kind, n, k, xs, y);
+}
+/* dxs[i] = dL/dx_i from dy (overwritten; NULL entries are skipped); xs and y are the
+ * forward's. */
+static inline void dt_device_merge_backward(dt_stream_t *s, dt_merge_kind kind, size_t n, int k,
+                                            const float *const *xs, const float *y,
+                                            const float *dy, float *const *dxs) {
+  s->dev->ops->merge_backward(s, kind, n, k, xs, y, dy, dxs);
+}
+/* rows rows of width floats from src (row stride src_ld) to dst (row stride dst_ld):
+ * concatenation places each input's rows at its column offset of the output. */
+static inline void dt_device_copy_rows(dt_stream_t *s, size_t rows, size_t width,
+                                       const float *src, size_t src_ld, float *dst,
+                                       size_t dst_ld) {
+  s->dev->ops->copy_rows(s, rows, width, src, src_ld, dst, dst_ld);
+}
+/* y (batch, h sh, w sw, c): every pixel of x repeated sh x sw times (nearest). */
+static inline void dt_device_upsample2d_forward(dt_stream_t *s, const dt_resize2d_t *r,
+                                                int batch, const float *x, float *y) {
+  s->dev->ops->upsample2d_forward(s, r, batch, x, y);
+}
+/* dx (batch, h, w, c) = the sums of the sh x sw blocks of dy. */
+static inline void dt_device_upsample2d_backward(dt_stream_t *s, const dt_resize2d_t *r,
+                                                 int batch, const float *dy, float *dx) {
+  s->dev->ops->upsample2d_backward(s, r, batch, dy, dx);
+}
+/* y (batch, top + h + bottom, left + w + right, c): x surrounded by zeros. */
+static inline void dt_device_pad2d_forward(dt_stream_t *s, const dt_resize2d_t *r, int batch,
+                                           const float *x, float *y) {
+  s->dev->ops->pad2d_forward(s, r, batch, x, y);
+}
+/* dx (batch, h, w, c) = the inner part of dy (the padding's gradient is dropped). */
+static inline void dt_device_pad2d_backward(dt_stream_t *s, const dt_resize2d_t *r, int batch,
+                                            const float *dy, float *dx) {
+  s->dev->ops->pad2d_backward(s, r, batch, dy, dx);
 }
 
 #endif

@@ -11,7 +11,13 @@
  * its execution context, and never reads or writes it on the host.
  *
  * Data are batch-major: x is (batch, in_size), y is (batch, out_size), where the
- * sizes are the products of the per-sample shapes. */
+ * sizes are the products of the per-sample shapes.
+ *
+ * Inputs. Most layers take one input; merge layers (add, concatenate, ...) take several
+ * and implement forward_multi/backward_multi instead of forward/backward. Which layer
+ * feeds which is the model's business (dtrain/model.h): it records, in every layer,
+ * its inputs (the indices of the producing layers in the model's topological order, or
+ * DT_LAYER_MODEL_INPUT) and their shapes, before calling build. */
 #ifndef DTRAIN_LAYER_H
 #define DTRAIN_LAYER_H
 
@@ -26,6 +32,11 @@
 
 /* 8 parameters: a Bidirectional LSTM holds two (kernel, recurrent_kernel, bias) sets. */
 enum { DT_MAX_LAYER_PARAMS = 8, DT_MAX_LAYER_STATES = 4 };
+
+/* At most this many inputs per layer (a concatenate of 8 branches). */
+enum { DT_MAX_LAYER_INPUTS = 8 };
+/* The producer index of an input that is the model's input (not a layer's output). */
+enum { DT_LAYER_MODEL_INPUT = -1 };
 
 /* Per-call context of a forward or backward pass. */
 typedef struct {
@@ -57,13 +68,38 @@ typedef struct {
    * dt_model_init_params after every declared initializer has run, in layer order,
    * with w[i] the host memory of parameter tensor i (the values it is to change). */
   void (*init_params)(dt_layer_t *l, float *const *w, dt_rng_t *rng);
+
+  /* Multi-input layers (merges). max_inputs > 1 marks one: it takes min_inputs to
+   * max_inputs inputs (l->ninputs of them, shapes in l->in_shapes) and the model calls
+   * forward_multi/backward_multi, never forward/backward. xs[k] is input k (batch,
+   * in_size(k)); in backward, dxs[k] is where dL/dx_k goes (overwritten), or NULL where
+   * nobody needs it (an input that is the model's input). Single-input layers leave
+   * these zero. */
+  int min_inputs, max_inputs;
+  void (*forward_multi)(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch,
+                        const float *const *xs, float *y);
+  void (*backward_multi)(dt_layer_t *l, const dt_exec_ctx_t *ctx, int batch,
+                         const float *const *xs, const float *y, const float *dy,
+                         float *const *dxs);
+  /* Backward reads neither the inputs (x, xs) nor the output (y): the model may then
+   * reuse their memory sooner (its arena plan). Both false (the safe default): backward
+   * may read both. */
+  bool backward_ignores_x, backward_ignores_y;
 } dt_layer_ops_t;
 
 struct dt_layer {
   const dt_layer_ops_t *ops;
   char name[DT_NAME_MAX / 2]; /* "dense_1"; half of a param name, which adds a suffix */
   const char *section;        /* the config section it came from (owned by the config) */
-  dt_shape_t in_shape, out_shape;
+  dt_shape_t in_shape, out_shape; /* in_shape = in_shapes[0] */
+  /* Where the inputs come from, set by the model before build: input k is the output
+   * of layer inputs[k] of the model (an earlier index: layers are in topological
+   * order), or the model's input where inputs[k] == DT_LAYER_MODEL_INPUT; its
+   * per-sample shape is in_shapes[k]. A single-input layer has ninputs == 1. */
+  int ninputs;
+  int inputs[DT_MAX_LAYER_INPUTS];
+  dt_shape_t in_shapes[DT_MAX_LAYER_INPUTS];
+  const char *input_names[DT_MAX_LAYER_INPUTS]; /* as the config names them, for messages */
   int nparams;
   dt_param_info_t param_decl[DT_MAX_LAYER_PARAMS]; /* filled by build, placed by the model */
   float *w[DT_MAX_LAYER_PARAMS];                   /* parameter views into the flat buffer */

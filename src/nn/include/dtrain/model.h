@@ -1,5 +1,16 @@
-/* A sequential model: a stack of layers over one flat parameter buffer and one flat
- * gradient buffer, with activations in an arena sized once for a batch capacity.
+/* A model: a stack of layers or a graph of them (Keras' functional API) over one flat
+ * parameter buffer and one flat gradient buffer, with activations in an arena sized
+ * once for a batch capacity.
+ *
+ * Graphs. layers[] is in a topological order: every layer's inputs come from the
+ * model's input or from layers with smaller indices, so walking layers[0..nlayers) in
+ * order visits each node after its inputs (what an exporter needs). Layer i's inputs
+ * are layers[i].inputs[0..ninputs) (producer indices, DT_LAYER_MODEL_INPUT for the
+ * model's input) with shapes in_shapes[]; its output is acts[i + 1], and the output of
+ * producer p is acts[p + 1] (acts[0] for the model's input), see dt_model_input_of. A
+ * stack is the graph where layer i takes layer i - 1 (layer 0 the input). The order
+ * follows the config wherever the graph allows, so a stack keeps its order and names.
+ * The model's output is the last layer run, layers[nrun - 1]; nothing else is a sink.
  *
  * The buffers and the arena are memory of the model's device, allocated by it, and
  * the layers run on its default stream; the host reads or writes the flat buffers
@@ -52,11 +63,25 @@ typedef struct {
 
   dt_shape_t in_shape, out_shape; /* per sample; out_shape is what the loss sees */
 
+  bool is_graph;    /* some layer names its inputs: the summary shows them */
+  struct dt_graph *graph; /* private: the sections' names and inputs as the config wrote them */
+
   int capacity;     /* largest batch the arena holds */
-  float **acts;     /* acts[0] = input (capacity, in), acts[i+1] = output of layer i */
+  /* acts[0] = input (capacity, in), acts[i+1] = output of layer i. The arena plan
+   * (dt_model_prepare) lets buffers share memory when their values are no longer needed:
+   * after a forward pass, acts[0], the output and every value some backward step reads
+   * are intact; an input of a layer whose backward needs neither its input nor its
+   * output (ops->backward_ignores_x/y, merges) may already be overwritten. */
+  float **acts;
   float *dout;      /* (capacity, out): dL/d(output), filled by the loss */
-  float *dbuf[2];   /* ping-pong buffers for dL/d(activation) during backward */
+  /* Private to the model: dL/d(acts[a]) during backward (NULL where none), the buffers
+   * where a second consumer's part of a gradient goes before it is added (nlayers *
+   * DT_MAX_LAYER_INPUTS), and which gradients backward has begun. */
+  float **dacts;
+  float **dpart;
+  bool *dwritten;
   void *arena;
+  size_t arena_floats; /* the arena's size in floats (activations, gradients, scratch) */
   bool training;    /* the mode of the last forward, which backward differentiates */
 
   dt_grads_ready_fn on_grads_ready;
@@ -66,10 +91,13 @@ typedef struct {
   float *host[3];           /* host copies for dt_model_to_host where the device needs them */
 } dt_model_t;
 
-/* Builds the layers from [model] (loss) and [layer.1], [layer.2], ... for inputs of
- * in_shape, with their buffers on dev; checks that layers, input and loss fit together.
- * Each [layer.N] may also say activation = relu|... to append that activation layer
- * after it. */
+/* Builds the layers from [model] (loss, outputs) and [layer.1], [layer.2], ... for
+ * inputs of in_shape, with their buffers on dev; checks that layers, input and loss fit
+ * together. Each [layer.N] may also say activation = relu|... to append that activation
+ * layer after it, name = ... (default: type_K, K counting that type in config order) and
+ * inputs = name1, name2 (default: the section before; 'input' is the model's input).
+ * The graph is checked at build (cycles, unknown or duplicate names, unused outputs,
+ * input counts and shapes), every error naming its section. */
 int dt_model_build(dt_model_t *m, dt_device_t *dev, dt_config_t *cfg, dt_shape_t in_shape,
                    dt_error_t *err);
 /* (After a failed build, dt_model_free releases what was built so far.) */
@@ -91,8 +119,16 @@ dt_exec_ctx_t dt_model_exec_ctx(const dt_model_t *m, bool training, dt_rng_t *rn
 const float *dt_model_forward(dt_model_t *m, int batch, bool training, dt_rng_t *rng);
 
 /* Runs backward from m->dout, filling grad_buf and calling on_grads_ready per layer
- * with parameters, with an event recorded after its backward. */
+ * with parameters, with an event recorded after its backward. Layers run in reverse
+ * order, so the ranges come in decreasing buffer order; where an output feeds several
+ * layers its gradient is the sum of their parts, complete before its producer's
+ * backward runs, so each range is final when reported. */
 void dt_model_backward(dt_model_t *m, int batch);
+
+/* The values layer i reads as its input k: acts[layers[i].inputs[k] + 1]. */
+static inline float *dt_model_input_of(const dt_model_t *m, int i, int k) {
+  return m->acts[m->layers[i].inputs[k] + 1];
+}
 
 size_t dt_model_input_size(const dt_model_t *m);
 size_t dt_model_output_size(const dt_model_t *m);
@@ -109,7 +145,8 @@ typedef enum { DT_MODEL_PARAMS, DT_MODEL_GRADS, DT_MODEL_STATES } dt_model_buffe
 int dt_model_to_host(dt_model_t *m, dt_model_buffer which, float **host, dt_error_t *err);
 int dt_model_from_host(dt_model_t *m, dt_model_buffer which, dt_error_t *err);
 
-/* A multi-line summary like Keras' model.summary(): layer, output shape, params. */
+/* A multi-line summary like Keras' model.summary(): layer, output shape, params; for
+ * graph models also each layer's inputs; once prepared, the arena's size. */
 size_t dt_model_summary(const dt_model_t *m, char *buf, size_t cap);
 
 #endif
