@@ -32,6 +32,14 @@ typedef struct {
   int *counts, nnames;
   const char *last_activation; /* of the last layer, for the loss */
   int input[4], input_ndim;
+  /* Functional models: every section gets name = sN and inputs = ..., the references
+   * (a section's name, or "input") of the Keras layers it is called on. */
+  bool functional;
+  char inputs_line[1024]; /* for the next section */
+  char (*knames)[64];     /* each Keras layer read so far, and the reference of its output */
+  char (*refs)[16];
+  int nrefs;
+  char out_ref[16];
 } imp_t;
 
 static int add_src(imp_t *x, bool state, const char *group, const char *sub, dt_error_t *err) {
@@ -129,7 +137,7 @@ static int to_int(double v) {
 /* An int or a list of ints into out (at most max); returns the count, 0 if absent,
  * -1 if malformed. */
 static int ints(const dt_json_t *c, const char *key, int *out, int max) {
-  const dt_json_t *v = dt_json_get(c, key);
+  const dt_json_t *v = key ? dt_json_get(c, key) : c;
   if (!v || v->type == DT_JSON_NULL) return 0;
   if (v->type == DT_JSON_NUMBER) {
     out[0] = to_int(v->number);
@@ -200,6 +208,7 @@ static void section(imp_t *x, const char *type, const char *kname, const char *c
   x->nsec++;
   dt_text_printf(&x->ini, "\n# Keras layer '%s' (%s)\n[layer.%d]\ntype = %s\n",
                  comment_safe(kname, a, sizeof a), comment_safe(cls, b, sizeof b), x->nsec, type);
+  if (x->functional) dt_text_printf(&x->ini, "name = s%d\n%s", x->nsec, x->inputs_line);
 }
 
 /* activation = ... of a Dense or convolution (or an Activation layer's own). */
@@ -455,6 +464,41 @@ static int import_layer(imp_t *x, const dt_json_t *layer, dt_error_t *err) {
     if ((rc = require(x, c, "axis", "-1", err))) return rc;
     section(x, "softmax", kname, cls);
     x->last_activation = "softmax";
+  } else if (!strcmp(cls, "Add") || !strcmp(cls, "Subtract") || !strcmp(cls, "Multiply") ||
+             !strcmp(cls, "Average") || !strcmp(cls, "Maximum")) {
+    char t[16];
+    snprintf(t, sizeof t, "%s", cls);
+    t[0] = (char)(t[0] - 'A' + 'a');
+    section(x, t, kname, cls);
+  } else if (!strcmp(cls, "Concatenate")) {
+    const dt_json_t *ax = dt_json_get_typed(c, "axis", DT_JSON_NUMBER);
+    section(x, "concatenate", kname, cls);
+    if (ax) dt_text_printf(&x->ini, "axis = %d\n", to_int(ax->number));
+  } else if (!strcmp(cls, "UpSampling2D")) {
+    if ((rc = require(x, c, "interpolation", "nearest", err))) return rc;
+    if ((n = ints(c, "size", v, 2)) < 0) return bad(x, err, "bad '%s'%s", "size", "");
+    section(x, "upsampling2d", kname, cls);
+    if (n) list_key(x, "size", v, n);
+  } else if (!strcmp(cls, "ZeroPadding2D")) {
+    /* padding: an int, a pair (rows, columns), or ((top, bottom), (left, right)). */
+    const dt_json_t *p = dt_json_get(c, "padding");
+    int q[4] = {1, 1, 1, 1};
+    if (p && p->type == DT_JSON_ARRAY && p->count == 2 && p->child->type == DT_JSON_ARRAY) {
+      int a2[2], b2[2];
+      if (ints(p->child, NULL, a2, 2) != 2 || ints(p->child->next, NULL, b2, 2) != 2)
+        return bad(x, err, "bad '%s'%s", "padding", "");
+      q[0] = a2[0], q[1] = a2[1], q[2] = b2[0], q[3] = b2[1];
+    } else if ((n = ints(c, "padding", v, 2)) == 1) {
+      q[0] = q[1] = q[2] = q[3] = v[0];
+    } else if (n == 2) {
+      q[0] = q[1] = v[0], q[2] = q[3] = v[1];
+    } else if (n != 0) {
+      return bad(x, err, "bad '%s'%s", "padding", "");
+    }
+    for (int i = 0; i < 4; i++)
+      if (q[i] < 0) return bad(x, err, "bad '%s'%s", "padding", "");
+    section(x, "zero_padding2d", kname, cls);
+    dt_text_printf(&x->ini, "padding = %d,%d,%d,%d\n", q[0], q[1], q[2], q[3]);
   } else {
     return dt_error_set(err, DT_ERR_CONFIG,
                         "%s: %s: dtrain has no layer for Keras class '%s' (see docs/keras.md for "
@@ -488,39 +532,121 @@ static bool input_layer_shape(imp_t *x, const dt_json_t *layer) {
   return shape_from(x, a) == 0;
 }
 
-/* Functional models: only a chain, each layer called once on the previous one. */
-static int check_chain(imp_t *x, const dt_json_t *layers, dt_error_t *err) {
-  const char *prev = NULL;
-  int inputs = 0;
+/* The reference of Keras layer `name`'s output ("input", or a section's name). */
+static const char *ref_of(const imp_t *x, const char *name) {
+  for (int i = x->nrefs - 1; i >= 0; i--)
+    if (!strcmp(x->knames[i], name)) return x->refs[i];
+  return NULL;
+}
+
+static int add_ref(imp_t *x, const char *name, const char *ref, dt_error_t *err) {
+  char (*k)[64] = realloc(x->knames, (size_t)(x->nrefs + 1) * sizeof *k);
+  if (k) x->knames = k;
+  char (*r)[16] = realloc(x->refs, (size_t)(x->nrefs + 1) * sizeof *r);
+  if (r) x->refs = r;
+  if (!k || !r) return dt_error_set(err, DT_ERR_NOMEM, "out of memory importing %s", x->what);
+  snprintf(x->knames[x->nrefs], 64, "%s", name);
+  snprintf(x->refs[x->nrefs++], 16, "%s", ref);
+  return 0;
+}
+
+/* The Keras layer a tensor of inbound_nodes comes from (node and tensor 0 only). */
+static const char *tensor_source(const dt_json_t *t) {
+  const dt_json_t *tc = t && t->type == DT_JSON_OBJECT ? dt_json_get_typed(t, "config", DT_JSON_OBJECT)
+                                                        : NULL;
+  const dt_json_t *h = tc ? dt_json_get_typed(tc, "keras_history", DT_JSON_ARRAY) : NULL;
+  if (!h || h->count != 3 || h->child->type != DT_JSON_STRING) return NULL;
+  const dt_json_t *node = h->child->next;
+  if (node->type != DT_JSON_NUMBER || node->number != 0 || node->next->type != DT_JSON_NUMBER ||
+      node->next->number != 0)
+    return NULL;
+  return h->child->string;
+}
+
+/* A Functional layer's inputs: x->inputs_line, and *first the first one's reference. */
+static int graph_inputs(imp_t *x, const dt_json_t *l, const char *name, const char *cls,
+                        const char **first, dt_error_t *err) {
+  const dt_json_t *in = dt_json_get_typed(l, "inbound_nodes", DT_JSON_ARRAY);
+  const dt_json_t *node = in && in->count == 1 ? in->child : NULL;
+  const dt_json_t *args = node ? dt_json_get_typed(node, "args", DT_JSON_ARRAY) : NULL;
+  const dt_json_t *a0 = args && args->count >= 1 ? args->child : NULL;
+  if (!a0)
+    return dt_error_set(err, DT_ERR_CONFIG,
+                        "%s: layer '%s' (%s) is not called once on Keras 3 tensors (a shared "
+                        "layer, or a Keras 2 file): dtrain cannot import it",
+                        x->what, name, cls);
+  const dt_json_t *list = a0->type == DT_JSON_ARRAY ? a0->child : a0;
+  size_t o = (size_t)snprintf(x->inputs_line, sizeof x->inputs_line, "inputs = ");
+  int n = 0;
+  *first = NULL;
+  for (const dt_json_t *t = list; t; t = a0->type == DT_JSON_ARRAY ? t->next : NULL, n++) {
+    const char *src = tensor_source(t);
+    const char *ref = src ? ref_of(x, src) : NULL;
+    if (!ref)
+      return dt_error_set(err, DT_ERR_CONFIG,
+                          "%s: layer '%s' (%s): an input that is not the first output of an "
+                          "earlier layer ('%.60s')",
+                          x->what, name, cls, src ? src : "?");
+    if (n >= 8)
+      return dt_error_set(err, DT_ERR_CONFIG, "%s: layer '%s' (%s): more than 8 inputs", x->what,
+                          name, cls);
+    if (!*first) *first = ref;
+    o += (size_t)snprintf(x->inputs_line + o, sizeof x->inputs_line - o, "%s%s", n ? ", " : "",
+                          ref);
+  }
+  snprintf(x->inputs_line + o, sizeof x->inputs_line - o, "\n");
+  if (!*first)
+    return dt_error_set(err, DT_ERR_CONFIG, "%s: layer '%s' (%s) has no inputs", x->what, name,
+                        cls);
+  return 0;
+}
+
+/* A Functional model's layers: each with its inputs; the output's reference. */
+static int import_graph(imp_t *x, const dt_json_t *mc, const dt_json_t *layers,
+                        dt_error_t *err) {
+  int rc, inputs = 0;
   for (const dt_json_t *l = layers->child; l; l = l->next) {
     const char *cls = str(l, "class_name");
     const dt_json_t *c = dt_json_get_typed(l, "config", DT_JSON_OBJECT);
     const char *name = str(l, "name");
     if (!name && c) name = str(c, "name");
-    if (cls && !strcmp(cls, "InputLayer")) {
+    if (!name || !cls)
+      return dt_error_set(err, DT_ERR_FORMAT, "%s: a layer without class_name or name", x->what);
+    if (!strcmp(cls, "InputLayer")) {
       if (++inputs > 1)
         return dt_error_set(err, DT_ERR_CONFIG,
-                            "%s: the model has several inputs; dtrain imports one-input chains",
+                            "%s: the model has several inputs; dtrain imports one-input models",
                             x->what);
-      prev = name;
+      if (!input_layer_shape(x, l))
+        return dt_error_set(err, DT_ERR_CONFIG,
+                            "%s: the InputLayer's batch_shape is not (None, d1[, d2[, d3]]) "
+                            "with known sizes",
+                            x->what);
+      if ((rc = import_layer(x, l, err)) || (rc = add_ref(x, name, "input", err))) return rc;
       continue;
     }
-    const dt_json_t *in = dt_json_get_typed(l, "inbound_nodes", DT_JSON_ARRAY);
-    const dt_json_t *node = in && in->count == 1 ? in->child : NULL;
-    const dt_json_t *args = node ? dt_json_get_typed(node, "args", DT_JSON_ARRAY) : NULL;
-    const dt_json_t *t = args && args->count == 1 ? args->child : NULL;
-    const dt_json_t *tc = t ? dt_json_get_typed(t, "config", DT_JSON_OBJECT) : NULL;
-    const dt_json_t *hist = tc ? dt_json_get_typed(tc, "keras_history", DT_JSON_ARRAY) : NULL;
-    const char *from = hist && hist->child && hist->child->type == DT_JSON_STRING
-                           ? hist->child->string
-                           : NULL;
-    if (!from || !prev || strcmp(from, prev) != 0)
-      return dt_error_set(err, DT_ERR_CONFIG,
-                          "%s: layer '%s' (%s) does not take the previous layer's output as its "
-                          "only input; dtrain imports Functional models that are one chain",
-                          x->what, name ? name : "?", cls ? cls : "?");
-    prev = name;
+    const char *first = NULL;
+    if ((rc = graph_inputs(x, l, name, cls, &first, err))) return rc;
+    int before = x->nsec;
+    char ref[16];
+    snprintf(ref, sizeof ref, "%s", first);
+    if ((rc = import_layer(x, l, err))) return rc;
+    if (x->nsec != before) snprintf(ref, sizeof ref, "s%d", x->nsec);
+    if ((rc = add_ref(x, name, ref, err))) return rc;
   }
+  /* output_layers: [name, 0, 0] or [[name, 0, 0]]. */
+  const dt_json_t *out = dt_json_get_typed(mc, "output_layers", DT_JSON_ARRAY);
+  if (out && out->count == 1 && out->child->type == DT_JSON_ARRAY) out = out->child;
+  const char *oname = out && out->count == 3 && out->child->type == DT_JSON_STRING
+                          ? out->child->string
+                          : NULL;
+  const char *oref = oname ? ref_of(x, oname) : NULL;
+  if (!oref || !strcmp(oref, "input"))
+    return dt_error_set(err, DT_ERR_CONFIG,
+                        "%s: the model's output_layers is not one layer's output (dtrain "
+                        "imports one-output models)",
+                        x->what);
+  snprintf(x->out_ref, sizeof x->out_ref, "%s", oref);
   return 0;
 }
 
@@ -554,13 +680,14 @@ static int build_config(imp_t *x, const dt_json_t *root, const char **loss, dt_e
   bool functional = !strcmp(cls, "Functional") || !strcmp(cls, "Model");
   if (!functional && strcmp(cls, "Sequential") != 0)
     return dt_error_set(err, DT_ERR_CONFIG,
-                        "%s: a model of class '%s': dtrain imports Sequential models and "
-                        "Functional chains",
+                        "%s: a model of class '%s': dtrain imports Sequential and Functional "
+                        "models",
                         x->what, cls);
   int rc;
-  if (functional && (rc = check_chain(x, layers, err))) return rc;
   x->input_ndim = 0;
-  for (const dt_json_t *l = layers->child; l; l = l->next) {
+  x->functional = functional;
+  if (functional && (rc = import_graph(x, mc, layers, err))) return rc;
+  for (const dt_json_t *l = functional ? NULL : layers->child; l; l = l->next) {
     const char *lc = str(l, "class_name");
     if (lc && !strcmp(lc, "InputLayer")) {
       if (!input_layer_shape(x, l))
@@ -594,7 +721,9 @@ static char *config_text(imp_t *x, const char *loss) {
                      "# Combine with [data] and [train] sections to train it (docs/keras.md).\n"
                      "[model]\ninput = ", comment_safe(x->what, w, sizeof w));
   for (int i = 0; i < x->input_ndim; i++) dt_text_printf(&t, "%s%d", i ? "," : "", x->input[i]);
-  dt_text_printf(&t, "\nloss = %s\n%s", loss, x->ini.buf ? x->ini.buf : "");
+  dt_text_printf(&t, "\nloss = %s\n", loss);
+  if (x->functional) dt_text_printf(&t, "outputs = %s\n", x->out_ref);
+  dt_text_printf(&t, "%s", x->ini.buf ? x->ini.buf : "");
   if (t.failed) {
     free(t.buf);
     return NULL;
@@ -617,6 +746,8 @@ int dt_keras_map_config(const dt_json_t *root, const char *what, dt_keras_map_t 
   free(x.ini.buf);
   free(x.names);
   free(x.counts);
+  free(x.knames);
+  free(x.refs);
   if (rc) {
     free(x.p);
     free(x.s);

@@ -33,9 +33,12 @@ typedef struct {
   const char *cls; /* Keras class name */
   char name[64];   /* layer name, also its weight group */
   const dt_layer_t *layer; /* NULL for an inserted Flatten */
-  int input;       /* the node it reads (-1: the model's input); for Functional graphs */
+  int in[DT_MAX_LAYER_INPUTS]; /* the nodes it reads (-1: the model's input) */
+  int nin;
+  dt_shape_t out;  /* its output's per-sample shape */
   weight_t w[MAX_W];
   int nw;
+  int depth, visit; /* Keras' graph order (functional_order) */
 } node_t;
 
 typedef struct {
@@ -43,6 +46,8 @@ typedef struct {
   dt_config_t *cfg;
   node_t *nodes;
   int n;
+  bool functional; /* not a chain: written as a Functional model */
+  int *order;      /* the nodes in the order the config lists them */
 } export_t;
 
 /* Keras' snake_case of a class name, for the classes we write. */
@@ -58,26 +63,73 @@ static const char *snake(const char *cls) {
       {"BatchNormalization", "batch_normalization"}, {"Dropout", "dropout"},
       {"Embedding", "embedding"}, {"SimpleRNN", "simple_rnn"}, {"LSTM", "lstm"}, {"GRU", "gru"},
       {"Bidirectional", "bidirectional"}, {"Activation", "activation"},
-      {"LeakyReLU", "leaky_re_lu"}};
+      {"LeakyReLU", "leaky_re_lu"}, {"Add", "add"}, {"Subtract", "subtract"},
+      {"Multiply", "multiply"}, {"Average", "average"}, {"Maximum", "maximum"},
+      {"Concatenate", "concatenate"}, {"UpSampling2D", "up_sampling2d"},
+      {"ZeroPadding2D", "zero_padding2d"}, {"InputLayer", "input_layer"}};
   for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
     if (strcmp(map[i][0], cls) == 0) return map[i][1];
   return "layer";
 }
 
 static node_t *add_node(export_t *x, const char *cls, const dt_layer_t *l) {
-  node_t *nd = &x->nodes[x->n];
+  node_t *nd = &x->nodes[x->n++];
   memset(nd, 0, sizeof *nd);
   nd->cls = cls;
   nd->layer = l;
-  nd->input = x->n - 1;
-  int same = 0;
-  for (int i = 0; i < x->n; i++) same += strcmp(snake(x->nodes[i].cls), snake(cls)) == 0;
-  if (same)
-    snprintf(nd->name, sizeof nd->name, "%s_%d", snake(cls), same);
-  else
-    snprintf(nd->name, sizeof nd->name, "%s", snake(cls));
-  x->n++;
+  if (l) nd->out = l->out_shape;
   return nd;
+}
+
+/* Names in config order: Keras names a layer's weight group by its class in snake case,
+ * counted in the order of model.layers (which a Functional model's InputLayer starts). */
+static void name_nodes(export_t *x) {
+  for (int j = 0; j < x->n; j++) {
+    node_t *nd = &x->nodes[x->order[j]];
+    int same = x->functional && !strcmp(snake(nd->cls), "input_layer");
+    for (int i = 0; i < j; i++) same += strcmp(snake(x->nodes[x->order[i]].cls), snake(nd->cls)) == 0;
+    if (same)
+      snprintf(nd->name, sizeof nd->name, "%s_%d", snake(nd->cls), same);
+    else
+      snprintf(nd->name, sizeof nd->name, "%s", snake(nd->cls));
+  }
+}
+
+/* Keras' order of a Functional model's layers (model.layers, which also numbers the
+ * weight groups): by depth, the longest path to the output, deepest first; ties by
+ * the order in which a depth-first walk from the output, inputs in order, first
+ * reaches each layer. */
+static void visit(export_t *x, int i, int *count) {
+  node_t *nd = &x->nodes[i];
+  if (nd->visit >= 0) return;
+  nd->visit = (*count)++;
+  for (int k = 0; k < nd->nin; k++)
+    if (nd->in[k] >= 0) visit(x, nd->in[k], count);
+}
+
+static void functional_order(export_t *x) {
+  for (int i = 0; i < x->n; i++) x->nodes[i].visit = -1, x->nodes[i].depth = 0;
+  int count = 0;
+  visit(x, x->n - 1, &count);
+  /* Nodes are in topological order, the output last: one backward pass gives each its
+   * longest path to the output. */
+  for (int i = x->n - 1; i >= 0; i--)
+    for (int k = 0; k < x->nodes[i].nin; k++) {
+      node_t *p = x->nodes[i].in[k] >= 0 ? &x->nodes[x->nodes[i].in[k]] : NULL;
+      if (p && p->depth < x->nodes[i].depth + 1) p->depth = x->nodes[i].depth + 1;
+    }
+  for (int i = 0; i < x->n; i++) x->order[i] = i;
+  /* Insertion sort: (depth descending, visit ascending). */
+  for (int i = 1; i < x->n; i++) {
+    int v = x->order[i], j = i;
+    while (j > 0) {
+      const node_t *a = &x->nodes[x->order[j - 1]], *b = &x->nodes[v];
+      if (a->depth > b->depth || (a->depth == b->depth && a->visit < b->visit)) break;
+      x->order[j] = x->order[j - 1];
+      j--;
+    }
+    x->order[j] = v;
+  }
 }
 
 static void add_weight(node_t *nd, const char *sub, const float *data, dt_shape_t shape) {
@@ -108,12 +160,21 @@ static const char *keras_class(const dt_layer_t *l, dt_config_t *cfg) {
   if (!strcmp(t, "relu") || !strcmp(t, "sigmoid") || !strcmp(t, "tanh") || !strcmp(t, "softmax"))
     return "Activation";
   if (!strcmp(t, "leaky_relu")) return "LeakyReLU";
+  if (!strcmp(t, "add")) return "Add";
+  if (!strcmp(t, "subtract")) return "Subtract";
+  if (!strcmp(t, "multiply")) return "Multiply";
+  if (!strcmp(t, "average")) return "Average";
+  if (!strcmp(t, "maximum")) return "Maximum";
+  if (!strcmp(t, "concatenate")) return "Concatenate";
+  if (!strcmp(t, "upsampling2d")) return "UpSampling2D";
+  if (!strcmp(t, "zero_padding2d")) return "ZeroPadding2D";
   (void)cfg;
   return NULL;
 }
 
 /* Lists the nodes; p and s walk the parameter and state tensors in layer order. */
-static int plan(export_t *x, const float *params, const float *states, dt_error_t *err) {
+static int plan(export_t *x, const float *params, const float *states, int *node_of,
+                dt_error_t *err) {
   const dt_model_t *m = x->m;
   int p = 0, s = 0;
   static const char *const vars[] = {"vars/0", "vars/1", "vars/2", "vars/3"};
@@ -128,12 +189,25 @@ static int plan(export_t *x, const float *params, const float *states, dt_error_
       return dt_error_set(err, DT_ERR_ARG,
                           "layer %s ([%s] type = %s) has no Keras counterpart that we export",
                           l->name, l->section, l->ops->type);
-    if (!strcmp(cls, "Dense") && l->in_shape.ndim > 1 && l->param_decl[0].shape.dims[0] !=
-                                                             l->in_shape.dims[l->in_shape.ndim - 1])
-      add_node(x, "Flatten", NULL);
-    else if (!strcmp(cls, "Dense") && l->in_shape.ndim > 2)
-      add_node(x, "Flatten", NULL);
+    /* The nodes of the layer's inputs. */
+    int in[DT_MAX_LAYER_INPUTS], nin = l->ninputs > 0 ? l->ninputs : 1;
+    for (int k = 0; k < nin; k++) {
+      int p = l->ninputs > 0 ? l->inputs[k] : i - 1;
+      in[k] = p < 0 ? -1 : node_of[p];
+    }
+    bool flat = !strcmp(cls, "Dense") && l->in_shape.ndim > 1 &&
+                (l->in_shape.ndim > 2 ||
+                 l->param_decl[0].shape.dims[0] != l->in_shape.dims[l->in_shape.ndim - 1]);
+    if (flat) {
+      node_t *f = add_node(x, "Flatten", NULL);
+      f->in[0] = in[0], f->nin = 1;
+      f->out = dt_shape_1d((int)dt_shape_size(&l->in_shape));
+      in[0] = x->n - 1;
+    }
     node_t *nd = add_node(x, cls, l);
+    memcpy(nd->in, in, sizeof in);
+    nd->nin = nin;
+    node_of[i] = x->n - 1;
     const char *const *subs = !strcmp(cls, "Bidirectional") ? bi
                               : (!strcmp(cls, "SimpleRNN") || !strcmp(cls, "LSTM") ||
                                  !strcmp(cls, "GRU"))
@@ -144,6 +218,14 @@ static int plan(export_t *x, const float *params, const float *states, dt_error_
     for (int k = 0; k < l->nstates; k++, s++)
       add_weight(nd, vars[l->nparams + k], states + m->states[s].offset, m->states[s].shape);
   }
+  /* A chain is written as a Sequential model, anything else as a Functional one. */
+  for (int i = 0; i < x->n; i++)
+    if (x->nodes[i].nin != 1 || x->nodes[i].in[0] != i - 1) x->functional = true;
+  if (x->functional)
+    functional_order(x);
+  else
+    for (int i = 0; i < x->n; i++) x->order[i] = i;
+  name_nodes(x);
   return 0;
 }
 
@@ -319,6 +401,37 @@ static int layer_config(export_t *x, dt_jsonw_t *w, const node_t *nd, dt_error_t
   } else if (!strcmp(cls, "Activation")) {
     dt_jsonw_key(w, "activation");
     dt_jsonw_string(w, t);
+  } else if (!strcmp(cls, "Concatenate")) {
+    long axis;
+    if ((rc = dt_config_get_int(cfg, sec, "axis", -1, -8, 8, &axis, err))) return rc;
+    dt_jsonw_key(w, "axis");
+    dt_jsonw_int(w, axis);
+  } else if (!strcmp(cls, "UpSampling2D")) {
+    int size[2] = {l->out_shape.dims[0] / l->in_shape.dims[0],
+                   l->out_shape.dims[1] / l->in_shape.dims[1]};
+    dt_jsonw_key(w, "size");
+    dt_jsonw_ints(w, size, 2, false);
+    dt_jsonw_key(w, "data_format");
+    dt_jsonw_string(w, "channels_last");
+    dt_jsonw_key(w, "interpolation");
+    dt_jsonw_string(w, "nearest");
+  } else if (!strcmp(cls, "ZeroPadding2D")) {
+    /* The layer has checked the value: 1, 2 or 4 integers >= 0. */
+    int v[4] = {1, 1, 1, 1};
+    const char *pad;
+    if ((rc = dt_config_get_string(cfg, sec, "padding", "1", &pad, err))) return rc;
+    int n = sscanf(pad, "%d , %d , %d , %d", &v[0], &v[1], &v[2], &v[3]);
+    int tb[2], lr[2];
+    if (n == 1) tb[0] = tb[1] = lr[0] = lr[1] = v[0];
+    else if (n == 2) tb[0] = tb[1] = v[0], lr[0] = lr[1] = v[1];
+    else tb[0] = v[0], tb[1] = v[1], lr[0] = v[2], lr[1] = v[3];
+    dt_jsonw_key(w, "padding");
+    dt_jsonw_begin_array(w);
+    dt_jsonw_ints(w, tb, 2, false);
+    dt_jsonw_ints(w, lr, 2, false);
+    dt_jsonw_end_array(w);
+    dt_jsonw_key(w, "data_format");
+    dt_jsonw_string(w, "channels_last");
   } else if (!strcmp(cls, "LeakyReLU")) {
     double alpha;
     if ((rc = dt_config_get_double(cfg, sec, "alpha", 0.3, 0.0, 1e6, &alpha, err))) return rc;
@@ -332,21 +445,29 @@ static void input_shape(const dt_model_t *m, dt_jsonw_t *w) {
   dt_jsonw_ints(w, m->in_shape.dims, m->in_shape.ndim, true);
 }
 
-static int write_config(export_t *x, dt_jsonw_t *w, dt_error_t *err) {
-  int rc;
+/* A Keras tensor: the output of node i (-1: the InputLayer) in inbound_nodes. */
+static void tensor(export_t *x, dt_jsonw_t *w, int i) {
+  const dt_shape_t *s = i >= 0 ? &x->nodes[i].out : &x->m->in_shape;
   dt_jsonw_begin_object(w);
-  dt_jsonw_key(w, "module");
-  dt_jsonw_string(w, "keras");
   dt_jsonw_key(w, "class_name");
-  dt_jsonw_string(w, "Sequential");
+  dt_jsonw_string(w, "__keras_tensor__");
   dt_jsonw_key(w, "config");
   dt_jsonw_begin_object(w);
-  dt_jsonw_key(w, "name");
-  dt_jsonw_string(w, "sequential");
-  dt_jsonw_key(w, "trainable");
-  dt_jsonw_bool(w, true);
-  dt_jsonw_key(w, "layers");
+  dt_jsonw_key(w, "shape");
+  dt_jsonw_ints(w, s->dims, s->ndim, true);
+  dt_jsonw_key(w, "dtype");
+  dt_jsonw_string(w, "float32");
+  dt_jsonw_key(w, "keras_history");
   dt_jsonw_begin_array(w);
+  dt_jsonw_string(w, i >= 0 ? x->nodes[i].name : "input_layer");
+  dt_jsonw_int(w, 0);
+  dt_jsonw_int(w, 0);
+  dt_jsonw_end_array(w);
+  dt_jsonw_end_object(w);
+  dt_jsonw_end_object(w);
+}
+
+static void input_layer(export_t *x, dt_jsonw_t *w) {
   dt_jsonw_begin_object(w);
   dt_jsonw_key(w, "module");
   dt_jsonw_string(w, "keras.layers");
@@ -365,9 +486,35 @@ static int write_config(export_t *x, dt_jsonw_t *w, dt_error_t *err) {
   dt_jsonw_end_object(w);
   dt_jsonw_key(w, "registered_name");
   dt_jsonw_null(w);
+  if (x->functional) {
+    dt_jsonw_key(w, "name");
+    dt_jsonw_string(w, "input_layer");
+    dt_jsonw_key(w, "inbound_nodes");
+    dt_jsonw_begin_array(w);
+    dt_jsonw_end_array(w);
+  }
   dt_jsonw_end_object(w);
-  for (int i = 0; i < x->n; i++) {
-    const node_t *nd = &x->nodes[i];
+}
+
+static int write_config(export_t *x, dt_jsonw_t *w, dt_error_t *err) {
+  int rc;
+  const char *model = x->functional ? "functional" : "sequential";
+  dt_jsonw_begin_object(w);
+  dt_jsonw_key(w, "module");
+  dt_jsonw_string(w, x->functional ? "keras.src.models.functional" : "keras");
+  dt_jsonw_key(w, "class_name");
+  dt_jsonw_string(w, x->functional ? "Functional" : "Sequential");
+  dt_jsonw_key(w, "config");
+  dt_jsonw_begin_object(w);
+  dt_jsonw_key(w, "name");
+  dt_jsonw_string(w, model);
+  dt_jsonw_key(w, "trainable");
+  dt_jsonw_bool(w, true);
+  dt_jsonw_key(w, "layers");
+  dt_jsonw_begin_array(w);
+  input_layer(x, w);
+  for (int j = 0; j < x->n; j++) {
+    const node_t *nd = &x->nodes[x->order[j]];
     dt_jsonw_begin_object(w);
     dt_jsonw_key(w, "module");
     dt_jsonw_string(w, "keras.layers");
@@ -379,11 +526,46 @@ static int write_config(export_t *x, dt_jsonw_t *w, dt_error_t *err) {
     dt_jsonw_end_object(w);
     dt_jsonw_key(w, "registered_name");
     dt_jsonw_null(w);
+    if (x->functional) {
+      dt_jsonw_key(w, "name");
+      dt_jsonw_string(w, nd->name);
+      /* One call: args holds the input tensor, or a list of them for a merge. */
+      dt_jsonw_key(w, "inbound_nodes");
+      dt_jsonw_begin_array(w);
+      dt_jsonw_begin_object(w);
+      dt_jsonw_key(w, "args");
+      dt_jsonw_begin_array(w);
+      bool merge = nd->layer && nd->layer->ops->max_inputs > 1;
+      if (merge) dt_jsonw_begin_array(w);
+      for (int k = 0; k < nd->nin; k++) tensor(x, w, nd->in[k]);
+      if (merge) dt_jsonw_end_array(w);
+      dt_jsonw_end_array(w);
+      dt_jsonw_key(w, "kwargs");
+      dt_jsonw_begin_object(w);
+      dt_jsonw_end_object(w);
+      dt_jsonw_end_object(w);
+      dt_jsonw_end_array(w);
+    }
     dt_jsonw_end_object(w);
   }
   dt_jsonw_end_array(w);
-  dt_jsonw_key(w, "build_input_shape");
-  input_shape(x->m, w);
+  if (x->functional) {
+    dt_jsonw_key(w, "input_layers");
+    dt_jsonw_begin_array(w);
+    dt_jsonw_string(w, "input_layer");
+    dt_jsonw_int(w, 0);
+    dt_jsonw_int(w, 0);
+    dt_jsonw_end_array(w);
+    dt_jsonw_key(w, "output_layers");
+    dt_jsonw_begin_array(w);
+    dt_jsonw_string(w, x->nodes[x->n - 1].name);
+    dt_jsonw_int(w, 0);
+    dt_jsonw_int(w, 0);
+    dt_jsonw_end_array(w);
+  } else {
+    dt_jsonw_key(w, "build_input_shape");
+    input_shape(x->m, w);
+  }
   dt_jsonw_end_object(w);
   dt_jsonw_key(w, "registered_name");
   dt_jsonw_null(w);
@@ -406,8 +588,9 @@ static int write_weights(export_t *x, void **data, size_t *len, dt_error_t *err)
   if (rc) return rc;
   char path[256];
   rc = dt_h5_group(h, "layers", NULL, err);
-  for (int i = 0; !rc && i < x->n; i++) {
-    const node_t *nd = &x->nodes[i];
+  if (!rc && x->functional) rc = dt_h5_group(h, "layers/input_layer/vars", "input_layer", err);
+  for (int j = 0; !rc && j < x->n; j++) {
+    const node_t *nd = &x->nodes[x->order[j]];
     snprintf(path, sizeof path, "layers/%s/vars", nd->name);
     rc = dt_h5_group(h, path, nd->name, err);
     bool rnn = nd->nw && !strncmp(nd->w[0].sub, "cell/", 5);
@@ -429,7 +612,7 @@ static int write_weights(export_t *x, void **data, size_t *len, dt_error_t *err)
       rc = dt_h5_write(h, path, &nd->w[k].shape, nd->w[k].data, err);
     }
   }
-  if (!rc) rc = dt_h5_group(h, "vars", "sequential", err);
+  if (!rc) rc = dt_h5_group(h, "vars", x->functional ? "functional" : "sequential", err);
   if (!rc) rc = dt_h5_image(h, data, len, err);
   dt_h5_close(h);
   return rc;
@@ -452,14 +635,21 @@ static int write_file(const char *path, const void *data, size_t len, dt_error_t
 
 int dt_keras_export(const dt_model_t *m, dt_config_t *cfg, const float *params,
                     const float *states, const char *path, dt_error_t *err) {
-  export_t x = {m, cfg, calloc((size_t)m->nlayers * 2 + 1, sizeof(node_t)), 0};
-  if (!x.nodes) return dt_error_set(err, DT_ERR_NOMEM, "out of memory exporting %s", path);
+  export_t x = {m, cfg, calloc((size_t)m->nlayers * 2 + 1, sizeof(node_t)), 0, false,
+                calloc((size_t)m->nlayers * 2 + 1, sizeof(int))};
+  int *node_of = calloc((size_t)m->nlayers + 1, sizeof(int));
+  if (!x.nodes || !x.order || !node_of) {
+    free(x.nodes);
+    free(x.order);
+    free(node_of);
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory exporting %s", path);
+  }
   dt_jsonw_t cw = {0}, mw = {0};
   dt_zip_writer_t z = {0};
   void *h5 = NULL;
   size_t h5_len = 0;
   const char *config_text, *meta_text;
-  int rc = plan(&x, params, states, err);
+  int rc = plan(&x, params, states, node_of, err);
   if (!rc) rc = write_config(&x, &cw, err);
   if (!rc) rc = dt_jsonw_finish(&cw, &config_text, err);
   if (!rc) rc = write_weights(&x, &h5, &h5_len, err);
@@ -488,5 +678,7 @@ int dt_keras_export(const dt_model_t *m, dt_config_t *cfg, const float *params,
   dt_jsonw_free(&mw);
   free(h5);
   free(x.nodes);
+  free(x.order);
+  free(node_of);
   return rc;
 }

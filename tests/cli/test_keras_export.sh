@@ -8,7 +8,9 @@
 # global avg/max pooling over (T, F) and (H, W, C), flatten, reshape, batch_norm
 # (inference mode, random moving statistics, center = false), dropout, embedding,
 # simple_rnn, lstm, gru, bidirectional (concat and sum) and the activations relu,
-# sigmoid, tanh, softmax, leaky_relu. Weights are random, biases included
+# sigmoid, tanh, softmax, leaky_relu; and a graph model (written as a Functional
+# model): a residual block, branches of different lengths with layers of one type, add,
+# subtract, multiply, average, maximum, concatenate, upsampling2d, zero_padding2d. Weights are random, biases included
 # (tests/tools/keras_tool export). The comparison is shown able to fail.
 source "$(dirname "$0")/lib.sh" "$1" "$2"
 export KERAS_BACKEND=jax # before keras is imported (its default would be TensorFlow)
@@ -166,18 +168,94 @@ type = global_max_pool
 type = dense
 units = 2
 INI
+cat >graph.ini <<'INI'
+[model]
+input = 6,6,2
+loss = mse
+[layer.1]
+type = conv2d
+filters = 3
+kernel_size = 3
+padding = same
+activation = relu
+name = stem
+[layer.2]
+type = conv2d
+filters = 3
+kernel_size = 3
+padding = same
+[layer.3]
+type = batch_norm
+[layer.4]
+type = conv2d
+filters = 3
+kernel_size = 1
+name = branch
+[layer.5]
+type = conv2d
+filters = 3
+kernel_size = 1
+inputs = stem
+name = short
+[layer.6]
+type = add
+inputs = short, branch
+activation = relu
+name = sum
+[layer.7]
+type = zero_padding2d
+padding = 1,0,2,1
+[layer.8]
+type = upsampling2d
+size = 1,2
+name = up
+[layer.9]
+type = concatenate
+inputs = up, up
+[layer.10]
+type = global_avg_pool
+[layer.11]
+type = dense
+units = 4
+name = d
+[layer.12]
+type = dense
+units = 4
+inputs = d
+name = d2
+[layer.13]
+type = dense
+units = 4
+inputs = d2
+name = d3
+[layer.14]
+type = subtract
+inputs = d3, d
+name = s
+[layer.15]
+type = multiply
+inputs = s, d2
+name = mu
+[layer.16]
+type = average
+inputs = mu, d
+name = av
+[layer.17]
+type = maximum
+inputs = av, s, d3
+INI
 
 "$PY" - <<'PY'
 import numpy as np
 r = np.random.RandomState(0)
 for name, shape in [("seq", (6, 5)), ("conv", (8, 8, 2)), ("pool", (6, 6, 2)), ("flat", (3, 4, 2)),
-                    ("img", (5, 5, 3))]:
+                    ("img", (5, 5, 3)), ("graph", (6, 6, 2))]:
     np.save(f"{name}_x.npy", r.randn(5, *shape).astype("f4"))
 np.save("embed_x.npy", r.randint(0, 10, (5, 7)).astype("f4"))
 PY
 
 cases=()
-for name in seq conv embed pool flat img; do
+for name in seq conv embed pool flat img graph; do
   if out=$("$TOOL" export "$name.ini" 7 "$name.keras" "${name}_x.npy" "${name}_y.npy" 2>&1); then
     cases+=("$name.keras" "${name}_x.npy" "${name}_y.npy")
     pass

@@ -5,7 +5,9 @@
 # on vectors and on (T, F); Conv1D causal, Conv2D, Conv2DTranspose, MaxPooling2D,
 # AveragePooling2D, GlobalAverage/MaxPooling1D/2D, Flatten, Reshape, BatchNormalization,
 # Dropout, Embedding, SimpleRNN, LSTM, GRU, Bidirectional concat and sum, Activation,
-# ReLU, LeakyReLU, Softmax; a Functional chain), imported with `dtrain-worker import
+# ReLU, LeakyReLU, Softmax; a Functional chain; a Functional graph with a residual block,
+# branches and Add, Subtract, Multiply, Average, Maximum, Concatenate, UpSampling2D,
+# ZeroPadding2D), imported with `dtrain-worker import
 # --keras`: dtrain's forward pass on the imported config and weights gives Keras'
 # outputs (max abs difference <= 1e-5). The JSON of model.to_json() gives the same
 # config and no weights. Training starts from the imported weights: a run with
@@ -20,7 +22,7 @@ cd "$TMP" || exit 1
 
 "$PY" "$SRC/tests/python/keras_make.py" "$TMP" || { fail "keras_make.py"; finish; }
 
-for name in dense_conv seq embed functional; do
+for name in dense_conv seq embed functional graph; do
   if ! out=$("$WORKER" import --keras "$name.keras" -o "$name" 2>&1); then
     fail "$name: import: $out"
   elif ! out=$("$TOOL" forward "$name/model.ini" "$name/init_weights.safetensors" \

@@ -10,13 +10,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from keras_models import functional, inputs, models, randomize  # noqa: E402
+from keras_models import functional, graph, inputs, models, randomize  # noqa: E402
 import numpy as np  # noqa: E402
 
 out = sys.argv[1]
 for name, (m, shape, kind) in models().items():
     if m is None:
-        m = functional()
+        m = functional() if name == "functional" else graph()
     randomize(m, 3)
     x = inputs(shape, kind, 4)
     m.save(f"{out}/{name}.keras")

@@ -20,6 +20,7 @@ def models():
             L.Bidirectional(L.LSTM(3), merge_mode="sum"), L.Reshape((3, 1)), L.GlobalMaxPooling1D(),
             L.Dense(2, activation="sigmoid")]), (7,), "int"),
         "functional": (None, (5, 5, 1), "float"),
+        "graph": (None, (6, 6, 2), "float"),
     }
 
 def functional():
@@ -31,6 +32,27 @@ def functional():
     x = L.Bidirectional(L.SimpleRNN(2))(L.Reshape((3, 1))(x))
     x = L.Softmax()(x)
     return keras.Model(i, x)
+
+def graph():
+    """A graph with a residual block, branches of different lengths holding layers of
+    one class (their weight groups are numbered in Keras' layer order), and every merge."""
+    i = keras.Input((6, 6, 2))
+    stem = L.Conv2D(3, 3, padding="same", activation="relu")(i)
+    b = L.Conv2D(3, 3, padding="same")(stem)
+    b = L.BatchNormalization()(b)
+    b = L.Conv2D(3, 1)(b)
+    s = L.Conv2D(3, 1)(stem)
+    x = L.Activation("relu")(L.Add()([s, b]))
+    x = L.ZeroPadding2D(((1, 0), (2, 1)))(x)
+    u = L.UpSampling2D((1, 2))(x)
+    x = L.GlobalAveragePooling2D()(L.Concatenate()([u, u]))
+    d = L.Dense(4)(x)
+    d2 = L.Dense(4)(d)
+    d3 = L.Dense(4)(d2)
+    sb = L.Subtract()([d3, d])
+    mu = L.Multiply()([sb, d2])
+    av = L.Average()([mu, d])
+    return keras.Model(i, L.Maximum()([av, sb, d3]))
 
 def randomize(m, seed):
     r = np.random.RandomState(seed)
