@@ -2,7 +2,8 @@
 # Keras import of bad input (issue 18): each case exits with status 2 (a model dtrain
 # cannot express, a bad option) or 1 (a corrupt or unreadable file) and a message that
 # names the file and the place: a Keras layer dtrain lacks (the layer's name and class),
-# an option dtrain lacks (a Dense activation, GRU reset_after = false), weights whose
+# an option dtrain lacks (a Dense activation, GRU reset_after = false), a shared layer,
+# a model with two inputs, weights whose
 # shape does not fit the config, a truncated .keras zip, a zip without the weights, a
 # corrupt model.weights.h5 (not HDF5 at all, and HDF5's signature followed by garbage),
 # a JSON file that is not a model, a file that is not JSON, a missing file, and the
@@ -22,6 +23,11 @@ save("unknown", [L.Dense(3, name="d1"), L.LayerNormalization(name="norm_a")])
 save("gelu", [L.Dense(3, activation="gelu", name="dense_gelu")])
 save("gru", [L.GRU(2, reset_after=False, name="old_gru")], (5, 3))
 save("good", [L.Dense(3, name="d1"), L.Dense(2, name="d2")])
+# A shared layer (called twice) and a model with two inputs.
+i = keras.Input((4,)); shared = L.Dense(4, name="twice")
+keras.Model(i, shared(shared(i))).save("shared.keras")
+i1, i2 = keras.Input((4,)), keras.Input((4,))
+keras.Model([i1, i2], L.Add(name="sum")([i1, i2])).save("two_inputs.keras")
 # Weights that do not fit: the config says 5 units where the weights hold 3.
 src = zipfile.ZipFile("good.keras")
 def rewrite(name, replace):
@@ -52,6 +58,10 @@ expect_exit 2 "layer 'dense_gelu' (Dense): activation 'gelu'" "Dense activation"
 expect_exit 2 "layer 'old_gru' (GRU): reset_after = false" "GRU reset_after" -- imp gru.keras -o o3
 expect_exit 2 "shape.keras: layer 'd1' (Dense): weight layers/dense/vars/0 has shape (4, 3)" \
   "weights that do not fit" -- imp shape.keras -o o4
+expect_exit 2 "shared.keras: layer 'twice' (Dense) is not called once" "shared layer" -- \
+  imp shared.keras -o o12
+expect_exit 2 "two_inputs.keras: the model has several inputs" "two inputs" -- \
+  imp two_inputs.keras -o o13
 expect_exit 1 "truncated.keras" "truncated zip" -- imp truncated.keras -o o5
 expect_exit 1 "noweights.keras: a zip without model.weights.h5" "no weights entry" -- \
   imp noweights.keras -o o6
