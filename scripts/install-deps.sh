@@ -13,7 +13,9 @@ packages=(build-essential cmake pkg-config libopenblas-dev zlib1g-dev
           # python3-yaml), network namespaces and tc for the netns cluster.
           docker-compose iproute2
           # oneDNN for the CPU backend's convolutions and bf16 GEMMs
-          libdnnl-dev)
+          libdnnl-dev
+          # .keras export and import: model.weights.h5 through libhdf5
+          libhdf5-dev)
 if [ "${1:-}" = "--bench" ]; then
   packages+=(python3-torch)
 fi

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Creates <source>/.venv with the real clients our tests check files against:
 # tensorboard (event files), safetensors (checkpoints), numpy, and Pillow (the PNG and
-# JPEG files of the image-folder tests), onnx and onnxruntime (ONNX export). The product never
+# JPEG files of the image-folder tests), onnx and onnxruntime (ONNX export), keras with
+# jax[cpu] (the .keras export and import tests: Keras 3 on its JAX CPU backend). The product never
 # needs Python; only the tests in tests/cli do. Re-running is cheap: an existing venv
 # that already imports every package is left alone.
 set -euo pipefail
 
 src_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${DT_VENV:-$src_dir/.venv}"
-packages=(tensorboard safetensors numpy pillow onnx onnxruntime)
-modules="tensorboard, safetensors, numpy, PIL, onnx, onnxruntime"
+packages=(tensorboard safetensors numpy pillow onnx onnxruntime keras "jax[cpu]")
+modules="tensorboard, safetensors, numpy, PIL, onnx, onnxruntime, keras, jax"
 
 if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c "import $modules" 2>/dev/null; then
   echo "setup-python-venv: $venv is ready"
@@ -32,4 +33,5 @@ fi
 
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "${packages[@]}"
-"$venv/bin/python" -c "import $modules; print('setup-python-venv: ready:', tensorboard.__version__, safetensors.__version__, numpy.__version__)"
+# Keras is checked on the backend the tests use (it would look for TensorFlow otherwise).
+KERAS_BACKEND=jax "$venv/bin/python" -c "import $modules; print('setup-python-venv: ready:', tensorboard.__version__, safetensors.__version__, numpy.__version__)"

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "finite.h"
-#include "zip.h"
+#include "dtrain/zip.h"
 
 /* The most dimensions an array may have: the samples plus a sample's shape. */
 enum { NPY_MAX_NDIM = DT_DATA_MAX_DIMS + 1 };

@@ -6,7 +6,7 @@
  * entry with zip64 sizes in its local header (zipfile's force_zip64) and in the central
  * directory only when an entry passes 4 GiB, so both forms are read. Every offset and
  * size from the file is checked against the archive's length before it is used. */
-#include "zip.h"
+#include "dtrain/zip.h"
 
 #include <limits.h>
 #include <stdbool.h>

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dtrain/device.h"
+#include "dtrain/keras.h"
 #include "dtrain/onnx_export.h"
 #include "saved_model.h"
 
@@ -14,22 +15,34 @@ enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 typedef int (*export_fn)(saved_model_t *sm, const char *path, dt_error_t *err);
 
-static int export_onnx(saved_model_t *sm, const char *path, dt_error_t *err) {
-  float *params, *states = NULL;
-  int rc;
-  if ((rc = dt_model_to_host(&sm->model, DT_MODEL_PARAMS, &params, err))) return rc;
-  if (sm->model.num_states &&
-      (rc = dt_model_to_host(&sm->model, DT_MODEL_STATES, &states, err)))
-    return rc;
-  return dt_onnx_export(&sm->model, params, states, path, err);
+/* The model's parameters and state as host memory (states NULL where it has none). */
+static int weights(saved_model_t *sm, float **params, float **states, dt_error_t *err) {
+  *states = NULL;
+  int rc = dt_model_to_host(&sm->model, DT_MODEL_PARAMS, params, err);
+  if (!rc && sm->model.num_states) rc = dt_model_to_host(&sm->model, DT_MODEL_STATES, states, err);
+  return rc;
 }
 
-/* The output formats, by file extension. The Keras writer (".keras") joins this table. */
+static int export_onnx(saved_model_t *sm, const char *path, dt_error_t *err) {
+  float *params, *states;
+  int rc = weights(sm, &params, &states, err);
+  return rc ? rc : dt_onnx_export(&sm->model, params, states, path, err);
+}
+
+/* Keras needs the config too: strides, padding, rates live only in [layer.N]. */
+static int export_keras(saved_model_t *sm, const char *path, dt_error_t *err) {
+  float *params, *states;
+  int rc = weights(sm, &params, &states, err);
+  return rc ? rc : dt_keras_export(&sm->model, sm->cfg, params, states, path, err);
+}
+
+/* The output formats, by file extension. */
 static const struct {
   const char *ext;
   export_fn write;
 } formats[] = {
     {".onnx", export_onnx},
+    {".keras", export_keras},
 };
 
 static void usage(FILE *out) {
@@ -39,6 +52,8 @@ static void usage(FILE *out) {
         "root: its newest good checkpoint) to FILE, in the format its extension names:\n"
         "  .onnx   ONNX (opset 17): input \"input\" (batch, sample shape), output \"output\"\n"
         "          (probabilities where the loss fuses a softmax or sigmoid); docs/onnx.md\n"
+        "  .keras  a Keras 3 model file (config.json, model.weights.h5, metadata.json) that\n"
+        "          keras.models.load_model opens; docs/keras.md\n"
         "\n"
         "  -m, --model DIR   the saved model or checkpoint\n"
         "  -o, --output FILE the file to write (replaced atomically)\n"
@@ -79,7 +94,7 @@ int cmd_export(int argc, char **argv) {
     if (n > e && !strcmp(output + n - e, formats[i].ext)) write = formats[i].write;
   }
   if (!write) {
-    fprintf(stderr, "error: export: '%s': unknown output format; the extension names it: .onnx\n",
+    fprintf(stderr, "error: export: '%s': unknown output format; the extension names it: .onnx or .keras\n",
             output);
     return EXIT_USAGE;
   }

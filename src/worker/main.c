@@ -22,6 +22,7 @@
 #include "cmd_evaluate.h"
 #include "cmd_export.h"
 #include "cmd_generate.h"
+#include "cmd_import.h"
 #include "cmd_predict.h"
 #include "gan_trainer.h"
 #include "inspect.h"
@@ -42,8 +43,9 @@ typedef struct {
 static const command_t commands[] = {
     {"predict", cmd_predict_main, "a saved model's outputs for an input file, to .npy or .csv"},
     {"evaluate", cmd_evaluate_main, "a saved model's loss and metrics on a dataset"},
-    {"export", cmd_export, "a saved model as an ONNX file (-o FILE.onnx)"},
+    {"export", cmd_export, "a saved model as an ONNX or Keras file (-o FILE.onnx|FILE.keras)"},
     {"generate", cmd_generate_main, "samples from a VAE's prior or a generator, to .npy"},
+    {"import", cmd_import_main, "a Keras model (.keras or .json) as a dtrain model config"},
     {NULL, NULL, NULL}};
 
 static void usage(FILE *out) {

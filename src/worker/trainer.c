@@ -11,6 +11,7 @@
 
 #include "dtrain/clip.h"
 #include "dtrain/clock.h"
+#include "dtrain/keras.h"
 #include "dtrain/loader.h"
 #include "preempt.h"
 
@@ -163,6 +164,18 @@ static int broadcast_initial_params(trainer_t *t, dt_error_t *err) {
   return rc ? dt_error_prefix(err, "sending the initial parameters from rank 0: ") : 0;
 }
 
+/* [model] init_weights: start from the weights of a file in dtrain's tensor names (an
+ * import's init_weights.safetensors, a checkpoint's model.safetensors) instead of the
+ * initializers; a resumed run's checkpoint replaces them afterwards. */
+static int load_init_weights(trainer_t *t, dt_error_t *err) {
+  const char *path;
+  int rc = dt_config_get_string(t->cfg, "model", "init_weights", "", &path, err);
+  if (rc || !path[0]) return rc;
+  if ((rc = dt_keras_weights_load(&t->model, path, err)))
+    dt_error_prefix(err, "%s: ", dt_config_where(t->cfg, "model", "init_weights"));
+  return rc;
+}
+
 int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_comm_t *comm,
                   dt_device_t *dev, dt_log_t log, const trainer_flags_t *flags,
                   dt_error_t *err) {
@@ -222,6 +235,9 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   if (t->opt.scale_lr && comm->world > 1)
     dt_log_info(&t->log, "train.scale_lr: lr %g x %d ranks = %g (warmup %ld steps)", t->opt.lr,
                 comm->world, lr, t->schedule.warmup_steps);
+  /* [model] init_weights is loaded after initialization (load_init_weights). */
+  const char *init_weights;
+  if ((rc = dt_config_get_string(cfg, "model", "init_weights", "", &init_weights, err))) return rc;
   /* Everything has been read: anything left over is a typo or a misplaced key. */
   if ((rc = dt_config_check_unused(cfg, err)) || flags->config_only) return rc;
 
@@ -263,6 +279,7 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
   dt_rng_t init_rng;
   dt_rng_seed(&init_rng, dt_rng_mix(t->opt.seed, 0x1417));
   if ((rc = dt_model_init_params(&t->model, &init_rng, err))) return rc;
+  if ((rc = load_init_weights(t, err))) return rc;
   if ((rc = broadcast_initial_params(t, err))) return rc;
   dt_rng_seed(&t->run.rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xd20b), (uint64_t)comm->rank));
   /* A VAE: its loss terms are reported apart, and its prior samples pictured. */

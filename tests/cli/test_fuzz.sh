@@ -25,6 +25,7 @@ npz          10000   4096  8
 image       100000   4096  8
 csv          30000   4096  6
 text         20000   4096  6
+keras_config 20000  16384  6
 "
 # The time a target may take for its runs; far above what they need on a loaded CI
 # machine, so that running out of it means the target got slow.

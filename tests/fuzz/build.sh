@@ -33,13 +33,15 @@ declare -A SOURCES=(
   [image]="src/io/image.c src/io/png_decode.c src/io/jpeg_decode.c src/io/image_resize.c src/core/error.c"
   [csv]="src/io/csv.c src/io/textfile.c src/io/data.c src/core/json.c src/core/rng.c src/core/error.c"
   [text]="src/io/text.c src/io/text_tokens.c src/io/textfile.c src/io/data.c src/core/json.c src/core/rng.c src/core/error.c"
+  [keras_config]="src/keras/keras_config.c src/keras/ini_out.c src/core/config.c src/core/json.c src/core/error.c"
 )
 declare -A LIBS=(
   [ps_frame]="libprotobuf-c" [config]="" [json]="" [idx]="zlib" [safetensors]=""
   [manifest]="" [events]="libprotobuf-c" [npy]="zlib" [npz]="zlib"
   [image]="libpng libjpeg" [csv]="" [text]=""
+  [keras_config]=""
 )
-ALL="ps_frame config json idx safetensors manifest events npy npz image csv text"
+ALL="ps_frame config json idx safetensors manifest events npy npz image csv text keras_config"
 targets=${*:-$ALL}
 for t in $targets; do
   [ -n "${SOURCES[$t]+x}" ] || { echo "tests/fuzz/build.sh: unknown target '$t' (have: $ALL)" >&2; exit 1; }
@@ -52,7 +54,7 @@ CFLAGS=(-std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer
   -fno-sanitize-recover=undefined -Wall -Wextra
   -I"$SRC/src/core/include" -I"$SRC/src/train/include" -I"$SRC/src/io/include"
   -I"$SRC/src/tb/include" -I"$SRC/src/tb" -I"$SRC/src/psproto/include"
-  -I"$BUILD/src/psproto/proto" -I"$BUILD/src/tb/proto")
+  -I"$BUILD/src/psproto/proto" -I"$BUILD/src/tb/proto" -I"$SRC/src/keras")
 # shellcheck disable=SC2207
 CFLAGS+=($(pkg-config --cflags libprotobuf-c zlib))
 

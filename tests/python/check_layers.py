@@ -24,8 +24,9 @@ ALLOWED = {
     "comm": {"core", "device"},
     "psproto": {"core", "train"},
     "onnx": {"core", "device", "nn"},
-    "worker": {"core", "device", "nn", "train", "io", "tb", "comm", "psproto", "onnx"},
+    "worker": {"core", "device", "nn", "train", "io", "tb", "comm", "psproto", "onnx", "keras"},
     "paramserver": {"core", "train", "io", "tb", "psproto"},
+    "keras": {"core", "device", "nn", "io"},
 }
 # Headers protoc-c generates into the build tree, by the library that owns the schema.
 GENERATED = {"ps.pb-c.h": "psproto", "tensorboard_event.pb-c.h": "tb",

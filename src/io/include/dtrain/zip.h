@@ -1,7 +1,7 @@
-/* A reader of zip archives held in memory (a mapped .npz): the central directory, and
- * the bytes of one entry, stored or deflated. Private to src/io. */
-#ifndef DTRAIN_IO_ZIP_H
-#define DTRAIN_IO_ZIP_H
+/* A reader of zip archives held in memory (a mapped .npz, a .keras file): the central directory, and
+ * the bytes of one entry, stored or deflated. */
+#ifndef DTRAIN_ZIP_H
+#define DTRAIN_ZIP_H
 
 #include <stddef.h>
 #include <stdint.h>
