@@ -27,6 +27,7 @@
 #include "exchange.h"
 #include "final_model.h"
 #include "model_eval.h"
+#include "multi_io.h"
 #include "options.h"
 #include "progress.h"
 #include "run_data.h"
@@ -82,6 +83,12 @@ typedef struct trainer {
   int ckpt_failures;   /* checkpoints that could not be written (reported, not fatal) */
   bool preempted;      /* stopped by SIGTERM/SIGINT after writing a checkpoint */
   eval_result_t test_result;
+  /* A model with several outputs (multi_io.h): the outputs' targets and this epoch's
+   * per-output metrics of this process (not in checkpoints: after a resume they cover
+   * the batches run since). */
+  multi_io_t mio;
+  multi_io_sums_t mio_sums;
+  double mio_batches;
 } trainer_t;
 
 /* Reads the whole config (errors are DT_ERR_CONFIG/DT_ERR_SHAPE), loads the data and
