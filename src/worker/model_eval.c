@@ -48,7 +48,8 @@ int model_evaluate(const model_eval_env_t *env, const dt_dataset_t *ds, eval_res
       dt_model_set_inputs(m, mio->x, chunk);
       multi_io_fill(mio, mio->values, chunk);
       dt_model_forward(m, chunk, false, env->rng);
-      multi_io_sums_t one = {{0}};
+      multi_io_sums_t one;
+      memset(&one, 0, sizeof one);
       sums[0] += multi_io_loss(mio, m, chunk, false, &one) * chunk;
       for (int k = 0; k < m->nout; k++) {
         out->outs.loss[k] += one.loss[k] * chunk;
