@@ -108,7 +108,7 @@ static int load_numpy_list(const char *list, dt_dataset_t *ds, dt_shape_t *shape
   char *what = NULL;
   if (!rc) {
     memset(ds, 0, sizeof *ds);
-    joined = malloc(sizeof *joined * (part[0].n * dim ? part[0].n * dim : 1));
+    joined = malloc(sizeof *joined * (part[0].n * dim + 1));
     what = strdup(list);
     if (!joined || !what) {
       free(joined);
