@@ -20,6 +20,9 @@ enum { MAX_SECTIONS = 128 };
 /* The name that stands for the model's input in `inputs`. */
 static const char model_input_name[] = "input";
 
+/* What resolve returns for a name that is nothing (below every model input index). */
+enum { NOT_FOUND = -1000 };
+
 void dt_graph_free(dt_graph_t *g) {
   free(g->nodes);
   free(g->order);
@@ -53,7 +56,7 @@ static bool valid_name(const char *s) {
 }
 
 /* The section whose output `name` stands for, a model input (DT_LAYER_MODEL_INPUT - j),
- * or -2 if none. */
+ * or NOT_FOUND. */
 static int resolve(const dt_graph_t *g, const char *name) {
   if (g->nin == 0 && strcmp(name, model_input_name) == 0) return DT_LAYER_MODEL_INPUT;
   for (int j = 0; j < g->nin; j++)
@@ -64,7 +67,7 @@ static int resolve(const dt_graph_t *g, const char *name) {
         (nd->act_ops && strcmp(nd->act_name, name) == 0))
       return i;
   }
-  return -2;
+  return NOT_FOUND;
 }
 
 int dt_graph_split_list(const char *text, char (*names)[DT_NAME_MAX], int max) {
@@ -219,7 +222,7 @@ static int read_inputs(dt_graph_t *g, dt_config_t *cfg, int s, dt_error_t *err) 
     char *name = nd->input_names[nd->ninputs];
     snprintf(name, DT_NAME_MAX, "%.*s", (int)(len < DT_NAME_MAX - 1 ? len : DT_NAME_MAX - 1), p);
     int src = resolve(g, name);
-    if (src == -2)
+    if (src == NOT_FOUND)
       return dt_error_set(err, DT_ERR_CONFIG,
                           "%s: [%s] inputs: unknown layer '%s' (a layer's name, its section, or "
                           "%s for the model's input)",
