@@ -8,13 +8,13 @@
 #  - loss_weights change the total as they should (weights 2, 0: total = 2 * cls_loss);
 #  - config errors name the file, line and [model] key: an unknown output, counts of
 #    losses, loss_weights or target arrays that do not fit the outputs, several inputs
-#    with CSV data, a dtype that is not a class id.
+#    with CSV data; predict and evaluate refuse such a model.
 source "$(dirname "$0")/lib.sh"
 require_python numpy
 "$PY" "$SRC/examples/make-multi-io-data.py" "$TMP" 600 || fail "making the data"
 cfg="$SRC/examples/multi-io.ini"
 common=(--no-progress --set train.threads=1 --set tensorboard.enabled=false
-  --set data.dir="$TMP")
+  --set data.dir="$TMP" --set tensorboard.logdir="$TMP/runs")
 
 "$WORKER" --config "$cfg" "${common[@]}" >"$TMP/run.log" 2>&1 || fail "run: exit $?: $(cat "$TMP/run.log")"
 # total = cls_loss + 0.5 * value_loss on every line with per-output losses.
@@ -44,6 +44,14 @@ awk -v a="$acc" -v v="$vloss" 'BEGIN { exit !(a > 0.9 && v < 0.05) }' && pass ||
 "$WORKER" --config "$cfg" "${common[@]}" --set train.epochs=1 --set model.loss_weights="2, 0" \
   >"$TMP/w.log" 2>&1 || fail "weights: exit $?: $(cat "$TMP/w.log")"
 if out=$(check_sum "$TMP/w.log" 2 0); then pass; else fail "weights 2, 0: $out"; fi
+
+# predict and evaluate refuse a model with several inputs and outputs, naming them.
+model=$(sed -n 's/^Model saved to \([^ ]*\) .*/\1/p' "$TMP/run.log")
+[ -n "$model" ] || fail "no 'Model saved to' line"
+expect_exit 2 "the model has several inputs ([model] inputs = img, meta)" "predict refuses" -- \
+  "$WORKER" predict --model "$model" --input "$TMP/x.npz:img" --output "$TMP/p.npy" -q
+expect_exit 2 "predict, evaluate and export take models with one input and one output" \
+  "evaluate refuses" -- "$WORKER" evaluate --model "$model" -q
 
 # Config errors.
 expect_exit 2 "--set model.outputs: [model] outputs: unknown layer 'nope'" "unknown output" -- \
