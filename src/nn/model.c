@@ -171,13 +171,12 @@ static int place_outputs(dt_model_t *m, dt_config_t *cfg, dt_error_t *err) {
     free(moved);
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory building the model");
   }
-  int out_layer[DT_MAX_MODEL_IO];
+  int out_layer[DT_MAX_MODEL_IO], named[DT_MAX_MODEL_IO];
   for (int k = 0; k < m->nout; k++) {
     dt_model_output_t *o = &m->outputs[k];
     const int i = section_layer(m, g->nodes[g->outputs[k]].section);
     const char *type = m->layers[i].ops->type;
-    out_layer[k] = i;
-    o->name = m->layers[i].name;
+    out_layer[k] = named[k] = i;
     if (((o->loss == DT_LOSS_SOFTMAX_CE && strcmp(type, "softmax") == 0) ||
          (o->loss == DT_LOSS_BCE_LOGITS && strcmp(type, "sigmoid") == 0)) &&
         !consumed(m, i)) {
@@ -204,6 +203,7 @@ static int place_outputs(dt_model_t *m, dt_config_t *cfg, dt_error_t *err) {
   for (int k = 0; k < m->nout && !rc; k++) {
     dt_model_output_t *o = &m->outputs[k];
     const int p = out_layer[k] >= 0 ? pos[out_layer[k]] : out_layer[k];
+    o->name = m->layers[pos[named[k]]].name; /* after the move: layers[] changed places */
     o->act = dt_model_act_index(m, p);
     o->shape = p >= 0 ? m->layers[p].out_shape : m->in_shapes[DT_LAYER_MODEL_INPUT - p];
     for (int j = 0; j < k; j++)

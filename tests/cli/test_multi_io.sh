@@ -5,6 +5,8 @@
 #    head's test loss below 0.05 (the first epoch's is ~0.3);
 #  - the total loss of every epoch line and of the test line equals the weighted sum of
 #    the reported per-output losses (weights 1 and 0.5), within print rounding;
+#  - a softmax on the class head (folded into the loss) gives the same epoch line with
+#    the output's own name;
 #  - loss_weights change the total as they should (weights 2, 0: total = 2 * cls_loss);
 #  - config errors name the file, line and [model] key: an unknown output, counts of
 #    losses, loss_weights or target arrays that do not fit the outputs, several inputs
@@ -44,6 +46,16 @@ awk -v a="$acc" -v v="$vloss" 'BEGIN { exit !(a > 0.9 && v < 0.05) }' && pass ||
 "$WORKER" --config "$cfg" "${common[@]}" --set train.epochs=1 --set model.loss_weights="2, 0" \
   >"$TMP/w.log" 2>&1 || fail "weights: exit $?: $(cat "$TMP/w.log")"
 if out=$(check_sum "$TMP/w.log" 2 0); then pass; else fail "weights 2, 0: $out"; fi
+
+# A softmax on the class head is folded into its loss and moved after the layers run:
+# the metrics keep their outputs' names, and the losses are those of the logits.
+"$WORKER" --config "$cfg" "${common[@]}" --set train.epochs=1 --set layer.4.activation=softmax \
+  --set model.outputs="softmax_1, value" >"$TMP/f.log" 2>&1 || fail "fused: exit $?: $(cat "$TMP/f.log")"
+"$WORKER" --config "$cfg" "${common[@]}" --set train.epochs=1 >"$TMP/u.log" 2>&1 ||
+  fail "unfused: exit $?"
+fused=$(grep '^Epoch 1' "$TMP/f.log" | sed 's/ - [0-9]* samples.s//; s/softmax_1_/cls_/g; s/ - [0-9.]*s - / - /')
+plain=$(grep '^Epoch 1' "$TMP/u.log" | sed 's/ - [0-9]* samples.s//; s/ - [0-9.]*s - / - /')
+[ -n "$fused" ] && [ "$fused" = "$plain" ] && pass || fail "fused softmax: '$fused' vs '$plain'"
 
 # predict and evaluate refuse a model with several inputs and outputs, naming them.
 model=$(sed -n 's/^Model saved to \([^ ]*\) .*/\1/p' "$TMP/run.log")
