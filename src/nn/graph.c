@@ -20,6 +20,9 @@ enum { MAX_SECTIONS = 128 };
 /* The name that stands for the model's input in `inputs`. */
 static const char model_input_name[] = "input";
 
+/* What resolve returns for a name that is nothing (below every model input index). */
+enum { NOT_FOUND = -1000 };
+
 void dt_graph_free(dt_graph_t *g) {
   free(g->nodes);
   free(g->order);
@@ -52,16 +55,65 @@ static bool valid_name(const char *s) {
   return true;
 }
 
-/* The section whose output `name` stands for, DT_LAYER_MODEL_INPUT, or -2 if none. */
+/* The section whose output `name` stands for, a model input (DT_LAYER_MODEL_INPUT - j),
+ * or NOT_FOUND. */
 static int resolve(const dt_graph_t *g, const char *name) {
-  if (strcmp(name, model_input_name) == 0) return DT_LAYER_MODEL_INPUT;
+  if (g->nin == 0 && strcmp(name, model_input_name) == 0) return DT_LAYER_MODEL_INPUT;
+  for (int j = 0; j < g->nin; j++)
+    if (strcmp(name, g->in_names[j]) == 0) return DT_LAYER_MODEL_INPUT - j;
   for (int i = 0; i < g->n; i++) {
     const dt_graph_node_t *nd = &g->nodes[i];
     if (strcmp(nd->name, name) == 0 || strcmp(nd->section, name) == 0 ||
         (nd->act_ops && strcmp(nd->act_name, name) == 0))
       return i;
   }
-  return -2;
+  return NOT_FOUND;
+}
+
+int dt_graph_split_list(const char *text, char (*names)[DT_NAME_MAX], int max) {
+  int n = 0;
+  const char *p = text;
+  for (;;) {
+    while (*p == ' ' || *p == '\t') p++;
+    const char *end = p;
+    while (*end && *end != ',') end++;
+    size_t len = (size_t)(end - p);
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+    if (len == 0 || len >= DT_NAME_MAX || n == max) return -1;
+    snprintf(names[n++], DT_NAME_MAX, "%.*s", (int)len, p);
+    if (!*end) return n;
+    p = end + 1;
+  }
+}
+
+/* [model] inputs = a, b: the names of several model inputs (before any section's inputs
+ * are resolved). */
+static int read_model_inputs(dt_graph_t *g, dt_config_t *cfg, dt_error_t *err) {
+  if (!dt_config_has_key(cfg, "model", "inputs")) return 0;
+  const char *text;
+  int rc = dt_config_get_string(cfg, "model", "inputs", "", &text, err);
+  if (rc) return rc;
+  g->is_graph = true;
+  int n = dt_graph_split_list(text, g->in_names, DT_MAX_MODEL_IO);
+  if (n < 0)
+    return dt_error_set(err, DT_ERR_CONFIG,
+                        "%s: [model] inputs = '%s': expected 1 to %d names separated by commas",
+                        dt_config_where(cfg, "model", "inputs"), text, DT_MAX_MODEL_IO);
+  for (int j = 0; j < n; j++) {
+    bool clash = !valid_name(g->in_names[j]);
+    for (int k = 0; k < j; k++) clash |= strcmp(g->in_names[k], g->in_names[j]) == 0;
+    for (int s = 0; s < g->n; s++)
+      clash |= strcmp(g->in_names[j], g->nodes[s].name) == 0 ||
+               strcmp(g->in_names[j], g->nodes[s].section) == 0 ||
+               (g->nodes[s].act_ops && strcmp(g->in_names[j], g->nodes[s].act_name) == 0);
+    if (clash)
+      return dt_error_set(err, DT_ERR_CONFIG,
+                          "%s: [model] inputs: '%s' is not a valid input name, or is named twice "
+                          "or is also a layer's name",
+                          dt_config_where(cfg, "model", "inputs"), g->in_names[j]);
+  }
+  g->nin = n;
+  return 0;
 }
 
 /* Reads type, activation and name of every section. */
@@ -170,11 +222,12 @@ static int read_inputs(dt_graph_t *g, dt_config_t *cfg, int s, dt_error_t *err) 
     char *name = nd->input_names[nd->ninputs];
     snprintf(name, DT_NAME_MAX, "%.*s", (int)(len < DT_NAME_MAX - 1 ? len : DT_NAME_MAX - 1), p);
     int src = resolve(g, name);
-    if (src == -2)
+    if (src == NOT_FOUND)
       return dt_error_set(err, DT_ERR_CONFIG,
                           "%s: [%s] inputs: unknown layer '%s' (a layer's name, its section, or "
-                          "'%s' for the model's input)",
-                          dt_config_where(cfg, sec, "inputs"), sec, name, model_input_name);
+                          "%s for the model's input)",
+                          dt_config_where(cfg, sec, "inputs"), sec, name,
+                          g->nin ? "a name of [model] inputs" : "'input'");
     nd->inputs[nd->ninputs++] = src;
     if (!*end) break;
     p = end + 1;
@@ -263,55 +316,74 @@ static int sort(dt_graph_t *g, dt_config_t *cfg, dt_error_t *err) {
   return rc;
 }
 
-/* Every section's output is used by a later one or is the model's output, and some
- * section takes the model's input. */
+/* Every section's output is used by a later one or is a model output, and every model
+ * input is taken by some section. */
 static int check_used(const dt_graph_t *g, dt_config_t *cfg, dt_error_t *err) {
-  bool input_used = false;
+  const int nin = g->nin ? g->nin : 1;
+  bool input_used[DT_MAX_MODEL_IO] = {false};
   for (int s = 0; s < g->n; s++) {
-    bool used = s == g->output;
+    bool used = false;
+    for (int k = 0; k < g->noutputs; k++) used |= g->outputs[k] == s;
     for (int c = 0; c < g->n; c++)
       for (int k = 0; k < g->nodes[c].ninputs; k++) {
-        used |= g->nodes[c].inputs[k] == s;
-        input_used |= g->nodes[c].inputs[k] == DT_LAYER_MODEL_INPUT;
+        const int p = g->nodes[c].inputs[k];
+        used |= p == s;
+        if (p < 0) input_used[DT_LAYER_MODEL_INPUT - p] = true;
       }
     if (!used)
       return dt_error_set(err, DT_ERR_CONFIG,
                           "%s: [%s] nobody uses the output of '%s': no layer names it in its "
-                          "inputs and it is not the model's output, [%s]",
+                          "inputs and it is not %s [%s]",
                           dt_config_where(cfg, g->nodes[s].section, NULL), g->nodes[s].section,
-                          g->nodes[s].name, g->nodes[g->output].section);
+                          g->nodes[s].name,
+                          g->noutputs > 1 ? "one of [model] outputs, such as"
+                                          : "the model's output,",
+                          g->nodes[g->output].section);
   }
-  if (!input_used)
-    return dt_error_set(err, DT_ERR_CONFIG,
-                        "%s: no layer takes the model's input: name '%s' in some layer's inputs",
-                        dt_config_where(cfg, g->nodes[0].section, "inputs"), model_input_name);
+  for (int j = 0; j < nin; j++)
+    if (!input_used[j])
+      return dt_error_set(err, DT_ERR_CONFIG,
+                          "%s: no layer takes the model's input%s%s: name '%s' in some layer's "
+                          "inputs",
+                          dt_config_where(cfg, g->nin ? "model" : g->nodes[0].section, "inputs"),
+                          g->nin ? " " : "", g->nin ? g->in_names[j] : "",
+                          g->nin ? g->in_names[j] : model_input_name);
   return 0;
 }
 
-/* [model] outputs = name: the section whose output the loss sees (default: the last). */
+/* [model] outputs = name1, name2: the sections whose outputs the losses see (default:
+ * the last section alone). */
 static int read_output(dt_graph_t *g, dt_config_t *cfg, dt_error_t *err) {
   const char *text;
   g->output = g->n - 1;
+  g->noutputs = 1;
+  g->outputs[0] = g->output;
   if (!dt_config_has_key(cfg, "model", "outputs")) return 0;
   int rc = dt_config_get_string(cfg, "model", "outputs", "", &text, err);
   if (rc) return rc;
   g->is_graph = true;
-  if (strchr(text, ','))
+  char names[DT_MAX_MODEL_IO][DT_NAME_MAX];
+  int n = dt_graph_split_list(text, names, DT_MAX_MODEL_IO);
+  if (n < 0)
     return dt_error_set(err, DT_ERR_CONFIG,
-                        "%s: [model] outputs = '%s': a model has one output for now",
-                        dt_config_where(cfg, "model", "outputs"), text);
-  char name[DT_NAME_MAX];
-  const char *p = text;
-  while (*p == ' ' || *p == '\t') p++;
-  snprintf(name, sizeof name, "%s", p);
-  for (size_t len = strlen(name); len && (name[len - 1] == ' ' || name[len - 1] == '\t');)
-    name[--len] = '\0';
-  int s = resolve(g, name);
-  if (s < 0)
-    return dt_error_set(err, DT_ERR_CONFIG,
-                        "%s: [model] outputs: unknown layer '%s' (a layer's name or its section)",
-                        dt_config_where(cfg, "model", "outputs"), name);
-  g->output = s;
+                        "%s: [model] outputs = '%s': expected 1 to %d layer names separated by "
+                        "commas",
+                        dt_config_where(cfg, "model", "outputs"), text, DT_MAX_MODEL_IO);
+  for (int k = 0; k < n; k++) {
+    int s = resolve(g, names[k]);
+    if (s < 0)
+      return dt_error_set(err, DT_ERR_CONFIG,
+                          "%s: [model] outputs: unknown layer '%s' (a layer's name or its section)",
+                          dt_config_where(cfg, "model", "outputs"), names[k]);
+    for (int j = 0; j < k; j++)
+      if (g->outputs[j] == s)
+        return dt_error_set(err, DT_ERR_CONFIG,
+                            "%s: [model] outputs: '%s' and '%s' are the same layer's output",
+                            dt_config_where(cfg, "model", "outputs"), names[j], names[k]);
+    g->outputs[k] = s;
+  }
+  g->noutputs = n;
+  g->output = g->outputs[0];
   return 0;
 }
 
@@ -324,7 +396,7 @@ int dt_graph_parse(dt_graph_t *g, dt_config_t *cfg, const char *const *sections,
   if (!g->nodes || !g->order)
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory reading the model's layers");
   int rc;
-  if ((rc = read_nodes(g, cfg, sections, err))) return rc;
+  if ((rc = read_nodes(g, cfg, sections, err)) || (rc = read_model_inputs(g, cfg, err))) return rc;
   for (int s = 0; s < n; s++)
     if ((rc = read_inputs(g, cfg, s, err)) || (rc = check_input_count(g, cfg, s, err))) return rc;
   if ((rc = read_output(g, cfg, err)) || (rc = sort(g, cfg, err)) ||

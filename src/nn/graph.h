@@ -31,7 +31,15 @@ typedef struct dt_graph {
   int n;
   dt_graph_node_t *nodes; /* (n) in config order */
   int *order;             /* (n) section indices in topological order */
-  int output;             /* the section whose output the loss sees */
+  int output;             /* the first output's section (outputs[0]) */
+  /* [model] outputs: the sections whose outputs the losses see, in order (default: the
+   * last section alone). */
+  int noutputs;
+  int outputs[DT_MAX_MODEL_IO];
+  /* [model] inputs: the names of the model's inputs (input j is DT_LAYER_MODEL_INPUT - j
+   * in inputs[]); none: one input, called 'input'. */
+  int nin;
+  char in_names[DT_MAX_MODEL_IO][DT_NAME_MAX];
   bool is_graph;          /* some section says name or inputs: the summary shows inputs */
 } dt_graph_t;
 
@@ -41,5 +49,9 @@ typedef struct dt_graph {
 int dt_graph_parse(dt_graph_t *g, dt_config_t *cfg, const char *const *sections, int n,
                    dt_error_t *err);
 void dt_graph_free(dt_graph_t *g);
+
+/* Splits "a, b, c" into at most max names of up to DT_NAME_MAX - 1 characters; returns
+ * the count, or -1 for an empty name or too many. */
+int dt_graph_split_list(const char *text, char (*names)[DT_NAME_MAX], int max);
 
 #endif

@@ -33,7 +33,8 @@ static int add_layer(dt_model_t *m, dt_config_t *cfg, const dt_graph_node_t *nd,
   l->ninputs = ninputs;
   for (int k = 0; k < ninputs; k++) {
     l->inputs[k] = producers[k];
-    l->in_shapes[k] = producers[k] < 0 ? m->in_shape : m->layers[producers[k]].out_shape;
+    l->in_shapes[k] = producers[k] < 0 ? m->in_shapes[DT_LAYER_MODEL_INPUT - producers[k]]
+                                       : m->layers[producers[k]].out_shape;
     l->input_names[k] = input_names[k];
   }
   l->in_shape = l->in_shapes[0];
@@ -55,7 +56,7 @@ static int build_layers(dt_model_t *m, dt_config_t *cfg, const dt_graph_t *g, dt
     int producers[DT_MAX_LAYER_INPUTS];
     const char *names[DT_MAX_LAYER_INPUTS];
     for (int k = 0; k < nd->ninputs; k++) {
-      producers[k] = nd->inputs[k] < 0 ? DT_LAYER_MODEL_INPUT : section_out[nd->inputs[k]];
+      producers[k] = nd->inputs[k] < 0 ? nd->inputs[k] : section_out[nd->inputs[k]];
       names[k] = nd->input_names[k]; /* the graph lives as long as the model */
     }
     rc = add_layer(m, cfg, nd, nd->ops, nd->name, nd->ninputs, producers, names, err);
@@ -72,20 +73,149 @@ static int build_layers(dt_model_t *m, dt_config_t *cfg, const dt_graph_t *g, dt
 
 /* Cross-entropy over classes needs a flat vector of logits; the element-wise losses
  * (BCE, MSE, MAE) take outputs of any shape, e.g. one per time step. */
-static int check_loss_fits(dt_model_t *m, dt_config_t *cfg, dt_error_t *err) {
-  if (m->out_shape.ndim != 1 && m->loss == DT_LOSS_SOFTMAX_CE) {
+static int check_loss_fits(dt_model_t *m, dt_config_t *cfg, int k, dt_error_t *err) {
+  const dt_model_output_t *o = &m->outputs[k];
+  const char *key = m->nout > 1 ? "losses" : "loss";
+  if (o->shape.ndim != 1 && o->loss == DT_LOSS_SOFTMAX_CE) {
     char s[64];
     return dt_error_set(err, DT_ERR_SHAPE,
-                        "%s: the last layer's output %s must be a flat vector for loss '%s'",
-                        dt_config_where(cfg, "model", "loss"),
-                        dt_shape_str(&m->out_shape, s, sizeof s), dt_loss_names[m->loss]);
+                        "%s: the %s output %s must be a flat vector for loss '%s'",
+                        dt_config_where(cfg, "model", key), m->nout > 1 ? o->name : "last layer's",
+                        dt_shape_str(&o->shape, s, sizeof s), dt_loss_names[o->loss]);
   }
-  if (m->loss == DT_LOSS_SOFTMAX_CE && m->out_shape.dims[0] < 2)
+  if (o->loss == DT_LOSS_SOFTMAX_CE && o->shape.dims[0] < 2)
     return dt_error_set(err, DT_ERR_SHAPE,
-                        "%s: cross-entropy over classes needs at least 2 outputs, the last "
-                        "layer has %d",
-                        dt_config_where(cfg, "model", "loss"), m->out_shape.dims[0]);
+                        "%s: cross-entropy over classes needs at least 2 outputs, the %s has %d",
+                        dt_config_where(cfg, "model", key),
+                        m->nout > 1 ? o->name : "last layer", o->shape.dims[0]);
   return 0;
+}
+
+/* The index of the last layer built for section `section`. */
+static int section_layer(const dt_model_t *m, const char *section) {
+  int last = -1;
+  for (int i = 0; i < m->nlayers; i++)
+    if (m->layers[i].section == section) last = i;
+  return last;
+}
+
+static bool consumed(const dt_model_t *m, int p) {
+  for (int c = 0; c < m->nlayers; c++)
+    for (int k = 0; k < m->layers[c].ninputs; k++)
+      if (m->layers[c].inputs[k] == p) return true;
+  return false;
+}
+
+/* [model] losses and loss_weights: one per output (defaults: [model] loss, weight 1). */
+static int read_losses(dt_model_t *m, dt_config_t *cfg, dt_error_t *err) {
+  int loss, rc;
+  if ((rc = dt_config_get_choice(cfg, "model", "loss", "sparse_categorical_crossentropy",
+                                 dt_loss_names, &loss, err)))
+    return rc;
+  for (int k = 0; k < m->nout; k++) {
+    m->outputs[k].loss = (dt_loss_kind)loss;
+    m->outputs[k].weight = 1.0f;
+  }
+  char names[DT_MAX_MODEL_IO][DT_NAME_MAX];
+  const char *text;
+  if (dt_config_has_key(cfg, "model", "losses")) {
+    if ((rc = dt_config_get_string(cfg, "model", "losses", "", &text, err))) return rc;
+    int n = dt_graph_split_list(text, names, DT_MAX_MODEL_IO);
+    if (n != m->nout)
+      return dt_error_set(err, DT_ERR_CONFIG,
+                          "%s: [model] losses = '%s': expected one loss per output (%d, for "
+                          "[model] outputs)",
+                          dt_config_where(cfg, "model", "losses"), text, m->nout);
+    for (int k = 0; k < n; k++) {
+      int j = 0;
+      while (dt_loss_names[j] && strcmp(dt_loss_names[j], names[k]) != 0) j++;
+      if (!dt_loss_names[j])
+        return dt_error_set(err, DT_ERR_CONFIG, "%s: [model] losses: unknown loss '%s'",
+                            dt_config_where(cfg, "model", "losses"), names[k]);
+      m->outputs[k].loss = (dt_loss_kind)j;
+    }
+  }
+  if (dt_config_has_key(cfg, "model", "loss_weights")) {
+    if ((rc = dt_config_get_string(cfg, "model", "loss_weights", "", &text, err))) return rc;
+    int n = dt_graph_split_list(text, names, DT_MAX_MODEL_IO);
+    if (n != m->nout)
+      return dt_error_set(err, DT_ERR_CONFIG,
+                          "%s: [model] loss_weights = '%s': expected one weight per output (%d, "
+                          "for [model] outputs)",
+                          dt_config_where(cfg, "model", "loss_weights"), text, m->nout);
+    for (int k = 0; k < n; k++) {
+      char *end;
+      double w = strtod(names[k], &end);
+      if (*end || !(w >= 0.0) || !isfinite(w))
+        return dt_error_set(err, DT_ERR_CONFIG,
+                            "%s: [model] loss_weights: '%s' is not a number >= 0",
+                            dt_config_where(cfg, "model", "loss_weights"), names[k]);
+      m->outputs[k].weight = (float)w;
+    }
+  }
+  m->loss = m->outputs[0].loss;
+  return 0;
+}
+
+/* The outputs: the layer whose values each loss sees, where a final softmax (or sigmoid)
+ * before a cross-entropy is folded into the loss. The folded layers (nobody else reads
+ * them) move to the end of layers[], after the layers forward runs (nrun): a stack's
+ * folded softmax already is there, so its order stays as it was. */
+static int place_outputs(dt_model_t *m, dt_config_t *cfg, dt_error_t *err) {
+  const dt_graph_t *g = m->graph;
+  int *pos = malloc(sizeof *pos * (size_t)m->nlayers);
+  dt_layer_t *moved = malloc(sizeof *moved * (size_t)m->nlayers);
+  bool fused[DT_MAX_LAYERS] = {false};
+  if (!pos || !moved) {
+    free(pos);
+    free(moved);
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory building the model");
+  }
+  int out_layer[DT_MAX_MODEL_IO], named[DT_MAX_MODEL_IO];
+  for (int k = 0; k < m->nout; k++) {
+    dt_model_output_t *o = &m->outputs[k];
+    const int i = section_layer(m, g->nodes[g->outputs[k]].section);
+    const char *type = m->layers[i].ops->type;
+    out_layer[k] = named[k] = i;
+    if (((o->loss == DT_LOSS_SOFTMAX_CE && strcmp(type, "softmax") == 0) ||
+         (o->loss == DT_LOSS_BCE_LOGITS && strcmp(type, "sigmoid") == 0)) &&
+        !consumed(m, i)) {
+      fused[i] = true;
+      out_layer[k] = m->layers[i].inputs[0];
+    }
+  }
+  /* The new position of every layer: those run in order, then the folded ones. */
+  int n = 0;
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < m->nlayers; i++)
+      if (fused[i] == (pass == 1)) pos[i] = n++;
+  m->nrun = 0;
+  for (int i = 0; i < m->nlayers; i++) {
+    dt_layer_t l = m->layers[i];
+    for (int k = 0; k < l.ninputs; k++)
+      if (l.inputs[k] >= 0) l.inputs[k] = pos[l.inputs[k]];
+    moved[pos[i]] = l;
+    m->nrun += !fused[i];
+  }
+  memcpy(m->layers, moved, sizeof *moved * (size_t)m->nlayers);
+  free(moved);
+  int rc = 0;
+  for (int k = 0; k < m->nout && !rc; k++) {
+    dt_model_output_t *o = &m->outputs[k];
+    const int p = out_layer[k] >= 0 ? pos[out_layer[k]] : out_layer[k];
+    o->name = m->layers[pos[named[k]]].name; /* after the move: layers[] changed places */
+    o->act = dt_model_act_index(m, p);
+    o->shape = p >= 0 ? m->layers[p].out_shape : m->in_shapes[DT_LAYER_MODEL_INPUT - p];
+    for (int j = 0; j < k; j++)
+      if (m->outputs[j].act == o->act)
+        rc = dt_error_set(err, DT_ERR_CONFIG,
+                          "%s: [model] outputs: '%s' and '%s' give the loss the same values",
+                          dt_config_where(cfg, "model", "outputs"), m->outputs[j].name, o->name);
+    if (!rc) rc = check_loss_fits(m, cfg, k, err);
+  }
+  free(pos);
+  m->out_shape = m->outputs[0].shape;
+  return rc;
 }
 
 /* A zeroed buffer of n floats (at least one) on the model's device. */
@@ -98,15 +228,21 @@ static int alloc_zeroed(dt_model_t *m, size_t n, float **p, const char *what, dt
 
 int dt_model_build(dt_model_t *m, dt_device_t *dev, dt_config_t *cfg, dt_shape_t in_shape,
                    dt_error_t *err) {
+  return dt_model_build_multi(m, dev, cfg, &in_shape, 1, err);
+}
+
+int dt_model_build_multi(dt_model_t *m, dt_device_t *dev, dt_config_t *cfg,
+                         const dt_shape_t *in_shapes, int nin, dt_error_t *err) {
   memset(m, 0, sizeof *m);
   m->dev = dev;
   m->stream = dev->stream;
-  int loss, rc, nsections;
-  if ((rc = dt_config_get_choice(cfg, "model", "loss", "sparse_categorical_crossentropy",
-                                 dt_loss_names, &loss, err)))
-    return rc;
-  m->loss = (dt_loss_kind)loss;
-  m->in_shape = in_shape;
+  int rc, nsections;
+  if (nin < 1 || nin > DT_MAX_MODEL_IO)
+    return dt_error_set(err, DT_ERR_ARG, "a model takes 1 to %d inputs, not %d", DT_MAX_MODEL_IO,
+                        nin);
+  m->nin = nin;
+  for (int j = 0; j < nin; j++) m->in_shapes[j] = in_shapes[j];
+  m->in_shape = in_shapes[0];
 
   const char *sections[DT_MAX_LAYERS];
   if ((rc = dt_config_numbered_sections(cfg, "layer.", sections, DT_MAX_LAYERS, &nsections, err)))
@@ -121,19 +257,18 @@ int dt_model_build(dt_model_t *m, dt_device_t *dev, dt_config_t *cfg, dt_shape_t
   /* The graph (names, inputs, checks, order) first; the layers then in its order. */
   if (!(m->graph = calloc(1, sizeof *m->graph)))
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory building the model");
-  if ((rc = dt_graph_parse(m->graph, cfg, sections, nsections, err)) ||
-      (rc = build_layers(m, cfg, m->graph, err)))
+  if ((rc = dt_graph_parse(m->graph, cfg, sections, nsections, err))) return rc;
+  const int want = m->graph->nin ? m->graph->nin : 1;
+  if (want != nin)
+    return dt_error_set(err, DT_ERR_CONFIG,
+                        "%s: the model has %d input%s but the data gives %d: several inputs take "
+                        "NumPy data with one array per input (data.train_x = x.npz:a, x.npz:b)",
+                        dt_config_where(cfg, "model", "inputs"), want, want == 1 ? "" : "s", nin);
+  m->nout = m->graph->noutputs;
+  if ((rc = read_losses(m, cfg, err)) || (rc = build_layers(m, cfg, m->graph, err)))
     return rc;
   m->is_graph = m->graph->is_graph;
-
-  /* A final softmax (or sigmoid) before a cross-entropy is folded into the loss. */
-  m->nrun = m->nlayers;
-  const char *last = m->layers[m->nlayers - 1].ops->type;
-  if ((m->loss == DT_LOSS_SOFTMAX_CE && strcmp(last, "softmax") == 0) ||
-      (m->loss == DT_LOSS_BCE_LOGITS && strcmp(last, "sigmoid") == 0))
-    m->nrun = m->nlayers - 1;
-  m->out_shape = m->nrun > 0 ? m->layers[m->nrun - 1].out_shape : in_shape;
-  if ((rc = check_loss_fits(m, cfg, err))) return rc;
+  if ((rc = place_outputs(m, cfg, err))) return rc;
 
   /* Place every parameter tensor in the flat buffers, in layer order. */
   int total = 0;
@@ -193,25 +328,36 @@ int dt_model_build(dt_model_t *m, dt_device_t *dev, dt_config_t *cfg, dt_shape_t
 static int fwd_step(int i) { return i; }
 static int bwd_step(const dt_model_t *m, int i) { return 2 * m->nrun - 1 - i; }
 
-/* Plans the arena: buffer a (0..nlayers) is acts[a], buffer nlayers + 1 + a the gradient
- * of acts[a] (of the input only with input_grad), then dout, one part buffer per (layer, input) and one scratch per layer.
+/* The output k whose values are acts[a], or -1. */
+static int output_at(const dt_model_t *m, int a) {
+  for (int k = 0; k < m->nout; k++)
+    if (m->outputs[k].act == a) return k;
+  return -1;
+}
+
+/* Plans the arena: buffer a (0..nacts) is acts[a] (the layers' outputs, then the model's
+ * inputs after the first), buffer nacts + a the gradient of acts[a] (of the input only
+ * with input_grad), then the first output's dout, one part buffer per (layer, input), one
+ * scratch per layer, and the douts of the other outputs.
  * Fills *bufs (to be freed) and returns their count. */
 static int plan(dt_model_t *m, int capacity, dt_arena_buf_t **out) {
-  const int nl = m->nlayers, nrun = m->nrun, end = 2 * nrun;
-  const int nacts = nl + 1, iout = 2 * nacts, ipart = iout + 1,
-            iscratch = ipart + nl * DT_MAX_LAYER_INPUTS, n = iscratch + nl;
+  const int nl = m->nlayers, nrun = m->nrun, end = 2 * nrun, nacts = nl + m->nin;
+  const int iout = 2 * nacts, ipart = iout + 1, iscratch = ipart + nl * DT_MAX_LAYER_INPUTS,
+            idouts = iscratch + nl, n = idouts + m->nout - 1;
   dt_arena_buf_t *b = calloc((size_t)n, sizeof *b);
   if (!(*out = b)) return -1;
   const size_t cap = (size_t)capacity;
   /* Activations: from the forward step that writes them to the last step that reads
-   * them. The input, the output and what is never run (a fused softmax) live
+   * them. The inputs, the outputs and what is never run (a fused softmax) live
    * throughout: the caller writes and reads them around the passes. */
   b[0] = (dt_arena_buf_t){cap * dt_shape_size(&m->in_shape), 0, end, 0};
+  for (int j = 1; j < m->nin; j++)
+    b[nl + j] = (dt_arena_buf_t){cap * dt_shape_size(&m->in_shapes[j]), 0, end, 0};
   for (int i = 0; i < nl; i++) {
     const dt_layer_t *l = &m->layers[i];
     dt_arena_buf_t *a = &b[i + 1];
     a->floats = cap * dt_shape_size(&l->out_shape);
-    if (i >= nrun - 1) {
+    if (i >= nrun || output_at(m, i + 1) >= 0) {
       a->first = 0, a->last = end;
       continue;
     }
@@ -221,27 +367,28 @@ static int plan(dt_model_t *m, int capacity, dt_arena_buf_t **out) {
   for (int c = 0; c < nrun; c++) {
     const dt_layer_t *l = &m->layers[c];
     for (int k = 0; k < l->ninputs; k++) {
-      dt_arena_buf_t *a = &b[l->inputs[k] + 1];
+      dt_arena_buf_t *a = &b[dt_model_act_index(m, l->inputs[k])];
       const int reads = l->ops->backward_ignores_x ? fwd_step(c) : bwd_step(m, c);
       if (reads > a->last) a->last = reads;
     }
   }
-  /* Gradients of layer outputs (not the model's input, nor the output: that is dout):
-   * from the first backward step that writes a part, the latest consumer's, to the
-   * backward of the producer. A part after the first goes through a part buffer that
-   * lives for its consumer's step. Simulated in backward order to know which is first. */
+  /* Gradients of layer outputs (not the model's inputs, nor an output nobody else reads:
+   * that is its dout): from the first backward step that writes a part, the latest
+   * consumer's, to the backward of the producer. A part after the first goes through a
+   * part buffer that lives for its consumer's step. Simulated in backward order to know
+   * which is first. */
   bool *begun = calloc((size_t)nacts, sizeof *begun);
   if (!begun) return -1;
   for (int c = nrun - 1; c >= 0; c--) {
     const dt_layer_t *l = &m->layers[c];
     for (int k = 0; k < l->ninputs; k++) {
-      const int p = l->inputs[k];
-      if (p < 0 && !m->input_grad) continue;
+      const int p = l->inputs[k], a = dt_model_act_index(m, p);
+      if (p < 0 && !(m->input_grad && p == DT_LAYER_MODEL_INPUT)) continue;
       /* The input's gradient (input_grad) lives to the end: the caller reads it. */
       const size_t size = cap * dt_shape_size(p < 0 ? &m->in_shape : &m->layers[p].out_shape);
-      if (!begun[p + 1]) {
-        begun[p + 1] = true;
-        b[nacts + p + 1] = (dt_arena_buf_t){size, bwd_step(m, c), p < 0 ? end : bwd_step(m, p), 0};
+      if (!begun[a]) {
+        begun[a] = true;
+        b[nacts + a] = (dt_arena_buf_t){size, bwd_step(m, c), p < 0 ? end : bwd_step(m, p), 0};
       } else {
         b[ipart + c * DT_MAX_LAYER_INPUTS + k] =
             (dt_arena_buf_t){size, bwd_step(m, c), bwd_step(m, c), 0};
@@ -255,6 +402,8 @@ static int plan(dt_model_t *m, int capacity, dt_arena_buf_t **out) {
     if (m->layers[i].ops->scratch_floats)
       b[iscratch + i] = (dt_arena_buf_t){
           m->layers[i].ops->scratch_floats(&m->layers[i], m->dev, capacity), 0, end, 0};
+  for (int k = 1; k < m->nout; k++)
+    b[idouts + k - 1] = (dt_arena_buf_t){cap * dt_shape_size(&m->outputs[k].shape), 0, end, 0};
   return n;
 }
 
@@ -268,7 +417,7 @@ int dt_model_prepare(dt_model_t *m, int capacity, dt_error_t *err) {
   free(m->aux_host);
   m->aux_host = NULL;
   m->capacity = capacity;
-  const int nl = m->nlayers, nacts = nl + 1;
+  const int nl = m->nlayers, nacts = nl + m->nin;
   m->acts = calloc((size_t)nacts, sizeof *m->acts);
   m->dacts = calloc((size_t)nacts, sizeof *m->dacts);
   m->dpart = calloc((size_t)nl * DT_MAX_LAYER_INPUTS, sizeof *m->dpart);
@@ -291,7 +440,8 @@ int dt_model_prepare(dt_model_t *m, int capacity, dt_error_t *err) {
   dt_device_fill(m->stream, arena, total, 0.0f);
   m->arena = arena;
   m->arena_floats = total;
-  const int iout = 2 * nacts, ipart = iout + 1, iscratch = ipart + nl * DT_MAX_LAYER_INPUTS;
+  const int iout = 2 * nacts, ipart = iout + 1, iscratch = ipart + nl * DT_MAX_LAYER_INPUTS,
+            idouts = iscratch + nl;
   for (int a = 0; a < nacts; a++) {
     m->acts[a] = arena + b[a].offset;
     m->dacts[a] = b[nacts + a].floats ? arena + b[nacts + a].offset : NULL;
@@ -301,6 +451,8 @@ int dt_model_prepare(dt_model_t *m, int capacity, dt_error_t *err) {
   m->dout = arena + b[iout].offset;
   for (int i = 0; i < nl; i++)
     m->layers[i].scratch = b[iscratch + i].floats ? arena + b[iscratch + i].offset : NULL;
+  m->outputs[0].dout = m->dout;
+  for (int k = 1; k < m->nout; k++) m->outputs[k].dout = arena + b[idouts + k - 1].offset;
   free(b);
   return 0;
 }
@@ -402,19 +554,19 @@ const float *dt_model_forward_from(dt_model_t *m, int from, int batch, bool trai
       l->ops->forward(l, &ctx, batch, dt_model_input_of(m, i, 0), m->acts[i + 1]);
     }
   }
-  return m->acts[m->nrun];
+  return m->acts[m->outputs[0].act];
 }
 
 /* Where layer i's backward writes dL/d(input k): the producer's gradient buffer for the
  * first part of it, a part buffer (added in after) for the others, NULL for the model's
  * input. */
 static float *grad_target(dt_model_t *m, int i, int k, bool *part) {
-  const int p = m->layers[i].inputs[k];
+  const int p = m->layers[i].inputs[k], a = dt_model_act_index(m, p);
   *part = false;
-  if (p < 0 && !m->input_grad) return NULL;
-  if (!m->dwritten[p + 1]) {
-    m->dwritten[p + 1] = true;
-    return m->dacts[p + 1];
+  if (p < 0 && !(m->input_grad && p == DT_LAYER_MODEL_INPUT)) return NULL;
+  if (!m->dwritten[a]) {
+    m->dwritten[a] = true;
+    return m->dacts[a];
   }
   *part = true;
   return m->dpart[i * DT_MAX_LAYER_INPUTS + k];
@@ -422,10 +574,20 @@ static float *grad_target(dt_model_t *m, int i, int k, bool *part) {
 
 void dt_model_backward(dt_model_t *m, int batch) {
   const dt_exec_ctx_t ctx = dt_model_exec_ctx(m, m->training, NULL);
-  memset(m->dwritten, 0, sizeof *m->dwritten * (size_t)(m->nlayers + 1));
+  memset(m->dwritten, 0, sizeof *m->dwritten * (size_t)(m->nlayers + m->nin));
   for (int i = m->nrun - 1; i >= 0; i--) {
     dt_layer_t *l = &m->layers[i];
-    const float *dy = i == m->nrun - 1 ? m->dout : m->dacts[i + 1];
+    const float *dy = m->dacts[i + 1];
+    const int k = output_at(m, i + 1);
+    if (k >= 0 && !m->dwritten[i + 1]) {
+      dy = m->outputs[k].dout; /* an output nobody else reads */
+    } else if (k >= 0) {
+      /* An output that later layers read too: its loss's part adds to theirs. */
+      float *g = m->dacts[i + 1];
+      const float *sum[2] = {g, m->outputs[k].dout};
+      dt_device_merge_forward(m->stream, DT_MERGE_ADD,
+                              (size_t)batch * dt_shape_size(&l->out_shape), 2, sum, g);
+    }
     float *dxs[DT_MAX_LAYER_INPUTS];
     bool part[DT_MAX_LAYER_INPUTS];
     for (int k = 0; k < l->ninputs; k++) dxs[k] = grad_target(m, i, k, &part[k]);
@@ -439,7 +601,7 @@ void dt_model_backward(dt_model_t *m, int batch) {
     /* Fan-out: the parts after the first are added into the producer's gradient. */
     for (int k = 0; k < l->ninputs; k++)
       if (part[k]) {
-        float *g = m->dacts[l->inputs[k] + 1];
+        float *g = m->dacts[dt_model_act_index(m, l->inputs[k])];
         const float *sum[2] = {g, dxs[k]};
         dt_device_merge_forward(m->stream, DT_MERGE_ADD,
                                 (size_t)batch * dt_shape_size(&l->in_shapes[k]), 2, sum, g);
@@ -461,19 +623,19 @@ int dt_model_check_tail(const dt_model_t *m, int from, dt_error_t *err) {
   if (from < DT_LAYER_MODEL_INPUT || from >= m->nrun)
     return dt_error_set(err, DT_ERR_ARG, "layer index %d is not a layer the model runs", from);
   /* fed[a]: acts[a] is computed from layer from's output alone (or is that output). */
-  bool fed[DT_MAX_LAYERS + 1] = {false};
-  fed[from + 1] = true;
+  bool fed[DT_MAX_LAYERS + DT_MAX_MODEL_IO] = {false};
+  fed[dt_model_act_index(m, from)] = true;
   for (int i = from + 1; i < m->nrun; i++) {
     const dt_layer_t *l = &m->layers[i];
     for (int k = 0; k < l->ninputs; k++)
-      if (!fed[l->inputs[k] + 1])
+      if (!fed[dt_model_act_index(m, l->inputs[k])])
         return dt_error_set(err, DT_ERR_CONFIG,
                             "[%s] layer '%s' takes '%s', which does not come from %s%s%s: "
                             "the layers after it cannot run on latent vectors alone",
                             l->section, l->name, l->input_names[k],
                             from < 0 ? "the model's input" : "layer '",
                             from < 0 ? "" : m->layers[from].name, from < 0 ? "" : "'");
-    fed[i + 1] = true;
+    fed[dt_model_act_index(m, i)] = true;
   }
   return 0;
 }
@@ -508,7 +670,35 @@ int dt_model_aux_loss(dt_model_t *m, int batch, double *weighted, double *raw, d
   return 0;
 }
 
-size_t dt_model_input_size(const dt_model_t *m) { return dt_shape_size(&m->in_shape); }
+
+size_t dt_model_input_size(const dt_model_t *m) {
+  size_t n = 0;
+  for (int j = 0; j < m->nin; j++) n += dt_shape_size(&m->in_shapes[j]);
+  return n;
+}
+
+float *dt_model_input(const dt_model_t *m, int j) {
+  return m->acts[dt_model_act_index(m, DT_LAYER_MODEL_INPUT - j)];
+}
+
+const float *dt_model_output(const dt_model_t *m, int k) { return m->acts[m->outputs[k].act]; }
+
+void dt_model_set_inputs(dt_model_t *m, const float *x, int batch) {
+  if (m->nin == 1) {
+    memcpy(m->acts[0], x, sizeof(float) * dt_model_input_size(m) * (size_t)batch);
+    return;
+  }
+  /* A sample's values are the inputs' values one after another. */
+  const size_t row = dt_model_input_size(m);
+  size_t off = 0;
+  for (int j = 0; j < m->nin; j++) {
+    const size_t d = dt_shape_size(&m->in_shapes[j]);
+    float *dst = dt_model_input(m, j);
+    for (int b = 0; b < batch; b++)
+      memcpy(dst + (size_t)b * d, x + (size_t)b * row + off, sizeof(float) * d);
+    off += d;
+  }
+}
 size_t dt_model_output_size(const dt_model_t *m) { return dt_shape_size(&m->out_shape); }
 
 static float *buffer(const dt_model_t *m, dt_model_buffer which) {

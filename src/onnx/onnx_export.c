@@ -61,6 +61,10 @@ static int write_file(const char *path, const uint8_t *buf, size_t len, dt_error
 
 int dt_onnx_export(const dt_model_t *m, const float *params, const float *states,
                    const char *path, dt_error_t *err) {
+  if (m->nin > 1 || m->nout > 1)
+    return dt_error_set(err, DT_ERR_ARG,
+                        "ONNX export '%s': the model has %d inputs and %d outputs; the exporter "
+                        "takes one of each", path, m->nin, m->nout);
   ox_graph_t g = {0};
   walk_t wk = {m, calloc((size_t)(m->nlayers > 0 ? m->nlayers : 1), sizeof *wk.value)};
   int rc = 0;

@@ -97,7 +97,7 @@ static int evaluate(const cmd_opts_t *o, dt_error_t *err) {
   dt_rng_t rng;
   dt_rng_seed(&rng, 1);
   model_eval_env_t env = {m, sm.target, &scaling, &comm, labels,
-                          sm.target == TARGET_LABELS ? NULL : targets, &rng};
+                          sm.target == TARGET_LABELS ? NULL : targets, &rng, NULL};
   eval_result_t r = {0};
   rc = model_evaluate(&env, &ds, &r, err);
   dt_comm_finalize(&comm);

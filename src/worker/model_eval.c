@@ -32,17 +32,41 @@ int model_evaluate(const model_eval_env_t *env, const dt_dataset_t *ds, eval_res
   double sums[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
   /* ... and the layers' loss terms * samples, weighted and raw. */
   const bool aux = dt_model_has_aux_loss(m);
-  bool regression = env->target == TARGET_VALUES &&
+  bool regression = !(env->mio && env->mio->n > 1) && env->target == TARGET_VALUES &&
                     (m->loss == DT_LOSS_MSE || m->loss == DT_LOSS_MAE);
   uint32_t idx[1024];
   int rc;
+  multi_io_t *mio = env->mio;
+  if (mio && mio->n > 1) memset(&out->outs, 0, sizeof out->outs);
   for (size_t pos = begin; pos < end;) {
     int chunk = (int)(end - pos < (size_t)m->capacity ? end - pos : (size_t)m->capacity);
     if (chunk > 1024) chunk = 1024;
     for (int i = 0; i < chunk; i++) idx[i] = (uint32_t)(pos + (size_t)i);
-    if ((rc = dt_dataset_gather(ds, env->scaling, idx, (size_t)chunk, m->acts[0], env->labels,
+    if (mio && mio->n > 1) {
+      /* Several outputs: each its own loss, weighted; the inputs scattered per input. */
+      if ((rc = dt_dataset_gather(ds, env->scaling, idx, (size_t)chunk, mio->x, NULL,
+                                  mio->values, err)))
+        return rc;
+      dt_model_set_inputs(m, mio->x, chunk);
+      multi_io_fill(mio, mio->values, chunk);
+      dt_model_forward(m, chunk, false, env->rng);
+      multi_io_sums_t one;
+      memset(&one, 0, sizeof one);
+      sums[0] += multi_io_loss(mio, m, chunk, false, &one) * chunk;
+      for (int k = 0; k < m->nout; k++) {
+        out->outs.loss[k] += one.loss[k] * chunk;
+        out->outs.correct[k] += one.correct[k];
+        out->outs.total[k] += one.total[k];
+      }
+      sums[3] += chunk;
+      pos += (size_t)chunk;
+      continue;
+    }
+    float *x = m->nin > 1 && mio ? mio->x : m->acts[0];
+    if ((rc = dt_dataset_gather(ds, env->scaling, idx, (size_t)chunk, x, env->labels,
                                 env->target == TARGET_VALUES ? env->targets : NULL, err)))
       return rc;
+    if (x != m->acts[0]) dt_model_set_inputs(m, x, chunk);
     model_fill_targets(m, env->target, env->labels, env->targets, chunk);
     const float *y = dt_model_forward(m, chunk, false, env->rng);
     int dim = (int)dt_model_output_size(m);
@@ -69,6 +93,12 @@ int model_evaluate(const model_eval_env_t *env, const dt_dataset_t *ds, eval_res
     pos += (size_t)chunk;
   }
   if ((rc = dt_comm_allreduce_sum_f64(env->comm, sums, 8, err))) return rc;
+  if (mio && mio->n > 1) {
+    if ((rc = dt_comm_allreduce_sum_f64(env->comm, (double *)&out->outs,
+                                        sizeof out->outs / sizeof(double), err)))
+      return rc;
+    out->outs_n = sums[3];
+  }
   out->samples = (size_t)sums[3];
   out->loss = sums[3] > 0 ? (sums[0] + sums[6]) / sums[3] : NAN;
   out->reconstruction = aux && sums[3] > 0 ? sums[0] / sums[3] : NAN;

@@ -12,6 +12,7 @@
 #include "dtrain/error.h"
 #include "dtrain/model.h"
 #include "dtrain/rng.h"
+#include "multi_io.h"
 
 /* What a loss with float targets is trained against. */
 /* bits: output i is trained on bit i of the label (the binary-addition task). */
@@ -30,6 +31,9 @@ typedef struct {
    * per sample, the reconstruction summed over the outputs plus kl_raw; else NaN. */
   double neg_elbo;
   size_t samples;
+  /* Several outputs: per-output loss sums and accuracy counts over outs_n samples. */
+  multi_io_sums_t outs;
+  double outs_n;
 } eval_result_t;
 
 /* What an evaluation runs with: the model (prepared for a batch capacity), what its
@@ -44,6 +48,7 @@ typedef struct {
   int32_t *labels;
   float *targets;
   dt_rng_t *rng; /* the noise of stochastic layers (a VAE's sampling); NULL: none */
+  multi_io_t *mio; /* a model with several outputs (or inputs): its buffers, else NULL */
 } model_eval_env_t;
 
 /* Fills targets (batch, out) for a batch whose inputs are in the model's acts[0] and

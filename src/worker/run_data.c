@@ -41,6 +41,105 @@ static int read_path(dt_config_t *cfg, const char *dir, const char *key, const c
   return 0;
 }
 
+/* [data] KEY as a comma-separated list of paths, each relative to dir (NumPy lists). */
+static int read_path_list(dt_config_t *cfg, const char *dir, const char *key, char *out,
+                          dt_error_t *err) {
+  const char *text;
+  int rc = dt_config_get_string(cfg, "data", key, "", &text, err);
+  if (rc || !strchr(text, ',')) return rc ? rc : read_path(cfg, dir, key, NULL, out, err);
+  size_t used = 0;
+  for (const char *p = text;;) {
+    while (*p == ' ' || *p == '\t') p++;
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+    if (!len)
+      return dt_error_set(err, DT_ERR_CONFIG, "%s: [data] %s = '%s': an empty path in the list",
+                          dt_config_where(cfg, "data", key), key, text);
+    int n = snprintf(out + used, OPT_PATH_MAX - used, "%s%s%s%.*s", used ? "," : "",
+                     p[0] == '/' || !dir[0] ? "" : dir, p[0] == '/' || !dir[0] ? "" : "/",
+                     (int)len, p);
+    if (n < 0 || used + (size_t)n >= OPT_PATH_MAX)
+      return dt_error_set(err, DT_ERR_CONFIG, "%s: [data] %s: paths too long",
+                          dt_config_where(cfg, "data", key), key);
+    used += (size_t)n;
+    if (!end) return 0;
+    p = end + 1;
+  }
+}
+
+/* Loads a NumPy spec, or a comma-separated list of them joined per sample (as float32,
+ * in order): the samples of several inputs, or the targets of several outputs. shapes
+ * gets each array's per-sample shape and *nparts their count. */
+static int load_numpy_list(const char *list, dt_dataset_t *ds, dt_shape_t *shapes, int *nparts,
+                           dt_error_t *err) {
+  int rc;
+  if (!strchr(list, ',')) {
+    if ((rc = dt_numpy_load(list, ds, err))) return rc;
+    *nparts = 1;
+    shapes[0] = (dt_shape_t){ds->ndim, {ds->shape[0], ds->shape[1], ds->shape[2], 1}};
+    return 0;
+  }
+  dt_dataset_t part[DT_MAX_IO_PARTS];
+  int n = 0;
+  size_t dim = 0;
+  char spec[OPT_PATH_MAX];
+  rc = 0;
+  for (const char *p = list; !rc;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (n == DT_MAX_IO_PARTS) {
+      rc = dt_error_set(err, DT_ERR_CONFIG, "'%s': more than %d arrays", list, DT_MAX_IO_PARTS);
+      break;
+    }
+    snprintf(spec, sizeof spec, "%.*s", (int)len, p);
+    if ((rc = dt_numpy_load(spec, &part[n], err))) break;
+    if (n && part[n].n != part[0].n)
+      rc = dt_error_set(err, DT_ERR_FORMAT, "sample count mismatch: '%s' has %zu samples, '%s' "
+                        "has %zu", part[0].what, part[0].n, part[n].what, part[n].n);
+    shapes[n] = (dt_shape_t){part[n].ndim,
+                             {part[n].shape[0], part[n].shape[1], part[n].shape[2], 1}};
+    dim += part[n].dim;
+    n++;
+    if (!end) break;
+    p = end + 1;
+  }
+  float *joined = NULL;
+  char *what = NULL;
+  if (!rc) {
+    memset(ds, 0, sizeof *ds);
+    joined = malloc(sizeof *joined * (part[0].n * dim + 1));
+    what = strdup(list);
+    if (!joined || !what) {
+      free(joined);
+      free(what);
+      rc = dt_error_set(err, DT_ERR_NOMEM, "out of memory joining '%s'", list);
+    }
+  }
+  if (!rc) {
+    size_t off = 0;
+    for (int k = 0; k < n; k++) {
+      for (size_t i = 0; i < part[k].n; i++)
+        for (size_t j = 0; j < part[k].dim; j++)
+          joined[i * dim + off + j] = (float)dt_array_get(&part[k].x, part[k].first + i, j);
+      off += part[k].dim;
+    }
+    ds->n = part[0].n;
+    ds->dim = dim;
+    ds->ndim = 1;
+    ds->shape[0] = (int)dim;
+    ds->shape[1] = ds->shape[2] = 1;
+    ds->x = (dt_array_t){DT_F32, joined, dim};
+    ds->what = what;
+    if (!(rc = dt_data_own(ds, joined, err))) rc = dt_data_own(ds, what, err);
+    else free(what);
+    *nparts = n;
+  }
+  for (int k = 0; k < n; k++) dt_dataset_free(&part[k]);
+  if (rc) dt_dataset_free(ds);
+  return rc;
+}
+
 /* The keys that name each split's files, per format. */
 static int read_paths(data_options_t *o, dt_config_t *cfg, const char *dir, dt_error_t *err) {
   int rc = 0;
@@ -58,8 +157,8 @@ static int read_paths(data_options_t *o, dt_config_t *cfg, const char *dir, dt_e
     static const char *const xk[NSPLITS] = {"train_x", "validation_x", "test_x"};
     static const char *const yk[NSPLITS] = {"train_y", "validation_y", "test_y"};
     for (int s = 0; s < NSPLITS && !rc; s++)
-      if (!(rc = read_path(cfg, dir, xk[s], NULL, o->x[s], err)))
-        rc = read_path(cfg, dir, yk[s], NULL, o->y[s], err);
+      if (!(rc = read_path_list(cfg, dir, xk[s], o->x[s], err)))
+        rc = read_path_list(cfg, dir, yk[s], o->y[s], err);
   } else {
     for (int s = 0; s < NSPLITS && !rc; s++)
       rc = read_path(cfg, dir, split_names[s], NULL, o->x[s], err);
@@ -202,11 +301,22 @@ static int load_split(run_data_t *d, int s, uint64_t seed, bool keep_inputs, dt_
       return rc;
     }
     case FORMAT_NUMPY: {
-      if ((rc = dt_numpy_load(o->x[s], ds, err)) || !o->y[s][0]) return rc;
+      dt_shape_t xs[DT_MAX_IO_PARTS], ys[DT_MAX_IO_PARTS];
+      int nx = 0, ny = 0;
+      if ((rc = load_numpy_list(o->x[s], ds, xs, &nx, err))) return rc;
+      if (s == SPLIT_TRAIN) {
+        d->nx_parts = nx;
+        memcpy(d->x_parts, xs, sizeof xs[0] * (size_t)nx);
+      }
+      if (!o->y[s][0]) return rc;
       dt_dataset_t y;
-      if ((rc = dt_numpy_load(o->y[s], &y, err))) {
+      if ((rc = load_numpy_list(o->y[s], &y, ys, &ny, err))) {
         dt_dataset_free(ds);
         return rc;
+      }
+      if (s == SPLIT_TRAIN) {
+        d->ny_parts = ny;
+        for (int k = 0; k < ny; k++) d->y_cols[k] = dt_shape_size(&ys[k]);
       }
       if ((rc = dt_dataset_join_targets(ds, &y, err))) dt_dataset_free(ds);
       return rc;

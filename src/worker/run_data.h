@@ -17,6 +17,7 @@
 #include "dtrain/data.h"
 #include "dtrain/error.h"
 #include "dtrain/log.h"
+#include "dtrain/tensor.h"
 #include "dtrain/text.h"
 #include "options.h"
 
@@ -32,6 +33,8 @@ typedef enum {
 extern const char *const data_format_names[];
 
 enum { SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST, NSPLITS };
+/* At most this many arrays in a NumPy list (the model's inputs and outputs). */
+enum { DT_MAX_IO_PARTS = 8 };
 
 typedef struct {
   data_format format;
@@ -57,6 +60,12 @@ typedef struct {
   dt_dataset_t train, val, test; /* what is trained and evaluated on: views */
   bool test_inputs_deferred;  /* IDX bytes: the test inputs are loaded after training */
   dt_scaling_t scaling;
+  /* NumPy lists (train_x = x.npz:a, x.npz:b): the arrays joined per sample, in order.
+   * x_parts: the per-sample shape of each input array (one: the whole sample);
+   * y_parts/y_cols: how many target arrays and the values per sample of each. */
+  int nx_parts, ny_parts;
+  dt_shape_t x_parts[DT_MAX_IO_PARTS];
+  size_t y_cols[DT_MAX_IO_PARTS];
 } run_data_t;
 
 /* Reads [data] and [augment]. */

@@ -207,6 +207,19 @@ static int load_from(saved_model_t *sm, dt_device_t *dev, dt_ckpt_in_t *in, cons
   if (sm->preprocess->type != DT_JSON_OBJECT)
     return dt_error_set(err, DT_ERR_FORMAT, "%s: not a JSON object", pwhat);
 
+  /* Prediction, evaluation and export know one input and one output. */
+  static const char *const io_keys[] = {"inputs", "outputs"};
+  for (int k = 0; k < 2; k++) {
+    const char *names;
+    if (dt_config_has_key(sm->cfg, "model", io_keys[k]) &&
+        !(rc = dt_config_get_string(sm->cfg, "model", io_keys[k], "", &names, err)) &&
+        strchr(names, ','))
+      return dt_error_set(err, DT_ERR_CONFIG,
+                          "%s: the model has several %s ([model] %s = %s): predict, evaluate and "
+                          "export take models with one input and one output",
+                          what, io_keys[k], io_keys[k], names);
+    if (rc) return rc;
+  }
   dt_shape_t in_shape;
   if ((rc = input_shape(sm, sm->dir, &in_shape, err))) return rc;
   if ((rc = dt_model_build(&sm->model, dev, sm->cfg, in_shape, err)))

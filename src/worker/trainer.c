@@ -135,7 +135,25 @@ static int read_model(trainer_t *t, dt_error_t *err) {
     in.ndim = ndim;
     for (int i = 0; i < DT_MAX_DIMS; i++) in.dims[i] = shape[i];
   }
-  if ((rc = dt_model_build(&t->model, t->device, t->cfg, in, err))) return rc;
+  /* A NumPy list of input arrays (train_x = x.npz:a, x.npz:b) gives one model input each. */
+  dt_shape_t ins[DT_MAX_IO_PARTS] = {in};
+  int nin = t->data.nx_parts > 1 ? t->data.nx_parts : 1;
+  if (nin > 1) memcpy(ins, t->data.x_parts, sizeof ins[0] * (size_t)nin);
+  if ((rc = dt_model_build_multi(&t->model, t->device, t->cfg, ins, nin, err))) return rc;
+  if (t->model.nout > 1) {
+    /* Several outputs train on the data's target values, split among them (multi_io.h). */
+    if ((rc = dt_config_get_choice(t->cfg, "model", "target", "values", target_names, &target,
+                                   err)))
+      return rc;
+    if (target != TARGET_VALUES)
+      return dt_error_set(err, DT_ERR_CONFIG,
+                          "%s: [model] target = %s: a model with several outputs trains on the "
+                          "data's target values (target = values)",
+                          dt_config_where(t->cfg, "model", "target"), target_names[target]);
+    t->target = TARGET_VALUES;
+    if ((rc = run_data_prepare(&t->data, t->cfg, false, false, err))) return rc;
+    return multi_io_setup(&t->mio, &t->model, &t->data, t->cfg, (int)t->opt.batch_size, err);
+  }
   if ((rc = dt_config_get_choice(t->cfg, "model", "target", default_target(t), target_names,
                                  &target, err)))
     return rc;
@@ -152,7 +170,13 @@ static int read_model(trainer_t *t, dt_error_t *err) {
   if (t->model.loss == DT_LOSS_BCE_LOGITS && t->target == TARGET_VALUES &&
       (rc = check_bce_targets(t, err)))
     return rc;
-  return check_model_fits_data(t, err);
+  if ((rc = check_model_fits_data(t, err))) return rc;
+  /* Several inputs: evaluation gathers a batch's samples here before scattering them. */
+  if (nin > 1 &&
+      !(t->mio.x = malloc(sizeof *t->mio.x * dt_model_input_size(&t->model) *
+                          (size_t)t->opt.batch_size)))
+    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for the model's inputs");
+  return 0;
 }
 
 /* The replicas start from the same parameters: rank 0's are broadcast. */
@@ -202,7 +226,8 @@ int trainer_setup(trainer_t *t, dt_config_t *cfg, const char *config_path, dt_co
     return rc;
   exchange_env_t xenv = {cfg, &t->opt, comm, &t->log, &t->model, &t->optim, &t->hooks};
   if ((rc = exchange_setup(&t->exchange, &xenv, &t->data.train, err))) return rc;
-  bool has_acc = t->model.loss == DT_LOSS_SOFTMAX_CE || t->model.loss == DT_LOSS_BCE_LOGITS;
+  bool has_acc = t->model.nout == 1 &&
+                 (t->model.loss == DT_LOSS_SOFTMAX_CE || t->model.loss == DT_LOSS_BCE_LOGITS);
   t->metrics = DT_METRIC_BIT(DT_METRIC_LOSS) | (has_acc ? DT_METRIC_BIT(DT_METRIC_ACCURACY) : 0);
   if (t->data.val.n)
     t->metrics |= DT_METRIC_BIT(DT_METRIC_VAL_LOSS) |
@@ -303,7 +328,7 @@ int trainer_evaluate(trainer_t *t, const dt_dataset_t *ds, eval_result_t *out, d
   dt_rng_t rng;
   dt_rng_seed(&rng, dt_rng_mix(dt_rng_mix(t->opt.seed, 0xe7a1), (uint64_t)t->comm->rank));
   model_eval_env_t env = {&t->model, t->target, &t->data.scaling, t->comm,
-                          t->labels, t->targets, &rng};
+                          t->labels, t->targets, &rng, &t->mio};
   return model_evaluate(&env, ds, out, err);
 }
 
@@ -329,48 +354,11 @@ static void submit_batch(trainer_t *t, size_t g) {
   dt_loader_submit(t->loader, idx, batch, (uint64_t)t->run.epoch);
 }
 
-/* One optimization step on global batch g of the current epoch; returns the batch's
- * mean loss and adds to the correct/total counters. */
-static int train_step(trainer_t *t, size_t g, double *loss, double *correct, double *total,
-                      step_times_t *times, dt_error_t *err) {
+/* The rest of a step after backward: the exchange, checks, clipping and the update. */
+static int finish_step(trainer_t *t, const double *loss, double t0, double t1,
+                       step_times_t *times, int batch, dt_error_t *err) {
   dt_model_t *m = &t->model;
-  double t0 = dt_now_s();
-  exchange_begin_step(&t->exchange, t->run.step + 1);
-  stall_if_asked(t, t->run.step + 1);
-  int batch = (int)t->opt.batch_size;
-  /* This step's batch was prepared by the loader while the last step computed; the
-   * next one starts now. */
-  const float *x;
-  const int32_t *labels;
-  const float *values;
-  double waited = 0.0;
-  int rc = dt_loader_wait(t->loader, &x, &labels, &values, &waited, err);
-  t->stats.data_wait_s += waited;
-  if (rc) return dt_error_prefix(err, "reading the training batch of step %ld: ",
-                                 t->run.step + 1);
-  submit_batch(t, g + 1);
-  memcpy(m->acts[0], x, sizeof(float) * dt_model_input_size(m) * (size_t)batch);
-  if (labels) memcpy(t->labels, labels, sizeof *labels * (size_t)batch);
-  if (values && t->target == TARGET_VALUES)
-    memcpy(t->targets, values, sizeof(float) * dt_model_output_size(m) * (size_t)batch);
-  fill_targets(t, batch);
-  double t1 = dt_now_s();
-  const float *y = dt_model_forward(m, batch, true, &t->run.rng);
-  int dim = (int)dt_model_output_size(m);
-  *loss = dt_loss_compute(m->loss, y, batch, dim, t->labels, t->targets, m->dout);
-  if (t->has_aux) {
-    /* The layers' terms (a VAE's KL) join the loss; their backward adds their gradient. */
-    double kl, kl_raw;
-    if ((rc = dt_model_aux_loss(m, batch, &kl, &kl_raw, err))) return rc;
-    t->epoch_recon_sum += *loss;
-    t->epoch_kl_sum += kl;
-    t->aux_batches++;
-    *loss += kl;
-  }
-  size_t n;
-  *correct += (double)dt_loss_count_correct(m->loss, y, batch, dim, t->labels, t->targets, &n);
-  *total += (double)n;
-  dt_model_backward(m, batch);
+  int rc;
   double t2 = dt_now_s();
   rc = exchange_reduce(&t->exchange, err);
   if (rc) return rc;
@@ -401,6 +389,61 @@ static int train_step(trainer_t *t, size_t g, double *loss, double *correct, dou
   return 0;
 }
 
+/* One optimization step on global batch g of the current epoch; returns the batch's
+ * mean loss and adds to the correct/total counters. */
+static int train_step(trainer_t *t, size_t g, double *loss, double *correct, double *total,
+                      step_times_t *times, dt_error_t *err) {
+  dt_model_t *m = &t->model;
+  double t0 = dt_now_s();
+  exchange_begin_step(&t->exchange, t->run.step + 1);
+  stall_if_asked(t, t->run.step + 1);
+  int batch = (int)t->opt.batch_size;
+  /* This step's batch was prepared by the loader while the last step computed; the
+   * next one starts now. */
+  const float *x;
+  const int32_t *labels;
+  const float *values;
+  double waited = 0.0;
+  int rc = dt_loader_wait(t->loader, &x, &labels, &values, &waited, err);
+  t->stats.data_wait_s += waited;
+  if (rc) return dt_error_prefix(err, "reading the training batch of step %ld: ",
+                                 t->run.step + 1);
+  submit_batch(t, g + 1);
+  dt_model_set_inputs(m, x, batch);
+  if (m->nout > 1) {
+    multi_io_fill(&t->mio, values, batch);
+    double t1 = dt_now_s();
+    dt_model_forward(m, batch, true, &t->run.rng);
+    *loss = multi_io_loss(&t->mio, m, batch, true, &t->mio_sums);
+    t->mio_batches += 1.0;
+    dt_model_backward(m, batch);
+    return finish_step(t, loss, t0, t1, times, batch, err);
+  }
+  if (labels) memcpy(t->labels, labels, sizeof *labels * (size_t)batch);
+  if (values && t->target == TARGET_VALUES)
+    memcpy(t->targets, values, sizeof(float) * dt_model_output_size(m) * (size_t)batch);
+  fill_targets(t, batch);
+  double t1 = dt_now_s();
+  const float *y = dt_model_forward(m, batch, true, &t->run.rng);
+  int dim = (int)dt_model_output_size(m);
+  *loss = dt_loss_compute(m->loss, y, batch, dim, t->labels, t->targets, m->dout);
+  if (t->has_aux) {
+    /* The layers' terms (a VAE's KL) join the loss; their backward adds their gradient. */
+    double kl, kl_raw;
+    int rc = dt_model_aux_loss(m, batch, &kl, &kl_raw, err);
+    if (rc) return rc;
+    t->epoch_recon_sum += *loss;
+    t->epoch_kl_sum += kl;
+    t->aux_batches++;
+    *loss += kl;
+  }
+  size_t n;
+  *correct += (double)dt_loss_count_correct(m->loss, y, batch, dim, t->labels, t->targets, &n);
+  *total += (double)n;
+  dt_model_backward(m, batch);
+  return finish_step(t, loss, t0, t1, times, batch, err);
+}
+
 /* batches: those this process ran in the epoch (fewer than an epoch after a resume). */
 static void print_epoch(trainer_t *t, long epoch, long batches, double seconds, double loss,
                         double acc, const eval_result_t *val, const double terms[2]) {
@@ -425,6 +468,14 @@ static void print_epoch(trainer_t *t, long epoch, long batches, double seconds, 
                                val->accuracy);
     if (!isnan(val->mae))
       used += (size_t)snprintf(line + used, sizeof line - used, " - val_mae: %.4f", val->mae);
+  }
+  /* Several outputs: each one's loss (and accuracy), for training and validation. */
+  if (t->model.nout > 1 && used < sizeof line) {
+    used += multi_io_format(&t->model, "", &t->mio_sums, t->mio_batches, line + used,
+                            sizeof line - used);
+    if (val && val->samples && used < sizeof line)
+      used += multi_io_format(&t->model, "val_", &val->outs, val->outs_n, line + used,
+                              sizeof line - used);
   }
   double samples = (double)batches * (double)t->opt.batch_size * t->comm->world;
   snprintf(line + used, sizeof line - used, " - %.0f samples/s", samples / seconds);
@@ -605,8 +656,32 @@ static int finish_epoch(trainer_t *t, long batches, double seconds, dt_error_t *
   if (t->data.val.n && (rc = trainer_evaluate(t, &t->data.val, &val, err))) return rc;
   double train_acc = sums[2] > 0 ? sums[1] / sums[2] : NAN;
   double loss = sums[0] / t->comm->world;
+  if (t->model.nout > 1) {
+    /* Per-output means over every rank's batches. */
+    multi_io_sums_t *ms = &t->mio_sums;
+    if ((rc = dt_comm_allreduce_sum_f64(t->comm, (double *)ms, sizeof *ms / sizeof(double),
+                                        err)) ||
+        (rc = dt_comm_allreduce_sum_f64(t->comm, &t->mio_batches, 1, err)))
+      return dt_error_prefix(err, "epoch %ld metrics: ", epoch + 1);
+    for (int k = 0; t->tlog.enabled && k < t->model.nout; k++) {
+      char name[DT_NAME_MAX + 16];
+      const dt_model_output_t *o = &t->model.outputs[k];
+      snprintf(name, sizeof name, "epoch_%s_loss", o->name);
+      dt_events_scalar(t->tlog.train, name, epoch + 1, ms->loss[k] / t->mio_batches, NULL);
+      if (val.samples) dt_events_scalar(t->tlog.val, name, epoch + 1, val.outs.loss[k] / val.outs_n, NULL);
+      if (ms->total[k] > 0) {
+        snprintf(name, sizeof name, "epoch_%s_accuracy", o->name);
+        dt_events_scalar(t->tlog.train, name, epoch + 1, ms->correct[k] / ms->total[k], NULL);
+        if (val.samples && val.outs.total[k] > 0)
+          dt_events_scalar(t->tlog.val, name, epoch + 1, val.outs.correct[k] / val.outs.total[k],
+                           NULL);
+      }
+    }
+  }
   const double terms[2] = {sums[3] / t->comm->world, sums[4] / t->comm->world};
   print_epoch(t, epoch + 1, batches, seconds, loss, train_acc, &val, terms);
+  memset(&t->mio_sums, 0, sizeof t->mio_sums);
+  t->mio_batches = 0.0;
   train_log_epoch(&t->tlog, epoch + 1, loss, train_acc, val.samples ? val.loss : NAN,
                   val.samples ? val.accuracy : NAN, &t->model);
   if (t->has_aux) {
@@ -718,6 +793,12 @@ static int run_epoch(trainer_t *t, bool *stopped, dt_error_t *err) {
 
 static void print_test_result(trainer_t *t) {
   const eval_result_t *r = &t->test_result;
+  if (t->model.nout > 1) {
+    char outs[512];
+    multi_io_format(&t->model, "", &r->outs, r->outs_n, outs, sizeof outs);
+    dt_log_result(&t->log, "Test: loss: %.4f%s (%zu samples)", r->loss, outs, r->samples);
+    return;
+  }
   if (!isnan(r->neg_elbo))
     dt_log_result(&t->log, "Test: loss: %.4f - reconstruction_loss: %.4f - kl_loss: %.4f - "
                   "negative ELBO: %.2f nats per sample (binary cross-entropy summed over the "
@@ -818,6 +899,7 @@ void trainer_free(trainer_t *t) {
   if (t->csv.f) dt_csv_log_close(&t->csv, NULL);
   run_state_free(&t->run);
   dt_model_free(&t->model);
+  multi_io_free(&t->mio);
   dt_optim_free(&t->optim);
   run_data_free(&t->data);
   free(t->preprocess_json);

@@ -28,6 +28,7 @@
 #include "latent.h"
 #include "final_model.h"
 #include "model_eval.h"
+#include "multi_io.h"
 #include "options.h"
 #include "progress.h"
 #include "run_data.h"
@@ -91,6 +92,12 @@ typedef struct trainer {
   long aux_batches;
   latent_t latent;
   bool has_latent;
+  /* A model with several outputs (multi_io.h): the outputs' targets and this epoch's
+   * per-output metrics of this process (not in checkpoints: after a resume they cover
+   * the batches run since). */
+  multi_io_t mio;
+  multi_io_sums_t mio_sums;
+  double mio_batches;
 } trainer_t;
 
 /* Reads the whole config (errors are DT_ERR_CONFIG/DT_ERR_SHAPE), loads the data and

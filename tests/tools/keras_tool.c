@@ -109,7 +109,9 @@ static int forward(ctx_t *c, const char *in, const char *out, dt_error_t *err) {
     m->nrun = m->nlayers;                     /* a final softmax too */
     dt_rng_t rng;
     dt_rng_seed(&rng, 1);
-    const float *y = dt_model_forward(m, (int)rows, false, &rng);
+    dt_model_forward(m, (int)rows, false, &rng);
+    /* The last layer's values (the forward's result is what the loss sees, before it). */
+    const float *y = m->acts[m->nlayers];
     const dt_shape_t *s = &m->layers[m->nlayers - 1].out_shape;
     if (write_npy(out, y, (int)rows, s)) rc = dt_error_set(err, DT_ERR_IO, "%s: cannot write", out);
   }

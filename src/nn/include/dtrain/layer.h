@@ -35,8 +35,11 @@ enum { DT_MAX_LAYER_PARAMS = 8, DT_MAX_LAYER_STATES = 4 };
 
 /* At most this many inputs per layer (a concatenate of 8 branches). */
 enum { DT_MAX_LAYER_INPUTS = 8 };
-/* The producer index of an input that is the model's input (not a layer's output). */
+/* The producer index of an input that is the model's input (not a layer's output); a
+ * model with several inputs ([model] inputs) has input j at DT_LAYER_MODEL_INPUT - j. */
 enum { DT_LAYER_MODEL_INPUT = -1 };
+/* At most this many model inputs and outputs. */
+enum { DT_MAX_MODEL_IO = 8 };
 
 /* Per-call context of a forward or backward pass. */
 typedef struct {

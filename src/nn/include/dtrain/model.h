@@ -10,7 +10,12 @@
  * producer p is acts[p + 1] (acts[0] for the model's input), see dt_model_input_of. A
  * stack is the graph where layer i takes layer i - 1 (layer 0 the input). The order
  * follows the config wherever the graph allows, so a stack keeps its order and names.
- * The model's output is the last layer run, layers[nrun - 1]; nothing else is a sink.
+ * The model's output is the last layer run, layers[nrun - 1], unless [model] outputs
+ * names several (each a sink or not): then outputs[k] says where output k's values are,
+ * and layers folded into a loss (a final softmax) come after the nrun layers forward
+ * runs. A model with several inputs ([model] inputs) reads input j from
+ * dt_model_input(m, j) (producer index DT_LAYER_MODEL_INPUT - j, see
+ * dt_model_act_index); input 0 is acts[0].
  *
  * The buffers and the arena are memory of the model's device, allocated by it, and
  * the layers run on its default stream; the host reads or writes the flat buffers
@@ -40,6 +45,16 @@ enum { DT_MAX_LAYERS = 256 };
  * layer's backward) completes. Whoever reads them waits for it first. */
 typedef void (*dt_grads_ready_fn)(void *ctx, size_t begin, size_t end, dt_device_event_t *ready);
 
+/* One of the model's outputs: what its loss sees, and the loss's gradient. */
+typedef struct {
+  int act;            /* its values are acts[act] (batch, shape) */
+  dt_shape_t shape;   /* per sample, what the loss sees */
+  dt_loss_kind loss;  /* [model] losses (default [model] loss) */
+  float weight;       /* [model] loss_weights (default 1): the total is sum w_k loss_k */
+  float *dout;        /* (capacity, shape) dL_k/d(values), filled by the caller */
+  const char *name;   /* the layer's name as [model] outputs names it (metrics) */
+} dt_model_output_t;
+
 typedef struct {
   dt_device_t *dev;    /* not owned */
   dt_stream_t *stream; /* the device's default stream: forward and backward run on it */
@@ -48,7 +63,7 @@ typedef struct {
   /* Layers run by forward: all of them, or all but a final softmax/sigmoid that is
    * fused into the cross-entropy loss. */
   int nrun;
-  dt_loss_kind loss;
+  dt_loss_kind loss; /* outputs[0].loss */
 
   dt_param_info_t *params; /* every parameter tensor, in buffer order */
   int nparams;
@@ -62,6 +77,11 @@ typedef struct {
   float *state_buf; /* (num_states) moving averages and the like; not optimized */
 
   dt_shape_t in_shape, out_shape; /* per sample; out_shape is what the loss sees */
+  /* Several inputs and outputs: in_shapes[0] = in_shape, outputs[0] is the output above
+   * (out_shape, loss, dout). */
+  int nin, nout;
+  dt_shape_t in_shapes[DT_MAX_MODEL_IO];
+  dt_model_output_t outputs[DT_MAX_MODEL_IO];
 
   bool is_graph;    /* some layer names its inputs: the summary shows them */
   struct dt_graph *graph; /* private: the sections' names and inputs as the config wrote them */
@@ -72,8 +92,8 @@ typedef struct {
    * after a forward pass, acts[0], the output and every value some backward step reads
    * are intact; an input of a layer whose backward needs neither its input nor its
    * output (ops->backward_ignores_x/y, merges) may already be overwritten. */
-  float **acts;
-  float *dout;      /* (capacity, out): dL/d(output), filled by the loss */
+  float **acts;     /* (nlayers + nin): then acts[nlayers + j] = input j for j >= 1 */
+  float *dout;      /* (capacity, out): dL/d(output), filled by the loss (outputs[0].dout) */
   /* Private to the model: dL/d(acts[a]) during backward (NULL where none), the buffers
    * where a second consumer's part of a gradient goes before it is added (nlayers *
    * DT_MAX_LAYER_INPUTS), and which gradients backward has begun. */
@@ -107,6 +127,12 @@ int dt_model_build(dt_model_t *m, dt_device_t *dev, dt_config_t *cfg, dt_shape_t
                    dt_error_t *err);
 /* (After a failed build, dt_model_free releases what was built so far.) */
 
+/* The same for a model with nin inputs of in_shapes, as [model] inputs names them (one
+ * input when it is not set); [model] outputs, losses and loss_weights give its outputs.
+ * An error names [model] inputs where the counts differ. */
+int dt_model_build_multi(dt_model_t *m, dt_device_t *dev, dt_config_t *cfg,
+                         const dt_shape_t *in_shapes, int nin, dt_error_t *err);
+
 /* Allocates activations and scratch for batches of up to `capacity` samples. */
 int dt_model_prepare(dt_model_t *m, int capacity, dt_error_t *err);
 
@@ -130,10 +156,25 @@ const float *dt_model_forward(dt_model_t *m, int batch, bool training, dt_rng_t 
  * backward runs, so each range is final when reported. */
 void dt_model_backward(dt_model_t *m, int batch);
 
-/* The values layer i reads as its input k: acts[layers[i].inputs[k] + 1]. */
-static inline float *dt_model_input_of(const dt_model_t *m, int i, int k) {
-  return m->acts[m->layers[i].inputs[k] + 1];
+/* Where producer p's values are in acts[]: p + 1 for a layer or the first input,
+ * nlayers + j for input j >= 1. */
+static inline int dt_model_act_index(const dt_model_t *m, int p) {
+  return p >= DT_LAYER_MODEL_INPUT ? p + 1 : m->nlayers + (DT_LAYER_MODEL_INPUT - p);
 }
+
+/* The values layer i reads as its input k. */
+static inline float *dt_model_input_of(const dt_model_t *m, int i, int k) {
+  return m->acts[dt_model_act_index(m, m->layers[i].inputs[k])];
+}
+
+/* Input j's buffer (capacity, in_shapes[j]) and output k's values (batch, outputs[k].shape)
+ * after a forward. */
+float *dt_model_input(const dt_model_t *m, int j);
+const float *dt_model_output(const dt_model_t *m, int k);
+
+/* Copies a batch of samples x (batch, dt_model_input_size) into the inputs: each sample
+ * is the inputs' values one after another (input 0 first). */
+void dt_model_set_inputs(dt_model_t *m, const float *x, int batch);
 
 /* dL/d(input) (batch, in) of the last backward, with input_grad set; else NULL. */
 const float *dt_model_input_grad(const dt_model_t *m);
@@ -157,6 +198,7 @@ int dt_model_check_tail(const dt_model_t *m, int from, dt_error_t *err);
 const float *dt_model_forward_from(dt_model_t *m, int from, int batch, bool training,
                                    dt_rng_t *rng);
 
+/* All inputs' values per sample (the sum over inputs). */
 size_t dt_model_input_size(const dt_model_t *m);
 size_t dt_model_output_size(const dt_model_t *m);
 
