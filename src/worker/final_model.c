@@ -53,7 +53,7 @@ int final_model_save(final_model_opts_t *o, const final_model_run_t *r, const ch
     return 0;
   }
   snprintf(o->written, sizeof o->written, "%s", dir);
-  dt_log_info(r->log, "Model saved to %s (weights: %s); use it with dtrain-worker predict or "
-              "evaluate --model %s", dir, why, dir);
+  dt_log_info(r->log, "Model saved to %s (weights: %s); use it with dtrain-worker %s --model %s",
+              dir, why, r->use ? r->use : "predict or evaluate", dir);
   return 0;
 }

@@ -43,6 +43,7 @@ typedef struct {
   dt_log_t *log;
   long step, epoch;
   target_kind target;
+  const char *use; /* the commands the log line suggests (NULL: "predict or evaluate") */
 } final_model_run_t;
 
 /* Writes the run's model as its final model; `why` describes the weights ("final",

@@ -12,7 +12,9 @@
 #include "dtrain/clock.h"
 #include "dtrain/events.h"
 #include "dtrain/schedule.h"
+#include "final_model.h"
 #include "gan_ckpt.h"
+#include "gan_model.h"
 #include "gan_step.h"
 #include "preempt.h"
 
@@ -36,6 +38,8 @@ typedef struct {
   float *z;        /* (world x batch, latent) the global batch's z */
   float *grid_z;   /* (samples, latent) the fixed z of the sample grid */
   float *grid;     /* (samples, img) */
+  final_model_opts_t final_model; /* train.save_model, train.model_dir */
+  char *preprocess_json;           /* the run's data preprocessing (the discriminator's) */
   bool preempted;
 } gan_run_t;
 
@@ -57,7 +61,8 @@ static int broadcast_params(gan_run_t *r, dt_model_t *m, dt_error_t *err) {
 static int setup(gan_run_t *r, dt_error_t *err) {
   dt_config_t *cfg = r->cfg;
   int rc;
-  if ((rc = run_options_read(cfg, &r->opt, err)) || (rc = ckpt_options_read(cfg, &r->ckpt, err)))
+  if ((rc = run_options_read(cfg, &r->opt, err)) || (rc = ckpt_options_read(cfg, &r->ckpt, err)) ||
+      (rc = final_model_read(cfg, &r->final_model, err)))
     return rc;
   if (r->opt.ps)
     return dt_error_set(err, DT_ERR_CONFIG,
@@ -117,7 +122,8 @@ static int setup(gan_run_t *r, dt_error_t *err) {
   r->z = malloc(sizeof *r->z * world * (size_t)batch * latent);
   r->grid_z = malloc(sizeof *r->grid_z * (size_t)gan->opt.samples * latent);
   r->grid = malloc(sizeof *r->grid * (size_t)gan->opt.samples * gan->img);
-  if (!r->perm || !r->real || !r->z || !r->grid_z || !r->grid)
+  r->preprocess_json = run_data_preprocess_json(&r->data);
+  if (!r->perm || !r->real || !r->z || !r->grid_z || !r->grid || !r->preprocess_json)
     return dt_error_set(err, DT_ERR_NOMEM, "out of memory setting up the GAN run");
 
   /* The same seeds on every rank; rank 0's parameters are broadcast anyway. */
@@ -131,8 +137,10 @@ static int setup(gan_run_t *r, dt_error_t *err) {
   /* z of the whole global batch from one stream that every rank follows, each taking
    * its slice: N ranks train on the z that one rank with N times the batch would. */
   dt_rng_seed(&r->pos.zrng, dt_rng_mix(r->opt.seed, 0x9a27));
+  /* The grid's z are those `dtrain-worker generate --seed <train.seed>` draws, so the
+   * last grid is what the saved generator makes of its first `samples` draws. */
   dt_rng_t grid;
-  dt_rng_seed(&grid, dt_rng_mix(r->opt.seed, 0x67a1d));
+  dt_rng_seed(&grid, r->opt.seed);
   gan_sample_z(gan, &grid, r->grid_z, (int)gan->opt.samples);
   progress_init(&r->progress, r->log.out,
                 dt_log_enabled(&r->log) ? r->cli->flags->progress : PROGRESS_OFF,
@@ -223,6 +231,13 @@ static void log_samples(gan_run_t *r, long epoch) {
   free(px);
 }
 
+/* The generator and the discriminator as saved models (gan_model.h). */
+static int save_models(gan_run_t *r, const char *why, bool average_states, dt_error_t *err) {
+  gan_model_run_t mr = {r->comm, r->preprocess_json, r->tlog.dir, &r->log, r->pos.step,
+                        r->pos.epoch};
+  return gan_model_save(&r->final_model, r->cfg, &mr, &r->gan, why, average_states, err);
+}
+
 static void save_or_warn(gan_run_t *r, const char *why, int *failures) {
   dt_error_t err = {0};
   gan_ckpt_env_t env = ckpt_env(r);
@@ -307,11 +322,17 @@ static int train(gan_run_t *r, dt_error_t *err) {
       if (stop) {
         progress_end(&r->progress);
         dt_log_warn(&r->log, "stop signal: stopping after step %ld", pos->step);
-        if (!r->ckpt.dir[0])
+        /* The checkpoint first: it keeps each rank's own layer state, which the saved
+         * models then replace by the ranks' average. */
+        gan_ckpt_env_t env = ckpt_env(r);
+        if (r->ckpt.dir[0] && (rc = gan_ckpt_save(&env, &r->gan, pos, "preempted", err)))
+          return rc;
+        char why[96];
+        snprintf(why, sizeof why, "step %ld (stopped by a signal)", pos->step);
+        if ((rc = save_models(r, why, true, err))) return rc;
+        if (!r->ckpt.dir[0] && !r->final_model.written[0])
           return dt_error_set(err, DT_ERR_STATE, "stopped by a signal at step %ld without a "
                               "checkpoint: set checkpoint.dir to keep the progress", pos->step);
-        gan_ckpt_env_t env = ckpt_env(r);
-        if ((rc = gan_ckpt_save(&env, &r->gan, pos, "preempted", err))) return rc;
         r->preempted = true;
         return 0;
       }
@@ -328,7 +349,11 @@ static int train(gan_run_t *r, dt_error_t *err) {
   if (failures)
     dt_log_warn(&r->log, "%d checkpoint(s) could not be written (see the errors above)",
                 failures);
-  return 0;
+  /* Also after a resume with nothing left to train: the models are still written. The
+   * layers' state was averaged over the ranks at the end of the last epoch. */
+  char why[64];
+  snprintf(why, sizeof why, "final, epoch %ld", pos->epoch);
+  return save_models(r, why, false, err);
 }
 
 /* --save-params: G's parameters, then D's, raw little-endian float32. */
@@ -358,6 +383,7 @@ static void free_run(gan_run_t *r) {
   free(r->z);
   free(r->grid_z);
   free(r->grid);
+  free(r->preprocess_json);
 }
 
 int gan_main(dt_config_t *cfg, const gan_cli_t *cli, dt_comm_t *comm, dt_device_t *dev,
@@ -397,9 +423,15 @@ int gan_main(dt_config_t *cfg, const gan_cli_t *cli, dt_comm_t *comm, dt_device_
       rc = train(&r, err);
     }
     train_log_flush(&r.tlog);
-    if (!rc && r.preempted)
+    if (!rc && r.preempted && r.ckpt.dir[0])
       dt_log_info(&r.log, "Stopped by a signal after checkpoint step %ld; continue with --resume",
                   r.pos.step);
+    else if (!rc && r.preempted)
+      dt_log_warn(&r.log, "Stopped by a signal at step %ld without a checkpoint (checkpoint.dir "
+                  "is not set): the generator so far is in %s, but the run cannot be resumed",
+                  r.pos.step, r.final_model.written);
+    if (!rc && r.final_model.failed)
+      dt_log_warn(&r.log, "the GAN's models could not be saved (see the errors above)");
     if (!rc && cli->save_params_path && comm->rank == 0 && !r.preempted)
       rc = save_params(&r, cli->save_params_path, err);
   }

@@ -492,7 +492,8 @@ static ckpt_env_t ckpt_env(trainer_t *t) {
 /* The final model (final_model.h) from the trainer's current weights. */
 static int save_final_model(trainer_t *t, const char *why, bool average_states, dt_error_t *err) {
   final_model_run_t r = {t->comm,  &t->model,    t->cfg,         t->preprocess_json,
-                         t->tlog.dir, &t->log,  t->run.step,     t->run.epoch, t->target};
+                         t->tlog.dir, &t->log,  t->run.step,     t->run.epoch, t->target,
+                         NULL};
   return final_model_save(&t->final_model, &r, why, average_states, err);
 }
 

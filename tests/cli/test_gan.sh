@@ -6,7 +6,11 @@
 #  - SIGKILL at a random step after the first checkpoint, then --resume: the final
 #    parameters of both models are bit-identical to an uninterrupted run's;
 #  - 2 MPI ranks with batch 8 end within a small tolerance of 1 rank with batch 16 (the
-#    same real images and z; both models' gradients averaged).
+#    same real images and z; both models' gradients averaged);
+#  - the run leaves its generator as a saved model (<run>/model) and its discriminator:
+#    `generate --seed <train.seed>` remakes the run's last TensorBoard grid, its output is
+#    (16, 28, 28, 1) in [0, 1] and the same for a seed, `export` writes an ONNX file that
+#    ONNX Runtime runs; a resume with nothing left to train and a SIGTERM stop write it too.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ckpt.sh"
 source "$(dirname "$0")/mpi.sh"
@@ -57,6 +61,7 @@ seed = 3
 threads = 1
 [tensorboard]
 enabled = false
+logdir = $TMP/runs
 EOF
 }
 gan_config 0.2 >"$TMP/gan.ini"
@@ -108,6 +113,49 @@ assert im.shape == (3 * 29 + 1, 3 * 29 + 1), im.shape
 assert im[1:29, 1:29].std() > 0, "a blank sample"
 EOF
 
+# The run's saved models: the generator remakes the last grid from generate's z for
+# seed train.seed (its first 9 of 16 samples; the grid is rounded to 8 bits).
+GM="$TMP/tb/gan/model"
+[ -f "$GM/manifest.json" ] && [ -f "$TMP/tb/gan/discriminator/manifest.json" ] && pass ||
+  fail "no saved generator and discriminator in $TMP/tb/gan: $(ls "$TMP/tb/gan")"
+grep -qF "Model saved to $GM (weights: generator, final, epoch 2)" <<<"$out" && pass ||
+  fail "no 'Model saved to $GM' line: $out"
+for s in 3 3b 4; do
+  "$WORKER" generate --model "$GM" -o "$TMP/s$s.npy" --count 16 --seed "${s%b}" -q ||
+    fail "generate --seed ${s%b} from the GAN's model"
+done
+cmp -s "$TMP/s3.npy" "$TMP/s3b.npy" && pass || fail "generate --seed 3 twice differs"
+"$PY" - "$TMP/tb/gan/train" "$TMP/s3.npy" "$TMP/s4.npy" <<'EOF' && pass || fail "generate vs the run's grid"
+import io, sys
+import numpy as np
+from PIL import Image
+from tensorboard.backend.event_processing import event_accumulator as ea
+acc = ea.EventAccumulator(sys.argv[1], size_guidance={"images": 0})
+acc.Reload()
+grid = np.asarray(Image.open(io.BytesIO(acc.Images("generated")[-1].encoded_image_string)))
+tiles = np.stack([grid[1 + k // 3 * 29:][:28, 1 + k % 3 * 29:][:, :28] for k in range(9)])
+s, other = np.load(sys.argv[2]), np.load(sys.argv[3])
+assert s.shape == (16, 28, 28, 1) and s.dtype == np.float32, (s.shape, s.dtype)
+assert 0 <= s.min() and s.max() <= 1 and s.std() > 0, (s.min(), s.max())
+d = np.abs(tiles / 255.0 - s[:9, :, :, 0]).max()
+assert d <= 0.5 / 255 + 1e-4, d  # the PNG's rounding
+assert np.abs(tiles / 255.0 - other[:9, :, :, 0]).max() > 0.05, "seed 4 gives the same images"
+EOF
+"$WORKER" export --model "$GM" -o "$TMP/g.onnx" >/dev/null && [ -s "$TMP/g.onnx" ] && pass ||
+  fail "export of the GAN's generator"
+if "$PY" -c "import onnxruntime" 2>/dev/null; then
+  "$PY" - "$TMP/g.onnx" <<'EOF' && pass || fail "ONNX Runtime on the exported generator"
+import sys
+import numpy as np, onnxruntime as ort
+sess = ort.InferenceSession(sys.argv[1])
+z = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+y = sess.run(None, {sess.get_inputs()[0].name: z})[0]
+assert y.shape == (5, 28, 28, 1) and 0 <= y.min() and y.max() <= 1, (y.shape, y.min(), y.max())
+EOF
+else
+  echo "skipped: ONNX Runtime check of the exported generator (no onnxruntime)"
+fi
+
 # SIGKILL + resume is bit-exact.
 EP=(--set train.epochs=60)
 CK=(--set checkpoint.every_steps=7 --set checkpoint.keep_last=2)
@@ -126,12 +174,37 @@ echo "killed at $(cat "$K/latest")"
 ls "$K/$(cat "$K/latest")" | tr '\n' ' '
 echo
 "$WORKER" "${ARGS[@]}" "${EP[@]}" "${CK[@]}" --set checkpoint.dir="$K" --resume \
-  --save-params "$TMP/k.bin" >"$TMP/k.log" 2>&1 || fail "resume after SIGKILL: $(cat "$TMP/k.log")"
+  --set train.model_dir="$TMP/mk" --save-params "$TMP/k.bin" >"$TMP/k.log" 2>&1 ||
+  fail "resume after SIGKILL: $(cat "$TMP/k.log")"
 grep -q "^Resumed from $K/ckpt-" "$TMP/k.log" && pass || fail "no 'Resumed from': $(cat "$TMP/k.log")"
 expect_same "GAN: SIGKILL + resume vs uninterrupted" "$TMP/ref.bin" "$TMP/k.bin"
 # Both models are in the dump: G has 8*32+32 + 32*784+784 parameters, D 784*16+16 + 17.
 [ "$(stat -c %s "$TMP/ref.bin")" -eq $(((288 + 25872 + 12560 + 17) * 4)) ] && pass ||
   fail "the parameter dump is not G's and D's parameters"
+# A resume with nothing left to train still writes the models, the same ones.
+"$WORKER" "${ARGS[@]}" "${EP[@]}" "${CK[@]}" --set checkpoint.dir="$K" --resume \
+  --set train.model_dir="$TMP/mk2" >"$TMP/k2.log" 2>&1 || fail "resume at the end: $(cat "$TMP/k2.log")"
+grep -qF "Model saved to $TMP/mk2 (weights: generator, final, epoch 60)" "$TMP/k2.log" &&
+  [ -f "$TMP/mk2-discriminator/manifest.json" ] && pass ||
+  fail "no models after a resume at the end: $(cat "$TMP/k2.log")"
+"$WORKER" generate --model "$TMP/mk" -o "$TMP/mk.npy" --count 4 -q &&
+  "$WORKER" generate --model "$TMP/mk2" -o "$TMP/mk2.npy" --count 4 -q &&
+  cmp -s "$TMP/mk.npy" "$TMP/mk2.npy" && pass ||
+  fail "the models of the run and of its resume at the end differ"
+
+# SIGTERM: a checkpoint, and the generator of the last step as a saved model.
+T="$TMP/t"
+"$WORKER" "${ARGS[@]}" --set train.epochs=100000 "${CK[@]}" --set checkpoint.dir="$T" \
+  --set train.model_dir="$TMP/mt" >"$TMP/term.log" 2>&1 &
+pid=$!
+wait_for_step "$T" 7 50 120 || fail "no checkpoint within 120 s: $(cat "$TMP/term.log")"
+kill -TERM $pid
+wait $pid
+status=$?
+[ $status -eq 0 ] &&
+  grep -qE "^Model saved to $TMP/mt \(weights: generator, step [0-9]+ \(stopped by a signal\)\)" \
+    "$TMP/term.log" && "$WORKER" generate --model "$TMP/mt" -o "$TMP/mt.npy" --count 2 -q && pass ||
+  fail "SIGTERM: exit $status, no usable generator: $(tail -4 "$TMP/term.log")"
 
 # 2 ranks x batch 8 = 1 rank x batch 16 (no dropout: the ranks' noise streams differ).
 # shellcheck disable=SC2046
