@@ -635,6 +635,10 @@ static int write_file(const char *path, const void *data, size_t len, dt_error_t
 
 int dt_keras_export(const dt_model_t *m, dt_config_t *cfg, const float *params,
                     const float *states, const char *path, dt_error_t *err) {
+  if (m->nin > 1 || m->nout > 1)
+    return dt_error_set(err, DT_ERR_ARG,
+                        "Keras export '%s': the model has %d inputs and %d outputs; the exporter "
+                        "takes one of each", path, m->nin, m->nout);
   export_t x = {m, cfg, calloc((size_t)m->nlayers * 2 + 1, sizeof(node_t)), 0, false,
                 calloc((size_t)m->nlayers * 2 + 1, sizeof(int))};
   int *node_of = calloc((size_t)m->nlayers + 1, sizeof(int));
