@@ -262,6 +262,9 @@ int ckpt_save(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, const dt_op
   dt_comm_t *comm = env->comm;
   const char *root = env->opt->dir;
   double start = dt_now_s();
+  /* Old checkpoints are removed beside training, not in its time (the process still
+   * waits for that before it exits or looks at checkpoints again). */
+  dt_ckpt_prune_in_background(true);
   char name[64], tmp[DT_CKPT_PATH_MAX + 80];
   checkpoint_name(rs->step, name, sizeof name);
   snprintf(tmp, sizeof tmp, "%s/.tmp-%s", root, name);
