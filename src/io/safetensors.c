@@ -108,9 +108,11 @@ int dt_safetensors_encode_parts(const dt_param_info_t *tensors, int n, const flo
   return 0;
 }
 
-int dt_safetensors_write(const char *dir, const char *file, const dt_param_info_t *tensors, int n,
-                         const float *const *bases, const char *const *meta, uint64_t *size,
-                         uint32_t *crc, dt_error_t *err) {
+/* The file's pieces (header, then the tensors' memory), written into DIR/FILE as a
+ * standalone fsync'd file, or with w into w's checkpoint (fsync'd at its commit). */
+static int write_st(dt_ckpt_writer_t *w, const char *dir, const char *file,
+                    const dt_param_info_t *tensors, int n, const float *const *bases,
+                    const char *const *meta, uint64_t *size, uint32_t *crc, dt_error_t *err) {
   void *head;
   size_t head_len;
   int rc = dt_safetensors_head(tensors, n, meta, &head, &head_len, err);
@@ -132,20 +134,23 @@ int dt_safetensors_write(const char *dir, const char *file, const dt_param_info_
     else
       pieces[np++] = (dt_ckpt_piece_t){p, bytes};
   }
-  rc = dt_ckpt_write_pieces(dir, file, pieces, np, size, crc, err);
+  rc = w ? dt_ckpt_add_pieces(w, file, pieces, np, size, err)
+         : dt_ckpt_write_pieces(dir, file, pieces, np, size, crc, err);
   free(pieces);
   free(head);
   return rc;
 }
 
+int dt_safetensors_write(const char *dir, const char *file, const dt_param_info_t *tensors, int n,
+                         const float *const *bases, const char *const *meta, uint64_t *size,
+                         uint32_t *crc, dt_error_t *err) {
+  return write_st(NULL, dir, file, tensors, n, bases, meta, size, crc, err);
+}
+
 int dt_ckpt_add_safetensors(dt_ckpt_writer_t *w, const char *file, const dt_param_info_t *tensors,
                             int n, const float *const *bases, const char *const *meta,
                             uint64_t *size, dt_error_t *err) {
-  uint64_t len = 0;
-  uint32_t crc = 0;
-  int rc = dt_safetensors_write(dt_ckpt_tmp_dir(w), file, tensors, n, bases, meta, &len, &crc, err);
-  if (size) *size = len;
-  return rc ? rc : dt_ckpt_add_record(w, file, len, crc, err);
+  return write_st(w, dt_ckpt_tmp_dir(w), file, tensors, n, bases, meta, size, NULL, err);
 }
 
 /* Parses the header of a safetensors file; *data_start is where the data begin. */

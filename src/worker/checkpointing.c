@@ -172,9 +172,11 @@ static int add_optimizer(const parts_t *p, dt_ckpt_writer_t *w, size_t *bytes, d
   return rc;
 }
 
-/* This rank's own file, written into dir; its size and CRC32C for rank 0's manifest. */
-static int write_rank(const parts_t *p, const char *dir, const char *file, uint64_t *size,
-                      uint32_t *crc, dt_error_t *err) {
+/* This rank's own file, written into dir; its size and CRC32C for rank 0's manifest.
+ * Rank 0 passes its writer w instead: the file is recorded at once and fsync'd at
+ * commit with the others (*crc is then not set). */
+static int write_rank(const parts_t *p, dt_ckpt_writer_t *w, const char *dir, const char *file,
+                      uint64_t *size, uint32_t *crc, dt_error_t *err) {
   const run_state_t *rs = p->rs;
   char rank[16], world[16], rng[96], sums[3][32], batches[32];
   snprintf(rank, sizeof rank, "%d", p->env->comm->rank);
@@ -193,7 +195,8 @@ static int write_rank(const parts_t *p, const char *dir, const char *file, uint6
   const float **bases = malloc(sizeof *bases * (size_t)(n > 0 ? n : 1));
   if (!bases) return dt_error_set(err, DT_ERR_NOMEM, "out of memory writing a checkpoint");
   for (int i = 0; i < n; i++) bases[i] = p->states;
-  int rc = dt_safetensors_write(dir, file, p->m->states, n, bases, meta, size, crc, err);
+  int rc = w ? dt_ckpt_add_safetensors(w, file, p->m->states, n, bases, meta, size, err)
+             : dt_safetensors_write(dir, file, p->m->states, n, bases, meta, size, crc, err);
   free(bases);
   return rc;
 }
@@ -262,6 +265,9 @@ int ckpt_save(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, const dt_op
   dt_comm_t *comm = env->comm;
   const char *root = env->opt->dir;
   double start = dt_now_s();
+  /* Old checkpoints are removed beside training, not in its time (the process still
+   * waits for that before it exits or looks at checkpoints again). */
+  dt_ckpt_prune_in_background(true);
   char name[64], tmp[DT_CKPT_PATH_MAX + 80];
   checkpoint_name(rs->step, name, sizeof name);
   snprintf(tmp, sizeof tmp, "%s/.tmp-%s", root, name);
@@ -301,7 +307,7 @@ int ckpt_save(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, const dt_op
   char file[64];
   snprintf(file, sizeof file, "rank-%d.safetensors", comm->rank);
   uint32_t fcrc = 0;
-  rc = write_rank(&p, tmp, file, &len, &fcrc, &local);
+  rc = write_rank(&p, w, tmp, file, &len, &fcrc, &local);
   rank_record_t mine = {rc != 0, len, fcrc};
   if (rc) dt_log_warn(env->log, "checkpoint %s: %s", name, local.msg);
   rank_record_t *all = malloc(sizeof *all * (size_t)comm->world);
@@ -327,7 +333,8 @@ int ckpt_save(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, const dt_op
                                         "(its message is above)", bad_rank);
       dt_ckpt_abort(w);
     } else {
-      for (int r = 0; r < comm->world && !rc; r++) {
+      /* Rank 0's own record is in already (write_rank), first as before. */
+      for (int r = 1; r < comm->world && !rc; r++) {
         snprintf(file, sizeof file, "rank-%d.safetensors", r);
         rc = dt_ckpt_add_record(w, file, all[r].size, (uint32_t)all[r].crc, err);
       }

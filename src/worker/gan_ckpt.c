@@ -165,6 +165,7 @@ static int write_all(const gan_ckpt_env_t *env, gan_t *gan, const gan_position_t
 int gan_ckpt_save(const gan_ckpt_env_t *env, gan_t *gan, const gan_position_t *pos,
                   const char *why, dt_error_t *err) {
   dt_comm_t *comm = env->comm;
+  dt_ckpt_prune_in_background(true); /* as ckpt_save: pruning beside training */
   rank_part_t mine = {{pos->rng.s[0], pos->rng.s[1], pos->rng.s[2], pos->rng.s[3]},
                       {pos->sums[0], pos->sums[1], pos->sums[2], pos->sums[3]},
                       (double)pos->batches};

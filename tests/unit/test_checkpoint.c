@@ -770,6 +770,48 @@ static void test_one_pass(void) {
   root[root_len] = '\0';
 }
 
+/* Pruning in a background thread (dt_ckpt_prune_in_background): the same directories
+ * remain as with pruning in line, as seen by the next dt_ckpt_* call (which waits for
+ * the thread) and after dt_ckpt_wait_background; the files written through the writer
+ * (fsync'd together at commit) verify. Runs in root/bg. */
+static void test_background_prune(void) {
+  dt_error_t err = {0};
+  char dir[DT_CKPT_PATH_MAX], sub[600];
+  dt_log_t log = dt_log_make(0, 1);
+  log.quiet = true;
+  size_t root_len = strlen(root);
+  snprintf(root + root_len, sizeof root - root_len, "/bg");
+  CHECK_INT_EQ(mkdir(root, 0755), 0);
+  dt_ckpt_prune_in_background(true);
+  CHECK_INT_EQ(commit("ckpt-01", 1.0f, 2, &err), 0);
+  CHECK_INT_EQ(dt_ckpt_set_best(root, "ckpt-01", &err), 0);
+  for (int i = 2; i <= 6; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "ckpt-%02d", i);
+    CHECK_INT_EQ(commit(name, (float)i, 2, &err), 0);
+    /* find waits for the pruning that commit started: the older ones are gone. */
+    CHECK_INT_EQ(dt_ckpt_find_latest(root, &log, dir, &err), 0);
+    CHECK_STR_CONTAINS(dir, name);
+    if (i >= 4) {
+      snprintf(name, sizeof name, "ckpt-%02d", i - 2);
+      CHECK(!path_exists(name));
+    }
+  }
+  dt_ckpt_wait_background();
+  CHECK(path_exists("ckpt-01/model.safetensors")); /* `best` */
+  CHECK(!path_exists("ckpt-02") && !path_exists("ckpt-03") && !path_exists("ckpt-04"));
+  CHECK(path_exists("ckpt-05/model.safetensors") && path_exists("ckpt-06/model.safetensors"));
+  for (int i = 5; i <= 6; i++) {
+    snprintf(sub, sizeof sub, "%s/ckpt-%02d", root, i);
+    CHECK_INT_EQ(dt_ckpt_verify(sub, &err), 0);
+  }
+  /* Off again: commit prunes before it returns. */
+  dt_ckpt_prune_in_background(false);
+  CHECK_INT_EQ(commit("ckpt-07", 7.0f, 2, &err), 0);
+  CHECK(!path_exists("ckpt-05") && path_exists("ckpt-06") && path_exists("ckpt-07"));
+  root[root_len] = '\0';
+}
+
 int main(void) {
   snprintf(root, sizeof root, "%s/dtrain-ckpt-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   if (!mkdtemp(root)) {
@@ -785,6 +827,7 @@ int main(void) {
   test_resume_on_fresh_volume();
   test_hostile_checkpoint_files();
   test_one_pass();
+  test_background_prune();
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);

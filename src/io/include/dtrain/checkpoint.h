@@ -71,7 +71,13 @@ typedef struct {
 int dt_ckpt_write_pieces(const char *dir, const char *file, const dt_ckpt_piece_t *pieces, int n,
                          uint64_t *size, uint32_t *crc, dt_error_t *err);
 
-/* Writes FILE into the checkpoint and records it in the manifest. */
+/* Writes FILE into the checkpoint from n pieces (as dt_ckpt_write_pieces) and records
+ * it in the manifest; *size (may be NULL) gets its length. The file is fsync'd by
+ * dt_ckpt_commit, together with the others, before the manifest is written. */
+int dt_ckpt_add_pieces(dt_ckpt_writer_t *w, const char *file, const dt_ckpt_piece_t *pieces,
+                       int n, uint64_t *size, dt_error_t *err);
+
+/* Writes FILE into the checkpoint and records it in the manifest (fsync'd at commit). */
 int dt_ckpt_add_file(dt_ckpt_writer_t *w, const char *file, const void *data, size_t len,
                      dt_error_t *err);
 
@@ -93,6 +99,17 @@ int dt_ckpt_commit(dt_ckpt_writer_t *w, const char *info, int keep_last, dt_erro
 
 /* Gives up: removes the temporary directory and frees w. */
 void dt_ckpt_abort(dt_ckpt_writer_t *w);
+
+/* With on, dt_ckpt_commit removes the checkpoints that keep_last no longer keeps in a
+ * background thread instead of before it returns (the training thread does not wait
+ * for the file system to free them). Every dt_ckpt_* call that reads or changes a
+ * checkpoint root (begin, commit, set_best, find) first waits for that thread, and so
+ * does the process's exit: what the API sees is the same as with pruning in line.
+ * Off by default; process-wide. */
+void dt_ckpt_prune_in_background(bool on);
+
+/* Waits until the background pruning (if any) is finished. */
+void dt_ckpt_wait_background(void);
 
 /* Points ROOT/best at NAME (atomically, like `latest`). */
 int dt_ckpt_set_best(const char *root, const char *name, dt_error_t *err);
