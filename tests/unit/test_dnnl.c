@@ -294,47 +294,6 @@ static void test_param_copies(dt_device_t *dev) {
   free(params), free(plain), free(x), free(dy);
 }
 
-/* Max pooling on oneDNN (windows that do not overlap) against ours (the conv_blas
- * device): the same bits forward and backward, with ties (values on a coarse grid, the
- * first maximum wins in both), negative values next to padding, and leftover rows; and
- * the index buffer holds oneDNN's workspace, not our indices (the path is taken). */
-static void test_max_pool(dt_device_t *dev, int threads) {
-  const dt_conv_geom_t geoms[] = {
-      /* ih iw ic oh ow oc kh kw sh sw dh dw ph pw */
-      {28, 28, 32, 14, 14, 32, 2, 2, 2, 2, 1, 1, 0, 0},
-      {7, 9, 5, 3, 3, 5, 3, 3, 3, 3, 1, 1, 1, 0}, /* padded ("same") and leftover */
-      {9, 9, 17, 3, 3, 17, 2, 2, 3, 3, 1, 1, 0, 0}, /* stride beyond the window */
-  };
-  dt_device_t *ours;
-  dt_error_t err = {0};
-  CHECK(dt_device_create(&(dt_device_options_t){.cpu.conv_blas = true}, &ours, &err) == 0);
-  CHECK(dt_device_set_threads(ours, threads, &err) == 0);
-  dt_rng_t rng;
-  dt_rng_seed(&rng, 11);
-  enum { BATCH = 3 };
-  for (size_t t = 0; t < sizeof geoms / sizeof *geoms; t++) {
-    const dt_conv_geom_t *g = &geoms[t];
-    const size_t in = (size_t)BATCH * g->ih * g->iw * g->ic;
-    const size_t out = (size_t)BATCH * g->oh * g->ow * g->ic;
-    float *x = malloc(in * 4), *dy = malloc(out * 4);
-    float *y1 = malloc(out * 4), *y2 = malloc(out * 4), *dx1 = malloc(in * 4),
-          *dx2 = malloc(in * 4);
-    int32_t *i1 = calloc(out, 4), *i2 = calloc(out, 4);
-    for (size_t i = 0; i < in; i++) x[i] = (float)(dt_rng_below(&rng, 7)) - 5.0f; /* ties */
-    fill(&rng, dy, out);
-    for (size_t i = 0; i < in; i++) dx1[i] = dx2[i] = 99.0f; /* every value is written */
-    dt_device_pool2d_forward(ours->stream, DT_POOL_MAX, g, BATCH, x, y1, i1);
-    dt_device_pool2d_backward(ours->stream, DT_POOL_MAX, g, BATCH, dy, dx1, i1);
-    dt_device_pool2d_forward(dev->stream, DT_POOL_MAX, g, BATCH, x, y2, i2);
-    dt_device_pool2d_backward(dev->stream, DT_POOL_MAX, g, BATCH, dy, dx2, i2);
-    CHECK(memcmp(y1, y2, out * 4) == 0);
-    CHECK(memcmp(dx1, dx2, in * 4) == 0);
-    CHECK(memcmp(i1, i2, out * 4) != 0);
-    free(x), free(dy), free(y1), free(y2), free(dx1), free(dx2), free(i1), free(i2);
-  }
-  dt_device_destroy(ours);
-}
-
 static void test_errors(void) {
   dt_device_t *dev;
   dt_error_t err = {0};
@@ -371,7 +330,6 @@ int main(void) {
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) test_shape(dev, &shapes[i], bf16);
     if (bf16) test_gemm_bf16(dev);
     if (bf16) test_param_copies(dev);
-    test_max_pool(dev, threads);
   }
   dt_device_destroy(dev);
   test_errors();

@@ -70,7 +70,6 @@ static int set_math(dt_device_t *dev, const dt_device_math_t *m, dt_error_t *err
                         "bf16 convolutions run on oneDNN only: set train.conv = auto or onednn");
   st->bf16 = bf16;
   st->conv_onednn = m->conv == DT_CONV_ONEDNN || (m->conv == DT_CONV_AUTO && !st->conv_blas);
-  st->pool_onednn = st->conv_onednn;
   return 0;
 }
 
@@ -217,7 +216,6 @@ int dt_cpu_device_init(dt_device_t *dev, const dt_device_options_t *opt, dt_erro
   st->no_bf16 = opt->cpu.no_bf16;
   st->conv_blas = opt->cpu.conv_blas;
   st->conv_onednn = !st->conv_blas; /* train.conv = auto until set_math says otherwise */
-  st->pool_onednn = st->conv_onednn;
   int rc = dt_cpu_pool_create(1, &st->pool, err);
   if (!rc && (rc = dt_cpu_dnnl_create(&st->dnnl, err))) dt_cpu_pool_destroy(st->pool);
   if (rc) {

@@ -51,7 +51,6 @@ typedef struct {
   dt_cpu_pool_t *pool; /* the compute threads (set_threads; 1 at creation) */
   struct dt_cpu_dnnl *dnnl; /* oneDNN's engine and primitive cache (dnnl.c) */
   bool conv_onednn;         /* convolutions on oneDNN (train.conv) */
-  bool pool_onednn;         /* max pooling on oneDNN where it can (with conv_onednn) */
   bool bf16;                /* GEMM and convolution inputs in bfloat16 (train.precision) */
   bool no_bf16;             /* the test switch: pretend the CPU has no bf16 */
   bool conv_blas;           /* the conv_blas option: train.conv = auto means im2col */
@@ -83,13 +82,6 @@ bool dt_cpu_dnnl_conv_forward(dt_cpu_dnnl_t *d, const dt_conv_desc_t *c, int bat
 bool dt_cpu_dnnl_conv_backward(dt_cpu_dnnl_t *d, const dt_conv_desc_t *c, int batch, bool bf16,
                                const float *x, const float *w, const float *dy, float *dw,
                                float *dx);
-/* Max pooling on oneDNN, for windows that do not overlap; the index buffer holds
- * oneDNN's workspace instead of our indices, so a shape pooled forward here is pooled
- * backward here too (the choice depends only on the shape and train.conv). */
-bool dt_cpu_dnnl_max_pool_forward(dt_cpu_dnnl_t *d, const dt_conv_geom_t *g, int batch,
-                                  const float *x, float *y, int32_t *ws);
-bool dt_cpu_dnnl_max_pool_backward(dt_cpu_dnnl_t *d, const dt_conv_geom_t *g, int batch,
-                                   const float *dy, float *dx, const int32_t *ws);
 /* dtrain/device.h's params_begin: the bf16 copies of parameters in [params, params +
  * n) made before are stale; n = 0 forgets the buffer. */
 void dt_cpu_dnnl_params_begin(dt_cpu_dnnl_t *d, const float *params, size_t n);

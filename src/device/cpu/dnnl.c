@@ -66,16 +66,6 @@ typedef struct {
   void *buf_a, *buf_b;
 } gemm_entry_t;
 
-/* One max pooling shape (windows that do not overlap): forward for training with its
- * workspace (where the maxima are; u8 or s32 per output), and backward from it. */
-typedef struct {
-  dt_conv_geom_t g;
-  int batch;
-  bool ok;
-  dnnl_primitive_t fwd, bwd;
-  dnnl_memory_t f_src, f_dst, f_ws, b_ddst, b_ws, b_dsrc;
-} pool_entry_t;
-
 /* Parameter buffers named by params_begin (dtrain/device.h): their values hold until
  * the next params_begin of the same buffer, whose stamp then changes. */
 typedef struct {
@@ -105,8 +95,6 @@ struct dt_cpu_dnnl {
   uint64_t stamps; /* the last stamp given out */
   param_copy_t *copies;
   size_t ncopies, capcopies;
-  pool_entry_t **pools;
-  size_t npools, cappools;
   conv_entry_t **convs;
   size_t nconvs, capconvs;
   gemm_entry_t **gemms;
@@ -175,21 +163,10 @@ static void gemm_release(gemm_entry_t *e) {
   free(e);
 }
 
-static void pool_release(pool_entry_t *e) {
-  if (!e) return;
-  if (e->fwd) dnnl_primitive_destroy(e->fwd);
-  if (e->bwd) dnnl_primitive_destroy(e->bwd);
-  dnnl_memory_t mems[] = {e->f_src, e->f_dst, e->f_ws, e->b_ddst, e->b_ws, e->b_dsrc};
-  for (size_t i = 0; i < sizeof mems / sizeof *mems; i++) mem_release(mems[i]);
-  free(e);
-}
-
 void dt_cpu_dnnl_destroy(dt_cpu_dnnl_t *d) {
   if (!d) return;
   for (size_t i = 0; i < d->ncopies; i++) free(d->copies[i].buf);
   free(d->copies);
-  for (size_t i = 0; i < d->npools; i++) pool_release(d->pools[i]);
-  free(d->pools);
   for (size_t i = 0; i < d->nconvs; i++) conv_release(d->convs[i]);
   for (size_t i = 0; i < d->ngemms; i++) gemm_release(d->gemms[i]);
   free(d->convs);
@@ -507,117 +484,6 @@ bool dt_cpu_dnnl_conv_backward(dt_cpu_dnnl_t *d, const dt_conv_desc_t *c, int ba
     /* The forward primitive of the transposed layer has no bias argument. */
     run_fwd(d, e, dy, w, NULL, dx);
   }
-  return true;
-}
-
-/* ---- max pooling ---- */
-
-static bool pool_make(dt_cpu_dnnl_t *d, pool_entry_t *e) {
-  const dt_conv_geom_t *g = &e->g;
-  dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
-  const dnnl_dims_t src = {e->batch, g->ic, g->ih, g->iw};
-  const dnnl_dims_t dst = {e->batch, g->ic, g->oh, g->ow};
-  const dnnl_dims_t strides = {g->sh, g->sw}, kernel = {g->kh, g->kw};
-  const dnnl_dims_t pad_l = {g->ph, g->pw};
-  dnnl_dims_t pad_r = {(g->oh - 1) * g->sh + g->kh - g->ih - g->ph,
-                       (g->ow - 1) * g->sw + g->kw - g->iw - g->pw};
-  for (int i = 0; i < 2; i++)
-    if (pad_r[i] < 0) pad_r[i] = 0;
-  dnnl_memory_desc_t src_md, dst_md, ws_md;
-  TRY(dnnl_memory_desc_init_by_tag(&src_md, 4, src, dnnl_f32, dnnl_nhwc));
-  TRY(dnnl_memory_desc_init_by_tag(&dst_md, 4, dst, dnnl_f32, dnnl_nhwc));
-  dnnl_pooling_desc_t fd, bd;
-  TRY(dnnl_pooling_forward_desc_init(&fd, dnnl_forward_training, dnnl_pooling_max, &src_md,
-                                     &dst_md, strides, kernel, pad_l, pad_r));
-  TRY(dnnl_primitive_desc_create(&fpd, &fd, NULL, d->engine, NULL));
-  TRY(dnnl_pooling_backward_desc_init(&bd, dnnl_pooling_max, &src_md, &dst_md, strides, kernel,
-                                      pad_l, pad_r));
-  TRY(dnnl_primitive_desc_create(&bpd, &bd, NULL, d->engine, fpd));
-  TRY(query_md(fpd, dnnl_query_workspace_md, &ws_md));
-  /* The workspace lives in the caller's index buffer: one int32 per output. */
-  if (dnnl_memory_desc_get_size(&ws_md) >
-      (size_t)e->batch * g->oh * g->ow * g->ic * sizeof(int32_t))
-    goto fail;
-  TRY(dnnl_primitive_create(&e->fwd, fpd));
-  TRY(dnnl_primitive_create(&e->bwd, bpd));
-  TRY(memory_of(&e->f_src, &src_md, d->engine, NULL));
-  TRY(memory_of(&e->f_dst, &dst_md, d->engine, NULL));
-  TRY(memory_of(&e->f_ws, &ws_md, d->engine, NULL));
-  TRY(memory_of(&e->b_ddst, &dst_md, d->engine, NULL));
-  TRY(memory_of(&e->b_ws, &ws_md, d->engine, NULL));
-  TRY(memory_of(&e->b_dsrc, &src_md, d->engine, NULL));
-  dnnl_primitive_desc_destroy(fpd);
-  dnnl_primitive_desc_destroy(bpd);
-  return true;
-fail:
-  if (fpd) dnnl_primitive_desc_destroy(fpd);
-  if (bpd) dnnl_primitive_desc_destroy(bpd);
-  return false;
-}
-
-/* The entry of this shape, made if new; NULL where oneDNN cannot (remembered). */
-static pool_entry_t *pool_get(dt_cpu_dnnl_t *d, const dt_conv_geom_t *g, int batch) {
-  for (size_t i = 0; i < d->npools; i++) {
-    pool_entry_t *e = d->pools[i];
-    if (e->batch == batch && memcmp(&e->g, g, sizeof *g) == 0) return e->ok ? e : NULL;
-  }
-  if (d->npools == d->cappools) {
-    size_t cap = d->cappools ? 2 * d->cappools : 8;
-    pool_entry_t **p = realloc(d->pools, cap * sizeof *p);
-    if (!p) return NULL;
-    d->pools = p;
-    d->cappools = cap;
-  }
-  pool_entry_t *e = calloc(1, sizeof *e);
-  if (!e) return NULL;
-  e->g = *g;
-  e->batch = batch;
-  if (!(e->ok = pool_make(d, e))) {
-    pool_entry_t *key = calloc(1, sizeof *key);
-    pool_release(e);
-    if (!key) return NULL;
-    key->g = *g, key->batch = batch;
-    e = key;
-  }
-  d->pools[d->npools++] = e;
-  return e->ok ? e : NULL;
-}
-
-/* Only windows that do not overlap and dilation 1: then every input value gets at most
- * one gradient, so backward is a selection like ours, and the maxima are the first of
- * ties in window order as ours (bit-identical results). */
-static bool pool_fits(const dt_conv_geom_t *g) {
-  return g->sh >= g->kh && g->sw >= g->kw && g->dh == 1 && g->dw == 1 && g->ic == g->oc;
-}
-
-bool dt_cpu_dnnl_max_pool_forward(dt_cpu_dnnl_t *d, const dt_conv_geom_t *g, int batch,
-                                  const float *x, float *y, int32_t *ws) {
-  if (!ws || !pool_fits(g)) return false;
-  pool_entry_t *e = pool_get(d, g, batch);
-  if (!e) return false;
-  omp_set_num_threads(d->threads);
-  dnnl_memory_set_data_handle(e->f_src, (void *)x);
-  dnnl_memory_set_data_handle(e->f_dst, y);
-  dnnl_memory_set_data_handle(e->f_ws, ws);
-  const dnnl_exec_arg_t args[] = {
-      {DNNL_ARG_SRC, e->f_src}, {DNNL_ARG_DST, e->f_dst}, {DNNL_ARG_WORKSPACE, e->f_ws}};
-  execute(d, e->fwd, 3, args);
-  return true;
-}
-
-bool dt_cpu_dnnl_max_pool_backward(dt_cpu_dnnl_t *d, const dt_conv_geom_t *g, int batch,
-                                   const float *dy, float *dx, const int32_t *ws) {
-  if (!ws || !pool_fits(g)) return false;
-  pool_entry_t *e = pool_get(d, g, batch);
-  if (!e) return false;
-  omp_set_num_threads(d->threads);
-  dnnl_memory_set_data_handle(e->b_ddst, (void *)dy);
-  dnnl_memory_set_data_handle(e->b_ws, (void *)ws);
-  dnnl_memory_set_data_handle(e->b_dsrc, dx);
-  const dnnl_exec_arg_t args[] = {{DNNL_ARG_DIFF_DST, e->b_ddst},
-                                  {DNNL_ARG_WORKSPACE, e->b_ws},
-                                  {DNNL_ARG_DIFF_SRC, e->b_dsrc}};
-  execute(d, e->bwd, 3, args);
   return true;
 }
 

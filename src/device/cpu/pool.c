@@ -225,12 +225,6 @@ static size_t sample_grain(size_t in_size) {
 
 void dt_cpu_pool2d_forward(dt_stream_t *s, dt_pool_kind kind, const dt_conv_geom_t *g,
                            int batch, const float *x, float *y, int32_t *idx) {
-  const dt_cpu_state_t *st = s->dev->state;
-  /* With oneDNN on (train.conv), max pooling goes there where it can: the same
-   * values, faster (bench/bench_bf16.sh). */
-  if (kind == DT_POOL_MAX && st->pool_onednn &&
-      dt_cpu_dnnl_max_pool_forward(st->dnnl, g, batch, x, y, idx))
-    return;
   pool_job_t j = {.kind = kind, .g = g, .src = x, .dst = y, .idx = idx,
                   .in_size = (size_t)g->ih * g->iw * g->ic,
                   .out_size = (size_t)g->oh * g->ow * g->ic};
@@ -240,10 +234,6 @@ void dt_cpu_pool2d_forward(dt_stream_t *s, dt_pool_kind kind, const dt_conv_geom
 
 void dt_cpu_pool2d_backward(dt_stream_t *s, dt_pool_kind kind, const dt_conv_geom_t *g,
                             int batch, const float *dy, float *dx, const int32_t *idx) {
-  const dt_cpu_state_t *st = s->dev->state;
-  if (kind == DT_POOL_MAX && st->pool_onednn &&
-      dt_cpu_dnnl_max_pool_backward(st->dnnl, g, batch, dy, dx, idx))
-    return;
   pool_job_t j = {.kind = kind, .g = g, .src = dy, .dst = dx, .cidx = idx,
                   .in_size = (size_t)g->ih * g->iw * g->ic,
                   .out_size = (size_t)g->oh * g->ow * g->ic};
