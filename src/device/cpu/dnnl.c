@@ -604,12 +604,14 @@ static bool gemm_key_equal(const gemm_entry_t *e, const gemm_entry_t *k) {
 }
 
 /* A (rows, cols) operand op(X) of a row-major X with leading dimension ld: its fp32
- * strides, and a compact bf16 layout in the same memory order. */
-static dnnl_status_t operand_mds(int rows, int cols, bool trans, int ld, dnnl_memory_desc_t *f,
-                                 dnnl_memory_desc_t *h) {
+ * strides, and a compact bf16 layout in the same memory order, or with `plain`
+ * row-major whatever the memory order (the reorder then transposes). */
+static dnnl_status_t operand_mds(int rows, int cols, bool trans, int ld, bool plain,
+                                 dnnl_memory_desc_t *f, dnnl_memory_desc_t *h) {
   const dnnl_dims_t dims = {rows, cols};
   const dnnl_dims_t sf = {trans ? 1 : ld, trans ? ld : 1};
-  const dnnl_dims_t sh = {trans ? 1 : cols, trans ? rows : 1};
+  const bool t = trans && !plain;
+  const dnnl_dims_t sh = {t ? 1 : cols, t ? rows : 1};
   dnnl_status_t st = dnnl_memory_desc_init_by_strides(f, 2, dims, dnnl_f32, sf);
   return st != dnnl_success ? st : dnnl_memory_desc_init_by_strides(h, 2, dims, dnnl_bf16, sh);
 }
@@ -620,8 +622,10 @@ static bool gemm_make(dt_cpu_dnnl_t *d, gemm_entry_t *e) {
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t po = NULL;
   dnnl_primitive_desc_t pd = NULL;
-  TRY(operand_mds(e->m, e->k, e->ta == DT_TRANS, e->lda, &af, &ah));
-  TRY(operand_mds(e->k, e->n, e->tb == DT_TRANS, e->ldb, &bf, &bh));
+  /* A transposed A (the weight gradient x^T dy) is copied row-major: oneDNN's AMX
+   * matmul ran that GEMM about 4x slower from the transposed layout (DNNL_VERBOSE). */
+  TRY(operand_mds(e->m, e->k, e->ta == DT_TRANS, e->lda, true, &af, &ah));
+  TRY(operand_mds(e->k, e->n, e->tb == DT_TRANS, e->ldb, false, &bf, &bh));
   TRY(dnnl_memory_desc_init_by_strides(&cf, 2, cdims, dnnl_f32, cstr));
   TRY(dnnl_primitive_attr_create(&attr));
   if (e->alpha != 1.0f) TRY(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &e->alpha));
@@ -682,8 +686,12 @@ bool dt_cpu_dnnl_gemm_bf16(dt_cpu_dnnl_t *d, dt_trans ta, dt_trans tb, int m, in
    * made once per forward pass and reused (the backward-data GEMM of a dense layer
    * reads the same kernel transposed). */
   const bool at = ta == DT_TRANS, bt = tb == DT_TRANS;
-  dnnl_memory_set_data_handle(e->m_src, to_bf16(d, &e->a16, a, at ? k : m, at ? m : k, lda,
-                                                e->buf_a));
+  /* A transposed A is copied transposed (gemm_make), which the parameter copies do not
+   * cover: it is converted every time. */
+  if (at)
+    reorder_into(d, &e->a16, a, e->buf_a);
+  dnnl_memory_set_data_handle(e->m_src, at ? e->buf_a : to_bf16(d, &e->a16, a, m, k, lda,
+                                                                   e->buf_a));
   dnnl_memory_set_data_handle(e->m_wei, to_bf16(d, &e->b16, b, bt ? n : k, bt ? k : n, ldb,
                                                 e->buf_b));
   dnnl_memory_set_data_handle(e->m_dst, c);
