@@ -476,6 +476,7 @@ void dt_model_free(dt_model_t *m) {
   free(m->aux_host);
   /* A model whose build never started has no device (and nothing on one). */
   if (m->dev) {
+    if (m->param_buf) dt_device_params_end(m->dev, m->param_buf);
     dt_device_free(m->dev, m->param_buf);
     dt_device_free(m->dev, m->grad_buf);
     dt_device_free(m->dev, m->state_buf);
@@ -544,6 +545,9 @@ const float *dt_model_forward_from(dt_model_t *m, int from, int batch, bool trai
                                    dt_rng_t *rng) {
   const dt_exec_ctx_t ctx = dt_model_exec_ctx(m, training, rng);
   m->training = training;
+  /* The parameters may have changed since the last pass (an optimizer step, a load):
+   * the device drops what it converted from them before. */
+  dt_device_params_begin(m->dev, m->param_buf, m->num_params);
   for (int i = from + 1; i < m->nrun; i++) {
     dt_layer_t *l = &m->layers[i];
     if (l->ops->max_inputs > 1) {

@@ -241,6 +241,59 @@ static void test_gemm_bf16(dt_device_t *dev) {
   CHECK(dt_device_set_math(dev, &(dt_device_math_t){0}, &err) == 0);
 }
 
+/* The bf16 copies of parameters (dt_device_params_begin): a dense layer's forward
+ * (x W) and backward-data (dy W^T) GEMMs share one copy of W per pass. A GEMM on a
+ * named buffer gives the same bits as on unnamed memory; a new params_begin picks up
+ * changed weights; without one the copy of the pass is used (the cache is real); a
+ * buffer that is forgotten (params_end) is converted on every use again. */
+static void test_param_copies(dt_device_t *dev) {
+  enum { ROWS = 16, IN = 40, UNITS = 24, PAD = 3 };
+  const int ldw = UNITS + PAD; /* W is a sub-matrix of the buffer, with padded rows */
+  const size_t wsz = (size_t)IN * ldw + 8;
+  dt_rng_t rng;
+  dt_rng_seed(&rng, 9);
+  dt_error_t err = {0};
+  float *params = malloc(wsz * 4), *plain = malloc(wsz * 4);
+  float *x = malloc(ROWS * IN * 4), *dy = malloc(ROWS * UNITS * 4);
+  float y_ref[ROWS * UNITS], y[ROWS * UNITS], dx_ref[ROWS * IN], dx[ROWS * IN];
+  fill(&rng, params, wsz), fill(&rng, x, ROWS * IN), fill(&rng, dy, ROWS * UNITS);
+  float *w = params + 8; /* not at the buffer's start */
+  CHECK(dt_device_set_math(dev, &(dt_device_math_t){.precision = DT_PRECISION_BF16}, &err) == 0);
+#define FWD(W, out) \
+  dt_device_gemm(dev->stream, DT_NO_TRANS, DT_NO_TRANS, ROWS, UNITS, IN, 1.0f, x, IN, W, ldw, \
+                 0.0f, out, UNITS)
+#define BWD(W, out) \
+  dt_device_gemm(dev->stream, DT_NO_TRANS, DT_TRANS, ROWS, IN, UNITS, 1.0f, dy, UNITS, W, ldw, \
+                 0.0f, out, IN)
+  memcpy(plain, params, wsz * 4);
+  FWD(plain + 8, y_ref), BWD(plain + 8, dx_ref);
+  dt_device_params_begin(dev, params, wsz);
+  FWD(w, y), BWD(w, dx);
+  CHECK(memcmp(y, y_ref, sizeof y) == 0);
+  CHECK(memcmp(dx, dx_ref, sizeof dx) == 0);
+  /* Changed weights and a new pass: the new values are used. */
+  for (size_t i = 0; i < wsz; i++) params[i] = plain[i] = -2.0f * params[i];
+  FWD(plain + 8, y_ref), BWD(plain + 8, dx_ref);
+  dt_device_params_begin(dev, params, wsz);
+  FWD(w, y), BWD(w, dx);
+  CHECK(memcmp(y, y_ref, sizeof y) == 0);
+  CHECK(memcmp(dx, dx_ref, sizeof dx) == 0);
+  /* Changed without a new pass: the pass's copy still answers, in both GEMMs. */
+  for (size_t i = 0; i < wsz; i++) params[i] = 0.5f * params[i];
+  FWD(w, y), BWD(w, dx);
+  CHECK(memcmp(y, y_ref, sizeof y) == 0);
+  CHECK(memcmp(dx, dx_ref, sizeof dx) == 0);
+  /* Forgotten: converted on every use, so the halved weights halve the products. */
+  dt_device_params_end(dev, params);
+  FWD(w, y), BWD(w, dx);
+  for (int i = 0; i < ROWS * UNITS; i++) CHECK(y[i] == 0.5f * y_ref[i]);
+  for (int i = 0; i < ROWS * IN; i++) CHECK(dx[i] == 0.5f * dx_ref[i]);
+#undef FWD
+#undef BWD
+  CHECK(dt_device_set_math(dev, &(dt_device_math_t){0}, &err) == 0);
+  free(params), free(plain), free(x), free(dy);
+}
+
 static void test_errors(void) {
   dt_device_t *dev;
   dt_error_t err = {0};
@@ -276,6 +329,7 @@ int main(void) {
     CHECK(dt_device_set_threads(dev, threads, &err) == 0);
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) test_shape(dev, &shapes[i], bf16);
     if (bf16) test_gemm_bf16(dev);
+    if (bf16) test_param_copies(dev);
   }
   dt_device_destroy(dev);
   test_errors();

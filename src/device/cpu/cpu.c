@@ -73,6 +73,10 @@ static int set_math(dt_device_t *dev, const dt_device_math_t *m, dt_error_t *err
   return 0;
 }
 
+static void params_begin(dt_device_t *dev, const float *params, size_t n) {
+  dt_cpu_dnnl_params_begin(((dt_cpu_state_t *)dev->state)->dnnl, params, n);
+}
+
 static void parallel_run(void *ctx, size_t n, size_t grain, dt_range_fn fn, void *arg) {
   dt_cpu_pool_for(((dt_cpu_state_t *)ctx)->pool, n, grain, DT_CPU_ALIGN_FLOATS, fn, arg);
 }
@@ -192,6 +196,7 @@ static const dt_device_ops_t cpu_ops = {
     .set_math = set_math,
     .gaussian_sample_forward = dt_cpu_gaussian_sample_forward,
     .gaussian_sample_backward = dt_cpu_gaussian_sample_backward,
+    .params_begin = params_begin,
 };
 
 /* Whether this CPU runs AVX-512F code (the convolution kernels' instruction set). */

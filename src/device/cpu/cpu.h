@@ -82,6 +82,9 @@ bool dt_cpu_dnnl_conv_forward(dt_cpu_dnnl_t *d, const dt_conv_desc_t *c, int bat
 bool dt_cpu_dnnl_conv_backward(dt_cpu_dnnl_t *d, const dt_conv_desc_t *c, int batch, bool bf16,
                                const float *x, const float *w, const float *dy, float *dw,
                                float *dx);
+/* dtrain/device.h's params_begin: the bf16 copies of parameters in [params, params +
+ * n) made before are stale; n = 0 forgets the buffer. */
+void dt_cpu_dnnl_params_begin(dt_cpu_dnnl_t *d, const float *params, size_t n);
 /* As cblas_sgemm (row-major) with A and B rounded to bfloat16, accumulating in float. */
 bool dt_cpu_dnnl_gemm_bf16(dt_cpu_dnnl_t *d, dt_trans ta, dt_trans tb, int m, int n, int k,
                            float alpha, const float *a, int lda, const float *b, int ldb,

@@ -18,6 +18,7 @@
  * first. oneDNN's results then depend only on the thread count and the CPU's ISA, as
  * ours do. The OpenMP threads flush denormals like every other computing thread. */
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,10 +66,35 @@ typedef struct {
   void *buf_a, *buf_b;
 } gemm_entry_t;
 
+/* Parameter buffers named by params_begin (dtrain/device.h): their values hold until
+ * the next params_begin of the same buffer, whose stamp then changes. */
+typedef struct {
+  const float *base;
+  size_t n;
+  uint64_t stamp;
+} param_range_t;
+
+/* The bf16 copy of an fp32 parameter matrix (rows x cols, row stride ld, row-major),
+ * compact in the same memory order, made under the range stamp `stamp`: valid while
+ * the range still has that stamp. */
+typedef struct {
+  const float *ptr;
+  int rows, cols, ld;
+  uint64_t stamp;
+  void *buf;
+} param_copy_t;
+
+enum { MAX_PARAM_RANGES = 8 };
+
 struct dt_cpu_dnnl {
   dnnl_engine_t engine;
   dnnl_stream_t stream;
   int threads;
+  param_range_t ranges[MAX_PARAM_RANGES];
+  int nranges;
+  uint64_t stamps; /* the last stamp given out */
+  param_copy_t *copies;
+  size_t ncopies, capcopies;
   conv_entry_t **convs;
   size_t nconvs, capconvs;
   gemm_entry_t **gemms;
@@ -139,6 +165,8 @@ static void gemm_release(gemm_entry_t *e) {
 
 void dt_cpu_dnnl_destroy(dt_cpu_dnnl_t *d) {
   if (!d) return;
+  for (size_t i = 0; i < d->ncopies; i++) free(d->copies[i].buf);
+  free(d->copies);
   for (size_t i = 0; i < d->nconvs; i++) conv_release(d->convs[i]);
   for (size_t i = 0; i < d->ngemms; i++) gemm_release(d->gemms[i]);
   free(d->convs);
@@ -459,6 +487,114 @@ bool dt_cpu_dnnl_conv_backward(dt_cpu_dnnl_t *d, const dt_conv_desc_t *c, int ba
   return true;
 }
 
+/* ---- parameter copies ---- */
+
+static bool overlaps(const param_range_t *r, const float *base, size_t n) {
+  return base < r->base + r->n && r->base < base + n;
+}
+
+/* Drops the copies of parameters inside ranges that overlap [base, base + n). */
+static void drop_copies(dt_cpu_dnnl_t *d, const float *base, size_t n) {
+  size_t kept = 0;
+  for (size_t i = 0; i < d->ncopies; i++) {
+    param_copy_t *c = &d->copies[i];
+    if (c->ptr < base + n && base <= c->ptr) {
+      free(c->buf);
+      continue;
+    }
+    d->copies[kept++] = *c;
+  }
+  d->ncopies = kept;
+}
+
+void dt_cpu_dnnl_params_begin(dt_cpu_dnnl_t *d, const float *params, size_t n) {
+  /* A range that overlaps this one otherwise (a freed model's buffer) is replaced, its
+   * copies dropped. */
+  int kept = 0;
+  for (int i = 0; i < d->nranges; i++) {
+    param_range_t *r = &d->ranges[i];
+    if (n && r->base == params && r->n == n) {
+      /* The same buffer again (every step): a new stamp makes its copies stale, and
+       * they keep their memory. */
+      r->stamp = ++d->stamps;
+      return;
+    }
+    if (params && overlaps(r, params, n ? n : 1)) {
+      drop_copies(d, r->base, r->n);
+      continue;
+    }
+    d->ranges[kept++] = *r;
+  }
+  d->nranges = kept;
+  if (!params || n == 0) return; /* forget the buffer */
+  if (d->nranges == MAX_PARAM_RANGES) {
+    /* The oldest buffer goes: its parameters are converted on every use again. */
+    drop_copies(d, d->ranges[0].base, d->ranges[0].n);
+    memmove(d->ranges, d->ranges + 1, sizeof *d->ranges * (MAX_PARAM_RANGES - 1));
+    d->nranges--;
+  }
+  d->ranges[d->nranges++] = (param_range_t){params, n, ++d->stamps};
+}
+
+/* The range holding all of the matrix at p, or NULL. */
+static const param_range_t *range_of(const dt_cpu_dnnl_t *d, const float *p, int rows, int cols,
+                                     int ld) {
+  const size_t span = (size_t)(rows - 1) * (size_t)ld + (size_t)cols;
+  for (int i = 0; i < d->nranges; i++) {
+    const param_range_t *r = &d->ranges[i];
+    if (p >= r->base && (size_t)(p - r->base) + span <= r->n) return r;
+  }
+  return NULL;
+}
+
+/* Runs the fp32 -> bf16 reorder r from `from` into `to`. */
+static void reorder_into(dt_cpu_dnnl_t *d, reorder_t *r, const void *from, void *to) {
+  dnnl_memory_set_data_handle(r->mem_from, (void *)from);
+  dnnl_memory_set_data_handle(r->mem_to, to);
+  const dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, r->mem_from}, {DNNL_ARG_TO, r->mem_to}};
+  execute(d, r->prim, 2, args);
+}
+
+/* The bf16 copy of the matrix p (rows x cols in memory, row stride ld) through r, whose
+ * destination is compact in p's memory order: the parameter copy when p lies in a
+ * named parameter buffer (converted only if the buffer was begun again since), else
+ * `own` converted now. */
+static void *to_bf16(dt_cpu_dnnl_t *d, reorder_t *r, const float *p, int rows, int cols, int ld,
+                     void *own) {
+  const param_range_t *range = range_of(d, p, rows, cols, ld);
+  if (!range) {
+    reorder_into(d, r, p, own);
+    return own;
+  }
+  param_copy_t *c = NULL;
+  for (size_t i = 0; i < d->ncopies && !c; i++) {
+    param_copy_t *e = &d->copies[i];
+    if (e->ptr == p && e->rows == rows && e->cols == cols && e->ld == ld) c = e;
+  }
+  if (!c) {
+    if (d->ncopies == d->capcopies) {
+      const size_t cap = d->capcopies ? 2 * d->capcopies : 16;
+      param_copy_t *q = realloc(d->copies, cap * sizeof *q);
+      if (!q) goto plain;
+      d->copies = q;
+      d->capcopies = cap;
+    }
+    const size_t bytes = ((size_t)rows * (size_t)cols * 2 + 63) / 64 * 64;
+    void *buf = aligned_alloc(64, bytes);
+    if (!buf) goto plain;
+    c = &d->copies[d->ncopies++];
+    *c = (param_copy_t){.ptr = p, .rows = rows, .cols = cols, .ld = ld, .stamp = 0, .buf = buf};
+  }
+  if (c->stamp != range->stamp) {
+    reorder_into(d, r, p, c->buf);
+    c->stamp = range->stamp;
+  }
+  return c->buf;
+plain:
+  reorder_into(d, r, p, own);
+  return own;
+}
+
 /* ---- bf16 GEMMs ---- */
 
 static bool gemm_key_equal(const gemm_entry_t *e, const gemm_entry_t *k) {
@@ -468,12 +604,14 @@ static bool gemm_key_equal(const gemm_entry_t *e, const gemm_entry_t *k) {
 }
 
 /* A (rows, cols) operand op(X) of a row-major X with leading dimension ld: its fp32
- * strides, and a compact bf16 layout in the same memory order. */
-static dnnl_status_t operand_mds(int rows, int cols, bool trans, int ld, dnnl_memory_desc_t *f,
-                                 dnnl_memory_desc_t *h) {
+ * strides, and a compact bf16 layout in the same memory order, or with `plain`
+ * row-major whatever the memory order (the reorder then transposes). */
+static dnnl_status_t operand_mds(int rows, int cols, bool trans, int ld, bool plain,
+                                 dnnl_memory_desc_t *f, dnnl_memory_desc_t *h) {
   const dnnl_dims_t dims = {rows, cols};
   const dnnl_dims_t sf = {trans ? 1 : ld, trans ? ld : 1};
-  const dnnl_dims_t sh = {trans ? 1 : cols, trans ? rows : 1};
+  const bool t = trans && !plain;
+  const dnnl_dims_t sh = {t ? 1 : cols, t ? rows : 1};
   dnnl_status_t st = dnnl_memory_desc_init_by_strides(f, 2, dims, dnnl_f32, sf);
   return st != dnnl_success ? st : dnnl_memory_desc_init_by_strides(h, 2, dims, dnnl_bf16, sh);
 }
@@ -484,8 +622,10 @@ static bool gemm_make(dt_cpu_dnnl_t *d, gemm_entry_t *e) {
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t po = NULL;
   dnnl_primitive_desc_t pd = NULL;
-  TRY(operand_mds(e->m, e->k, e->ta == DT_TRANS, e->lda, &af, &ah));
-  TRY(operand_mds(e->k, e->n, e->tb == DT_TRANS, e->ldb, &bf, &bh));
+  /* A transposed A (the weight gradient x^T dy) is copied row-major: oneDNN's AMX
+   * matmul ran that GEMM about 4x slower from the transposed layout (DNNL_VERBOSE). */
+  TRY(operand_mds(e->m, e->k, e->ta == DT_TRANS, e->lda, true, &af, &ah));
+  TRY(operand_mds(e->k, e->n, e->tb == DT_TRANS, e->ldb, false, &bf, &bh));
   TRY(dnnl_memory_desc_init_by_strides(&cf, 2, cdims, dnnl_f32, cstr));
   TRY(dnnl_primitive_attr_create(&attr));
   if (e->alpha != 1.0f) TRY(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &e->alpha));
@@ -542,9 +682,18 @@ bool dt_cpu_dnnl_gemm_bf16(dt_cpu_dnnl_t *d, dt_trans ta, dt_trans tb, int m, in
   }
   if (!e->ok) return false;
   omp_set_num_threads(d->threads);
-  /* Both operands are compact bf16 copies, so a reorder always runs. */
-  reorder_run(d, &e->a16, a, e->buf_a);
-  reorder_run(d, &e->b16, b, e->buf_b);
+  /* Both operands are compact bf16 copies in their memory order; a parameter's copy is
+   * made once per forward pass and reused (the backward-data GEMM of a dense layer
+   * reads the same kernel transposed). */
+  const bool at = ta == DT_TRANS, bt = tb == DT_TRANS;
+  /* A transposed A is copied transposed (gemm_make), which the parameter copies do not
+   * cover: it is converted every time. */
+  if (at)
+    reorder_into(d, &e->a16, a, e->buf_a);
+  dnnl_memory_set_data_handle(e->m_src, at ? e->buf_a : to_bf16(d, &e->a16, a, m, k, lda,
+                                                                   e->buf_a));
+  dnnl_memory_set_data_handle(e->m_wei, to_bf16(d, &e->b16, b, bt ? n : k, bt ? k : n, ldb,
+                                                e->buf_b));
   dnnl_memory_set_data_handle(e->m_dst, c);
   const dnnl_exec_arg_t args[] = {
       {DNNL_ARG_SRC, e->m_src}, {DNNL_ARG_WEIGHTS, e->m_wei}, {DNNL_ARG_DST, e->m_dst}};

@@ -264,6 +264,7 @@ typedef struct {
   void (*gaussian_sample_backward)(dt_stream_t *s, int rows, size_t n, float kl_scale,
                                    const float *mean, const float *log_var, const float *eps,
                                    const float *dz, float *dmean, float *dlog_var);
+  void (*params_begin)(dt_device_t *dev, const float *params, size_t n);
 } dt_device_ops_t;
 
 struct dt_device {
@@ -312,6 +313,22 @@ static inline int dt_device_set_threads(dt_device_t *dev, int threads, dt_error_
 static inline int dt_device_set_math(dt_device_t *dev, const dt_device_math_t *m,
                                      dt_error_t *err) {
   return dev->ops->set_math(dev, m, err);
+}
+
+/* Says that the n floats at `params` (a model's parameter buffer) keep their values
+ * until the next params_begin with the same buffer: the model calls it at the start of
+ * every forward pass, and nothing changes its parameters between a forward pass and
+ * the backward pass that follows. Kernels may then keep a converted copy of a
+ * parameter (the bf16 copy of a dense kernel) from the forward pass for the backward
+ * pass instead of converting it again; the next call drops such copies. Memory never
+ * named here is converted on every use. Several buffers (the models of a GAN) are
+ * tracked apart. */
+static inline void dt_device_params_begin(dt_device_t *dev, const float *params, size_t n) {
+  if (dev->ops->params_begin) dev->ops->params_begin(dev, params, n);
+}
+/* Forgets a buffer named by params_begin (before it is freed). */
+static inline void dt_device_params_end(dt_device_t *dev, const float *params) {
+  if (dev->ops->params_begin) dev->ops->params_begin(dev, params, 0);
 }
 
 /* The backend's host threads as a parallel-for, for host-side loops outside the device
