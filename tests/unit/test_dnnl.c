@@ -23,7 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "dtrain/device.h"
+#include "dtrain/fpenv.h"
 #include "dtrain/rng.h"
 #include "test_util.h"
 
@@ -315,6 +318,18 @@ static void test_errors(void) {
   dt_device_destroy(dev);
 }
 
+/* oneDNN computes on OpenMP's threads (Debian builds it on libgomp, which keeps its
+ * threads for later parallel regions): after set_threads, each of them other than the
+ * caller flushes denormals, as every other computing thread does (issue 16). */
+static void test_openmp_threads_flush(dt_device_t *dev) {
+  dt_error_t err = {0};
+  CHECK(dt_device_set_threads(dev, 2, &err) == 0);
+  int flushed[2] = {-1, -1};
+#pragma omp parallel num_threads(2)
+  flushed[omp_get_thread_num() & 1] = dt_fp_denormals_flushed();
+  CHECK_INT_EQ(flushed[1], 1);
+}
+
 int main(void) {
   dt_device_t *dev;
   dt_error_t err = {0};
@@ -331,6 +346,7 @@ int main(void) {
     if (bf16) test_gemm_bf16(dev);
     if (bf16) test_param_copies(dev);
   }
+  test_openmp_threads_flush(dev);
   dt_device_destroy(dev);
   test_errors();
   return test_summary("test_dnnl");
