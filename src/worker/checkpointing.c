@@ -71,10 +71,8 @@ static void checkpoint_name(long step, char *name, size_t cap) {
   snprintf(name, cap, "ckpt-%010ld", step);
 }
 
-/* A model file's tensors: the parameters (at params), then the layers' state (at
- * state). On failure nothing is left allocated. */
-static int weight_tensors(const dt_model_t *m, float *params, float *state,
-                          dt_param_info_t **tensors, float ***bases, int *n, dt_error_t *err) {
+int ckpt_weight_tensors(const dt_model_t *m, float *params, float *state,
+                        dt_param_info_t **tensors, float ***bases, int *n, dt_error_t *err) {
   *n = m->nparams + m->nstates;
   *tensors = malloc(sizeof **tensors * (size_t)(*n ? *n : 1));
   *bases = malloc(sizeof **bases * (size_t)(*n ? *n : 1));
@@ -118,7 +116,7 @@ static int add_weights(const parts_t *p, dt_ckpt_writer_t *w, const char *file, 
   dt_param_info_t *tensors;
   float **bases;
   int n;
-  int rc = weight_tensors(p->m, params, state, &tensors, &bases, &n, err);
+  int rc = ckpt_weight_tensors(p->m, params, state, &tensors, &bases, &n, err);
   if (rc) return rc;
   const char *meta[11];
   char num[3][32], *cfg_text = NULL;
@@ -432,7 +430,7 @@ static int decode_weights(const dt_model_t *m, const char *dir, const char *file
   dt_param_info_t *tensors;
   float **bases;
   int n;
-  int rc = weight_tensors(m, params, state, &tensors, &bases, &n, err);
+  int rc = ckpt_weight_tensors(m, params, state, &tensors, &bases, &n, err);
   if (rc) return rc;
   rc = read_tensors(dir, file, tensors, n, bases, NULL, NULL, corrupt, err);
   free(tensors);

@@ -77,4 +77,10 @@ int ckpt_save(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, const dt_op
 int ckpt_resume(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, dt_optim_t *o,
                 const char *from, bool *found, dt_error_t *err);
 
+/* A model file's tensors (model.safetensors, in checkpoints and saved models): the
+ * parameters (at params), then the layers' state (at state), each with its base
+ * pointer. *tensors and *bases are allocated (free both); on failure nothing is. */
+int ckpt_weight_tensors(const dt_model_t *m, float *params, float *state,
+                        dt_param_info_t **tensors, float ***bases, int *n, dt_error_t *err);
+
 #endif

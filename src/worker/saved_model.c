@@ -10,35 +10,13 @@
 #include <sys/stat.h>
 
 #include "dtrain/log.h"
+#include "checkpointing.h"
 
 const char *const saved_model_target_names[] = {"labels", "one_hot", "input", "bits", "values",
                                                 NULL};
 
 static const char WEIGHTS_FILE[] = "model.safetensors";
 static const char PREPROCESS_FILE[] = "preprocess.json";
-
-/* The model file's tensors: the parameters (from params), then the state (from state),
- * as a checkpoint's model.safetensors lists them. */
-static int weight_tensors(const dt_model_t *m, float *params, float *state,
-                          dt_param_info_t **tensors, float ***bases, int *n, dt_error_t *err) {
-  *n = m->nparams + m->nstates;
-  *tensors = malloc(sizeof **tensors * (size_t)(*n ? *n : 1));
-  *bases = malloc(sizeof **bases * (size_t)(*n ? *n : 1));
-  if (!*tensors || !*bases) {
-    free(*tensors);
-    free(*bases);
-    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for the model's tensor list");
-  }
-  for (int i = 0; i < m->nparams; i++) {
-    (*tensors)[i] = m->params[i];
-    (*bases)[i] = params;
-  }
-  for (int i = 0; i < m->nstates; i++) {
-    (*tensors)[m->nparams + i] = m->states[i];
-    (*bases)[m->nparams + i] = state;
-  }
-  return 0;
-}
 
 /* ---- writing ---- */
 
@@ -56,7 +34,7 @@ int saved_model_write(const char *dir, dt_model_t *m, const dt_config_t *cfg,
   int n = 0;
   if (!cfg_text) return dt_error_set(err, DT_ERR_NOMEM, "out of memory saving the model");
   dt_config_to_string(cfg, cfg_text, cfg_len + 1);
-  if ((rc = weight_tensors(m, params, states, &tensors, &bases, &n, err))) {
+  if ((rc = ckpt_weight_tensors(m, params, states, &tensors, &bases, &n, err))) {
     free(cfg_text);
     return rc;
   }
@@ -234,7 +212,7 @@ static int load_from(saved_model_t *sm, dt_device_t *dev, dt_ckpt_in_t *in, cons
   dt_param_info_t *tensors;
   float **bases;
   int n;
-  if ((rc = weight_tensors(&sm->model, params, states, &tensors, &bases, &n, err))) return rc;
+  if ((rc = ckpt_weight_tensors(&sm->model, params, states, &tensors, &bases, &n, err))) return rc;
   rc = dt_safetensors_read_data(in, head, head_len, tensors, n, bases, what, err);
   free(tensors);
   free(bases);
