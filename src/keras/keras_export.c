@@ -32,7 +32,8 @@ typedef struct {
 typedef struct {
   const char *cls; /* Keras class name */
   char name[64];   /* layer name, also its weight group */
-  const dt_layer_t *layer; /* NULL for an inserted Flatten */
+  const dt_layer_t *layer; /* NULL for an inserted Flatten or Activation */
+  const char *activation;  /* an inserted Activation's function */
   int in[DT_MAX_LAYER_INPUTS]; /* the nodes it reads (-1: the model's input) */
   int nin;
   dt_shape_t out;  /* its output's per-sample shape */
@@ -218,6 +219,25 @@ static int plan(export_t *x, const float *params, const float *states, int *node
     for (int k = 0; k < l->nstates; k++, s++)
       add_weight(nd, vars[l->nparams + k], states + m->states[s].offset, m->states[s].shape);
   }
+  /* The model gives probabilities, as predict does: a cross-entropy loss on logits
+   * implies a softmax or sigmoid after the last layer (unless the config ends in one,
+   * which the loss fuses and the loop above wrote). dtrain's softmax runs over all the
+   * values of a sample, Keras' over the last axis: the same for one axis only. */
+  if (m->nrun == m->nlayers && m->nrun > 0 &&
+      (m->loss == DT_LOSS_SOFTMAX_CE || m->loss == DT_LOSS_BCE_LOGITS)) {
+    const bool softmax = m->loss == DT_LOSS_SOFTMAX_CE;
+    const int out = m->outputs[0].act - 1; /* the output's layer: acts[p + 1] is layer p */
+    if (softmax && m->out_shape.ndim != 1)
+      return dt_error_set(err, DT_ERR_ARG,
+                          "the loss's softmax over the %d-axis output of layer %s has no "
+                          "Keras Activation that computes it (Keras' softmax runs over the "
+                          "last axis only)",
+                          m->out_shape.ndim, m->layers[out].name);
+    node_t *a = add_node(x, "Activation", NULL);
+    a->activation = softmax ? "softmax" : "sigmoid";
+    a->in[0] = node_of[out], a->nin = 1;
+    a->out = m->out_shape;
+  }
   /* A chain is written as a Sequential model, anything else as a Functional one. */
   for (int i = 0; i < x->n; i++)
     if (x->nodes[i].nin != 1 || x->nodes[i].in[0] != i - 1) x->functional = true;
@@ -279,7 +299,13 @@ static int layer_config(export_t *x, dt_jsonw_t *w, const node_t *nd, dt_error_t
   const char *cls = nd->cls, *sec = l ? l->section : NULL;
   int rc = 0;
   common(w, nd);
-  if (!l) return 0; /* Flatten */
+  if (!l) { /* an inserted Flatten, or the Activation a cross-entropy on logits implies */
+    if (nd->activation) {
+      dt_jsonw_key(w, "activation");
+      dt_jsonw_string(w, nd->activation);
+    }
+    return 0;
+  }
   const char *t = l->ops->type;
   if (!strcmp(cls, "Dense")) {
     dt_jsonw_key(w, "units");

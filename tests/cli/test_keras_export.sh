@@ -288,6 +288,28 @@ else
   pass
 fi
 
+# A trained model through the command line, against `predict`: the MLP example has no
+# softmax layer (its loss works on logits), so the export adds the Activation that gives
+# predict's probabilities. (This case once gave Keras the logits.)
+"$WORKER" --config "$SRC/examples/fmnist-mlp.ini" --no-progress -q --set train.threads=1 \
+  --set train.epochs=1 --set data.train_limit=300 --set data.test_limit=50 \
+  --set train.model_dir="$TMP/mlp" >/dev/null 2>&1 || fail "training the MLP example"
+"$PY" -c "
+import numpy as np
+np.save('mlp_x.npy', np.random.RandomState(1).rand(20, 28, 28, 1).astype('f4') * 255)"
+"$WORKER" predict --model "$TMP/mlp" --input mlp_x.npy --output mlp_p.npy -q ||
+  fail "predict with the MLP"
+"$PY" -c "
+import numpy as np
+np.save('mlp_scaled.npy', np.load('mlp_x.npy') / np.float32(255))" # the model's 1/255
+if out=$("$WORKER" export --model "$TMP/mlp" -o mlp.keras 2>&1) &&
+  out=$("$PY" "$CHECK" predict "$TOL" mlp.keras mlp_scaled.npy mlp_p.npy 2>&1); then
+  echo "$out"
+  pass
+else
+  fail "the exported MLP against predict's probabilities: $out"
+fi
+
 # A layer Keras export does not know is named (none today: all are mapped), and an
 # unwritable path is an error naming it.
 out=$("$TOOL" export seq.ini 7 "$TMP/no/such/dir/m.keras" 2>&1)
