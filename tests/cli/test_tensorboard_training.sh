@@ -36,7 +36,12 @@ cp "$val" "$TMP/cut"
 truncate -s $((last + 5)) "$TMP/cut"
 expect_exit 1 "offset $last" "truncated event file" -- "$WORKER" --events "$TMP/cut"
 cp "$val" "$TMP/flip"
-printf '\xff' | dd of="$TMP/flip" bs=1 seek=$((last + 14)) conv=notrunc status=none
+# Inverted, not overwritten: a byte that already held the new value would change nothing
+# (the byte is part of a wall-clock time, so that happened now and then).
+byte=$(od -An -tu1 -j $((last + 14)) -N1 "$TMP/flip" | tr -d ' ')
+printf "\\$(printf '%03o' $((byte ^ 255)))" |
+  dd of="$TMP/flip" bs=1 seek=$((last + 14)) conv=notrunc status=none
+cmp -s "$val" "$TMP/flip" && fail "the flipped copy equals the event file"
 expect_exit 1 "offset $last" "flipped byte in an event file" -- "$WORKER" --events "$TMP/flip"
 
 if [ -x "$SRC/.venv/bin/tensorboard" ] || [ -n "${DT_PYTHON:-}" ]; then
