@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <errno.h>
 
 #include "dtrain/keras.h"
+#include "file_io.h"
 #include "h5.h"
 #include "jsonw.h"
 #include "zip_write.h"
@@ -644,21 +644,6 @@ static int write_weights(export_t *x, void **data, size_t *len, dt_error_t *err)
   return rc;
 }
 
-static int write_file(const char *path, const void *data, size_t len, dt_error_t *err) {
-  char tmp[4096];
-  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-    return dt_error_set(err, DT_ERR_ARG, "%s: path too long", path);
-  FILE *f = fopen(tmp, "wb");
-  if (!f) return dt_error_set(err, DT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-  bool ok = fwrite(data, 1, len, f) == len;
-  ok = (fclose(f) == 0) && ok;
-  if (!ok || rename(tmp, path) != 0) {
-    remove(tmp);
-    return dt_error_set(err, DT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-  }
-  return 0;
-}
-
 int dt_keras_export(const dt_model_t *m, dt_config_t *cfg, const float *params,
                     const float *states, const char *path, dt_error_t *err) {
   if (m->nin > 1 || m->nout > 1)
@@ -701,7 +686,7 @@ int dt_keras_export(const dt_model_t *m, dt_config_t *cfg, const float *params,
   if (!rc) rc = dt_zip_writer_add(&z, "config.json", config_text, strlen(config_text), err);
   if (!rc) rc = dt_zip_writer_add(&z, "model.weights.h5", h5, h5_len, err);
   if (!rc) rc = dt_zip_writer_finish(&z, err);
-  if (!rc) rc = write_file(path, z.buf, z.len, err);
+  if (!rc) rc = keras_write_file(path, z.buf, z.len, err);
   if (rc) dt_error_prefix(err, "exporting %s: ", path);
   dt_zip_writer_free(&z);
   dt_jsonw_free(&cw);

@@ -8,21 +8,15 @@
 
 #include "dtrain/checkpoint.h"
 #include "dtrain/keras.h"
+#include "file_io.h"
 
+/* dir/name, written atomically. */
 static int write_file(const char *dir, const char *name, const void *data, size_t len,
                       dt_error_t *err) {
-  char path[4096], tmp[4200];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  FILE *f = fopen(tmp, "wb");
-  if (!f) return dt_error_set(err, DT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-  bool ok = fwrite(data, 1, len, f) == len;
-  ok = (fclose(f) == 0) && ok;
-  if (!ok || rename(tmp, path) != 0) {
-    remove(tmp);
-    return dt_error_set(err, DT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-  }
-  return 0;
+  char path[4096];
+  if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+    return dt_error_set(err, DT_ERR_ARG, "%s: path too long", dir);
+  return keras_write_file(path, data, len, err);
 }
 
 int dt_keras_import_write(const dt_keras_import_t *imp, const char *dir, dt_error_t *err) {
@@ -41,25 +35,15 @@ int dt_keras_import_write(const dt_keras_import_t *imp, const char *dir, dt_erro
 }
 
 int dt_keras_weights_load(dt_model_t *m, const char *path, dt_error_t *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return dt_error_set(err, DT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  size_t cap = 1 << 16, len = 0;
-  unsigned char *data = malloc(cap);
-  while (data) {
-    len += fread(data + len, 1, cap - len, f);
-    if (len < cap) break;
-    unsigned char *g = realloc(data, cap * 2);
-    if (!g) free(data);
-    data = g;
-    cap *= 2;
-  }
-  fclose(f);
-  if (!data) return dt_error_set(err, DT_ERR_NOMEM, "out of memory reading %s", path);
+  unsigned char *data;
+  size_t len;
+  int rc = keras_read_file(path, &data, &len, err);
+  if (rc) return rc;
   float *params, *states = NULL;
   int n = m->nparams + m->nstates;
   dt_param_info_t *tensors = calloc((size_t)n + 1, sizeof *tensors);
   float **bases = calloc((size_t)n + 1, sizeof *bases);
-  int rc = !tensors || !bases ? dt_error_set(err, DT_ERR_NOMEM, "out of memory") : 0;
+  rc = !tensors || !bases ? dt_error_set(err, DT_ERR_NOMEM, "out of memory") : 0;
   if (!rc) rc = dt_model_to_host(m, DT_MODEL_PARAMS, &params, err);
   if (!rc && m->nstates) rc = dt_model_to_host(m, DT_MODEL_STATES, &states, err);
   if (!rc) {

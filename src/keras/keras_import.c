@@ -4,7 +4,6 @@
  * model.weights.h5. The dtrain model is then built from the config on the CPU device,
  * which names and shapes every parameter and state tensor, and the weights are read
  * into them in order, each dataset's shape checked against the tensor's. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include "dtrain/json.h"
 #include "dtrain/keras.h"
 #include "dtrain/zip.h"
+#include "file_io.h"
 #include "h5.h"
 #include "keras_config.h"
 
@@ -126,35 +126,11 @@ static int find_entry(void *arg, const dt_zip_entry_t *e) {
   return 0;
 }
 
-static int read_all(const char *path, unsigned char **data, size_t *len, dt_error_t *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return dt_error_set(err, DT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  size_t cap = 1 << 16, n = 0;
-  unsigned char *b = malloc(cap);
-  while (b) {
-    n += fread(b + n, 1, cap - n, f);
-    if (n < cap) break;
-    unsigned char *g = realloc(b, cap * 2);
-    if (!g) free(b);
-    b = g;
-    cap *= 2;
-  }
-  bool bad_read = ferror(f);
-  fclose(f);
-  if (!b) return dt_error_set(err, DT_ERR_NOMEM, "out of memory reading %s", path);
-  if (bad_read) {
-    free(b);
-    return dt_error_set(err, DT_ERR_IO, "%s: read error", path);
-  }
-  *data = b, *len = n;
-  return 0;
-}
-
 int dt_keras_import(const char *path, dt_keras_import_t *out, dt_error_t *err) {
   memset(out, 0, sizeof *out);
   unsigned char *data = NULL;
   size_t len = 0;
-  int rc = read_all(path, &data, &len, err);
+  int rc = keras_read_file(path, &data, &len, err);
   if (rc) return rc;
   /* A zip starts with a local header "PK\3\4" (or is an empty archive "PK\5\6"). */
   if (len >= 4 && data[0] == 'P' && data[1] == 'K') {
