@@ -131,9 +131,8 @@ static int add_weights(const parts_t *p, dt_ckpt_writer_t *w, const char *file, 
   return rc;
 }
 
-/* The optimizer's moments: tensor "<param>.moment<k>" at the parameter's offset. */
-static int optimizer_tensors(const dt_model_t *m, const dt_optim_t *o, dt_param_info_t **tensors,
-                             float ***bases, int *n, dt_error_t *err) {
+int ckpt_optimizer_tensors(const dt_model_t *m, const dt_optim_t *o, dt_param_info_t **tensors,
+                           float ***bases, int *n, dt_error_t *err) {
   int moments = dt_optim_num_moments(o);
   *n = m->nparams * moments;
   *tensors = malloc(sizeof **tensors * (size_t)(*n ? *n : 1));
@@ -157,7 +156,7 @@ static int add_optimizer(const parts_t *p, dt_ckpt_writer_t *w, size_t *bytes, d
   dt_param_info_t *tensors;
   float **bases;
   int n, rc;
-  if ((rc = optimizer_tensors(p->m, p->o, &tensors, &bases, &n, err))) return rc;
+  if ((rc = ckpt_optimizer_tensors(p->m, p->o, &tensors, &bases, &n, err))) return rc;
   char step[32];
   snprintf(step, sizeof step, "%" PRId64, p->o->step);
   const char *meta[] = {"type", dt_optim_names[p->o->cfg.kind], "step", step, NULL};
@@ -541,7 +540,7 @@ static int load_shared(const parts_t *p, const char *dir, long *saved_world, lon
   dt_param_info_t *otensors;
   float **obases;
   optim_meta_t om = {p->o, 0.0};
-  if (!(rc = optimizer_tensors(m, p->o, &otensors, &obases, &on, err))) {
+  if (!(rc = ckpt_optimizer_tensors(m, p->o, &otensors, &obases, &on, err))) {
     rc = read_tensors(dir, "optimizer.safetensors", otensors, on, obases, check_optimizer_head, &om,
                       corrupt, err);
     free(otensors);

@@ -83,4 +83,9 @@ int ckpt_resume(const ckpt_env_t *env, run_state_t *rs, dt_model_t *m, dt_optim_
 int ckpt_weight_tensors(const dt_model_t *m, float *params, float *state,
                         dt_param_info_t **tensors, float ***bases, int *n, dt_error_t *err);
 
+/* The optimizer file's tensors: each moment of each parameter, "<param>.moment<k>", at the
+ * parameter's offset in the optimizer's moment buffer. Allocated as above. */
+int ckpt_optimizer_tensors(const dt_model_t *m, const dt_optim_t *o, dt_param_info_t **tensors,
+                           float ***bases, int *n, dt_error_t *err);
+
 #endif

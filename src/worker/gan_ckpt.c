@@ -17,41 +17,6 @@ typedef struct {
   double batches;
 } rank_part_t;
 
-/* Tensor lists of one model: its weights (parameters, then state) or its optimizer's
- * moments. *tensors and *bases are malloc'd. */
-static int model_tensors(const dt_model_t *m, const dt_optim_t *o, float *params, float *states,
-                         bool optimizer, dt_param_info_t **tensors, float ***bases, int *n,
-                         dt_error_t *err) {
-  int moments = optimizer ? dt_optim_num_moments(o) : 0;
-  *n = optimizer ? m->nparams * moments : m->nparams + m->nstates;
-  *tensors = malloc(sizeof **tensors * (size_t)(*n ? *n : 1));
-  *bases = malloc(sizeof **bases * (size_t)(*n ? *n : 1));
-  if (!*tensors || !*bases) {
-    free(*tensors);
-    free(*bases);
-    return dt_error_set(err, DT_ERR_NOMEM, "out of memory for a GAN checkpoint");
-  }
-  if (!optimizer) {
-    for (int i = 0; i < m->nparams; i++) {
-      (*tensors)[i] = m->params[i];
-      (*bases)[i] = params;
-    }
-    for (int i = 0; i < m->nstates; i++) {
-      (*tensors)[m->nparams + i] = m->states[i];
-      (*bases)[m->nparams + i] = states;
-    }
-    return 0;
-  }
-  for (int k = 0; k < moments; k++)
-    for (int i = 0; i < m->nparams; i++) {
-      dt_param_info_t *p = &(*tensors)[k * m->nparams + i];
-      *p = m->params[i];
-      snprintf(p->name, sizeof p->name, "%.48s.moment%c", m->params[i].name, k ? '2' : '1');
-      (*bases)[k * m->nparams + i] = k == 0 ? o->moment1 : o->moment2;
-    }
-  return 0;
-}
-
 static const char *const file_names[2][2] = {
     {"generator.safetensors", "generator_optimizer.safetensors"},
     {"discriminator.safetensors", "discriminator_optimizer.safetensors"}};
@@ -68,7 +33,10 @@ static int model_file(dt_ckpt_writer_t *w, const char *dir, int which, bool opti
     return rc;
   dt_param_info_t *tensors;
   float **bases;
-  if ((rc = model_tensors(m, o, params, states, optimizer, &tensors, &bases, &n, err))) return rc;
+  /* The tensors as a single run's checkpoint lists them (checkpointing.h). */
+  if ((rc = optimizer ? ckpt_optimizer_tensors(m, o, &tensors, &bases, &n, err)
+                      : ckpt_weight_tensors(m, params, states, &tensors, &bases, &n, err)))
+    return rc;
   const char *file = file_names[which][optimizer];
   if (w) {
     rc = dt_ckpt_add_safetensors(w, file, tensors, n, (const float *const *)bases, meta, NULL,
